@@ -1,0 +1,4 @@
+//! Small shared helpers with no better home: UTC calendar arithmetic, hex, ids.
+
+pub mod hex;
+pub mod time;
