@@ -3,8 +3,19 @@
 //!
 //! Module map (DESIGN.md §2): `server` (runtimes, listeners, connection loop),
 //! `http` (hand-parsed HTTP/1.1), `bedrock` (routes, model ids, regions, AWS errors),
-//! `sigv4` (signing), `upstream` (endpoint and pool), `usage` (records, prices,
-//! queues, Parquet), `mock` (a Bedrock simulator that verifies signatures).
+//! `sigv4` (signing), `upstream` (endpoint, TLS, pool, exchange), `usage` (records,
+//! prices, queues, Parquet), `tenant` (tracking keys), `mock` (a Bedrock simulator that
+//! verifies signatures), `demo` (the offline demo).
 
+pub mod bedrock;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod log;
+pub mod mock;
+pub mod server;
 pub mod sigv4;
+pub mod tenant;
+pub mod upstream;
+pub mod usage;
 pub mod util;

@@ -1,1 +1,155 @@
-fn main() {}
+//! The `llmops-proxy` command: `serve`, `demo`, `mock-upstream`. Exit codes: 0 clean
+//! stop, 2 bad configuration (the message names the flag), 1 runtime failure.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use llmops_proxy::config::{self, Args, ConfigError, ServeConfig, Sources};
+use llmops_proxy::mock::verify::Credential;
+use llmops_proxy::mock::MockConfig;
+use llmops_proxy::server::ServeError;
+
+const USAGE: &str =
+    "llmops-proxy: a thread-per-core Amazon Bedrock proxy that signs with SigV4 and meters usage into Parquet
+
+Usage:
+  llmops-proxy serve [FLAGS]          run the proxy (see `llmops-proxy serve --help`)
+  llmops-proxy demo [FLAGS]           offline demo: mock Bedrock + proxy + sample traffic + cost table
+  llmops-proxy mock-upstream [FLAGS]  a Bedrock Runtime simulator that verifies SigV4 (tests, demos)
+  llmops-proxy help                   this text
+";
+
+fn config_exit(e: &ConfigError) -> i32 {
+    eprintln!("llmops-proxy: configuration error: {e}");
+    2
+}
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let code = run(argv);
+    std::process::exit(code);
+}
+
+fn run(argv: Vec<String>) -> i32 {
+    let Some(cmd) = argv.first().cloned() else {
+        eprint!("{USAGE}");
+        return 2;
+    };
+    let rest = &argv[1..];
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        let text = match cmd.as_str() {
+            "serve" => config::help("serve", "run the proxy", config::SERVE_FLAGS),
+            "mock-upstream" => config::help(
+                "mock-upstream",
+                "a Bedrock Runtime simulator that verifies SigV4",
+                config::MOCK_FLAGS,
+            ),
+            "demo" => config::help("demo", "offline demo on loopback", config::DEMO_FLAGS),
+            _ => USAGE.to_string(),
+        };
+        print!("{text}");
+        return 0;
+    }
+    match cmd.as_str() {
+        "serve" => {
+            let args = match Args::parse(config::SERVE_FLAGS, rest) {
+                Ok(a) => a,
+                Err(e) => return config_exit(&e),
+            };
+            let envf = env;
+            let sources = match Sources::new(&args, &envf) {
+                Ok(s) => s,
+                Err(e) => return config_exit(&e),
+            };
+            let cfg = match ServeConfig::from_sources(&sources) {
+                Ok(c) => c,
+                Err(e) => return config_exit(&e),
+            };
+            llmops_proxy::log::set_json(cfg.log_format == config::LogFormat::Json);
+            match llmops_proxy::server::serve(cfg, None) {
+                Ok(()) => 0,
+                Err(ServeError::Config(e)) => config_exit(&e),
+                Err(ServeError::Runtime(e)) => {
+                    llmops_proxy::log::error("fatal", &[("error", &e)]);
+                    1
+                }
+            }
+        }
+        "mock-upstream" => {
+            let args = match Args::parse(config::MOCK_FLAGS, rest) {
+                Ok(a) => a,
+                Err(e) => return config_exit(&e),
+            };
+            let envf = env;
+            let sources = match Sources::new(&args, &envf) {
+                Ok(s) => s,
+                Err(e) => return config_exit(&e),
+            };
+            if let Ok(f) = config::log_format(&sources) {
+                llmops_proxy::log::set_json(f == config::LogFormat::Json);
+            }
+            let listen: SocketAddr = match sources.addr("listen", "127.0.0.1:9000") {
+                Ok(a) => a,
+                Err(e) => return config_exit(&e),
+            };
+            if sources.get("tls-cert").is_some() {
+                return config_exit(&ConfigError::new(
+                    "tls-cert",
+                    "TLS for the mock is not available in this build yet",
+                ));
+            }
+            let mut cfg = MockConfig::new(listen);
+            for c in args.all("credential") {
+                match Credential::parse(c) {
+                    Some(c) => cfg.credentials.push(c),
+                    None => {
+                        return config_exit(&ConfigError::new(
+                            "credential",
+                            format!("`{c}` is not AKID:SECRET[:TOKEN]"),
+                        ))
+                    }
+                }
+            }
+            match llmops_proxy::mock::run(cfg, None, Arc::new(AtomicBool::new(false))) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("llmops-proxy mock-upstream: {e}");
+                    1
+                }
+            }
+        }
+        "demo" => {
+            let args = match Args::parse(config::DEMO_FLAGS, rest) {
+                Ok(a) => a,
+                Err(e) => return config_exit(&e),
+            };
+            let none = |_: &str| None;
+            let sources = match Sources::new(&args, &none) {
+                Ok(s) => s,
+                Err(e) => return config_exit(&e),
+            };
+            let n: usize = match sources.parse_num("requests", 12) {
+                Ok(n) => n,
+                Err(e) => return config_exit(&e),
+            };
+            let dir = match sources.path("usage-dir") {
+                Ok(d) => d,
+                Err(e) => return config_exit(&e),
+            };
+            llmops_proxy::demo::run(dir, n)
+        }
+        "help" => {
+            print!("{USAGE}");
+            0
+        }
+        other => {
+            eprintln!("llmops-proxy: unknown command `{other}`\n\n{USAGE}");
+            2
+        }
+    }
+}

@@ -18,7 +18,7 @@ struct Case {
 
 fn parse_request(name: &str, text: &str) -> Case {
     let (head, body) = match text.find("\n\n") {
-        Some(p) => (&text[..p], text[p + 2..].as_bytes().to_vec()),
+        Some(p) => (&text[..p], text.as_bytes()[p + 2..].to_vec()),
         None => (text, Vec::new()),
     };
     let mut lines = head.lines();
@@ -38,10 +38,17 @@ fn parse_request(name: &str, text: &str) -> Case {
             last.1.extend_from_slice(line.as_bytes());
         } else {
             let c = line.find(':').expect("header colon");
-            headers.push((line[..c].to_string(), line[c + 1..].as_bytes().to_vec()));
+            headers.push((line[..c].to_string(), line.as_bytes()[c + 1..].to_vec()));
         }
     }
-    Case { name: name.to_string(), method, path, query, headers, body }
+    Case {
+        name: name.to_string(),
+        method,
+        path,
+        query,
+        headers,
+        body,
+    }
 }
 
 fn iso_to_unix(s: &str) -> i64 {
@@ -151,7 +158,12 @@ fn aws_signing_test_suite_header_cases() {
         }
         if let Some(sig) = expected_sig {
             let got = signer.signature(&creds, &req).unwrap();
-            assert_eq!(std::str::from_utf8(&got).unwrap(), sig.trim(), "signature of {}", case.name);
+            assert_eq!(
+                std::str::from_utf8(&got).unwrap(),
+                sig.trim(),
+                "signature of {}",
+                case.name
+            );
             let auth = signer.sign(&creds, &req).unwrap();
             assert!(auth.ends_with(sig.trim()), "{}", case.name);
             checked_signatures += 1;

@@ -41,7 +41,10 @@ pub fn derive_signing_key(secret: &[u8], day: &[u8; 8], region: &str, service: &
     let k_date = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &k_secret), day);
     k_secret.zeroize();
     let k_region = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k_date.as_ref()), region.as_bytes());
-    let k_service = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k_region.as_ref()), service.as_bytes());
+    let k_service = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, k_region.as_ref()),
+        service.as_bytes(),
+    );
     let k_signing = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k_service.as_ref()), b"aws4_request");
     let mut out = [0u8; 32];
     out.copy_from_slice(k_signing.as_ref());
@@ -92,7 +95,13 @@ impl SigningKeyCache {
     fn fingerprint(&self, access_key_id: &str, secret: &[u8], day: &[u8; 8], region: &str, service: &str) -> [u8; 32] {
         let mut ctx = hmac::Context::with_key(&self.fingerprint_key);
         // Length-prefix every field so no two tuples serialise alike.
-        for part in [access_key_id.as_bytes(), secret, &day[..], region.as_bytes(), service.as_bytes()] {
+        for part in [
+            access_key_id.as_bytes(),
+            secret,
+            &day[..],
+            region.as_bytes(),
+            service.as_bytes(),
+        ] {
             ctx.update(&(part.len() as u32).to_le_bytes());
             ctx.update(part);
         }
@@ -103,7 +112,14 @@ impl SigningKeyCache {
     }
 
     /// Returns the signing key for these inputs, deriving and caching it on a miss.
-    pub fn get(&mut self, access_key_id: &str, secret: &[u8], day: &[u8; 8], region: &str, service: &str) -> &DerivedKey {
+    pub fn get(
+        &mut self,
+        access_key_id: &str,
+        secret: &[u8],
+        day: &[u8; 8],
+        region: &str,
+        service: &str,
+    ) -> &DerivedKey {
         let fp = self.fingerprint(access_key_id, secret, day, region, service);
         if self.map.contains_key(&fp) {
             self.stats.hits += 1;
@@ -150,7 +166,12 @@ mod tests {
     fn derivation_matches_aws_example() {
         // AWS's documented example: secret wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY,
         // 20150830/us-east-1/iam.
-        let k = derive_signing_key(b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", b"20150830", "us-east-1", "iam");
+        let k = derive_signing_key(
+            b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            b"20150830",
+            "us-east-1",
+            "iam",
+        );
         assert_eq!(
             crate::util::hex::encode(&k),
             "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"

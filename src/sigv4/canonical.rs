@@ -58,11 +58,8 @@ pub fn write_canonical_uri(path: &[u8], normalize: bool, enc: PathEncoding, out:
     // Normalise into segments. Paths here are short, so a small segment stack is fine.
     let mut segs: [(usize, usize); 128] = [(0, 0); 128];
     let mut n = 0usize;
-    let trailing = path.ends_with(b"/")
-        || path.ends_with(b"/.")
-        || path.ends_with(b"/..")
-        || path == b"."
-        || path == b"..";
+    let trailing =
+        path.ends_with(b"/") || path.ends_with(b"/.") || path.ends_with(b"/..") || path == b"." || path == b"..";
     for seg in split_segments(path) {
         match seg {
             (s, e) if e == s => {}
@@ -259,7 +256,11 @@ mod tests {
             "/model/amazon.nova-lite-v1%253A0/converse"
         );
         assert_eq!(
-            uri("/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ax%2Fy/converse", true, PathEncoding::Double),
+            uri(
+                "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ax%2Fy/converse",
+                true,
+                PathEncoding::Double
+            ),
             "/model/arn%253Aaws%253Abedrock%253Aus-east-1%253A1%253Ax%252Fy/converse"
         );
     }

@@ -1,0 +1,9 @@
+//! Bedrock-facing rules: routes of the client contract, model ids and their geo
+//! prefixes, regions, the proxy's own error codes and the AWS errors it maps.
+
+pub mod error;
+pub mod model;
+pub mod region;
+pub mod route;
+
+pub use error::{ErrorCode, ProxyError};

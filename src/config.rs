@@ -1,0 +1,499 @@
+//! Configuration: command-line flags, `LLMOPS_<FLAG>` environment variables and a TOML
+//! file (`--config`), in that order of precedence. Every value is validated here and a
+//! bad one is reported with the flag that carries it (exit code 2).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::bedrock::model::GeoRules;
+use crate::http::limits::DEFAULT_MAX_BODY_BYTES;
+use crate::upstream::endpoint::Endpoint;
+
+/// A configuration error, naming the flag and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub flag: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(flag: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            flag: flag.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.flag.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "--{}: {}", self.flag, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One flag a subcommand accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct FlagSpec {
+    pub name: &'static str,
+    /// Name of the value (`ADDR`, `FILE`), or `None` for a switch.
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+}
+
+const fn flag(name: &'static str, value: &'static str, help: &'static str) -> FlagSpec {
+    FlagSpec {
+        name,
+        value: Some(value),
+        help,
+    }
+}
+
+const fn switch(name: &'static str, help: &'static str) -> FlagSpec {
+    FlagSpec {
+        name,
+        value: None,
+        help,
+    }
+}
+
+/// Flags of `serve`.
+pub const SERVE_FLAGS: &[FlagSpec] = &[
+    flag("listen", "ADDR", "plain-HTTP listen address [default: 0.0.0.0:8080]"),
+    flag(
+        "threads",
+        "N",
+        "shards: one runtime and listener per thread [default: number of cores]",
+    ),
+    flag("usage-dir", "DIR", "where Parquet usage files go [default: ./usage]"),
+    flag(
+        "roll-interval",
+        "SECS",
+        "close and publish a Parquet file at least this often [default: 60]",
+    ),
+    flag(
+        "roll-rows",
+        "N",
+        "close a Parquet file after this many rows [default: 1000000]",
+    ),
+    flag(
+        "upstream-endpoint",
+        "URL",
+        "replace https://bedrock-runtime.{region}.amazonaws.com (http:// or https://)",
+    ),
+    flag("upstream-ca", "PEM", "extra trusted root for upstream TLS"),
+    flag(
+        "upstream-connect-timeout",
+        "SECS",
+        "upstream TCP connect timeout [default: 5]",
+    ),
+    flag(
+        "upstream-ttfb-timeout",
+        "SECS",
+        "time to the first upstream response byte [default: 60]",
+    ),
+    flag(
+        "upstream-timeout",
+        "SECS",
+        "whole upstream request deadline [default: 900]",
+    ),
+    flag(
+        "max-body-bytes",
+        "N",
+        "largest request body accepted [default: 33554432]",
+    ),
+    flag(
+        "keys",
+        "FILE",
+        "TOML file of accepted tracking keys ([[key]] name, sha256)",
+    ),
+    flag(
+        "pricing",
+        "FILE",
+        "TOML file of model prices overriding the built-in table",
+    ),
+    flag(
+        "budgets",
+        "FILE",
+        "TOML file of spend budgets (not available in this build)",
+    ),
+    flag(
+        "budget-store",
+        "URL",
+        "redis://HOST:PORT shared budget store (not available in this build)",
+    ),
+    flag("config", "FILE", "TOML file with any of these flags as keys"),
+    flag(
+        "listen-tls",
+        "ADDR",
+        "HTTPS listen address (not available in this build)",
+    ),
+    flag("tls-cert", "PEM", "certificate chain for --listen-tls"),
+    flag("tls-key", "PEM", "private key for --listen-tls"),
+    flag("client-ca", "PEM", "require client certificates signed by this CA"),
+    switch("require-tls", "refuse to serve plain HTTP on a non-loopback address"),
+    flag(
+        "drain-timeout",
+        "SECS",
+        "on SIGTERM, how long in-flight requests may finish [default: 30]",
+    ),
+    flag("log-format", "text|json", "log line format [default: text]"),
+    flag(
+        "geo-providers",
+        "LIST",
+        "providers whose bare model ids get a geo prefix [default: anthropic,meta,deepseek]",
+    ),
+];
+
+/// Flags of `mock-upstream`.
+pub const MOCK_FLAGS: &[FlagSpec] = &[
+    flag("listen", "ADDR", "listen address [default: 127.0.0.1:9000]"),
+    flag(
+        "credential",
+        "AKID:SECRET[:TOKEN]",
+        "a credential the mock accepts (repeatable); the demo pair is always accepted",
+    ),
+    flag(
+        "tls-cert",
+        "PEM",
+        "serve TLS with this certificate chain (not available in this build)",
+    ),
+    flag("tls-key", "PEM", "private key for --tls-cert"),
+    flag("log-format", "text|json", "log line format [default: text]"),
+];
+
+/// Flags of `demo`.
+pub const DEMO_FLAGS: &[FlagSpec] = &[
+    flag(
+        "usage-dir",
+        "DIR",
+        "where the demo's Parquet files go [default: a new temporary directory]",
+    ),
+    flag("requests", "N", "how many sample requests to send [default: 12]"),
+];
+
+/// Parsed command-line flags: name to values (switches get "true").
+#[derive(Debug, Default, Clone)]
+pub struct Args {
+    values: HashMap<String, Vec<String>>,
+}
+
+impl Args {
+    /// Parses `--name value`, `--name=value` and switches against `specs`.
+    pub fn parse(specs: &[FlagSpec], argv: &[String]) -> Result<Args, ConfigError> {
+        let mut values: HashMap<String, Vec<String>> = HashMap::new();
+        let mut i = 0;
+        while i < argv.len() {
+            let a = &argv[i];
+            let Some(body) = a.strip_prefix("--") else {
+                return Err(ConfigError::new(
+                    "",
+                    format!("unexpected argument `{a}` (flags start with --; see --help)"),
+                ));
+            };
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            let spec = specs
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| ConfigError::new(name, "unknown flag (see --help)"))?;
+            let v = match (spec.value, inline) {
+                (None, None) => "true".to_string(),
+                (None, Some(v)) => v,
+                (Some(_), Some(v)) => v,
+                (Some(meta), None) => {
+                    i += 1;
+                    argv.get(i)
+                        .cloned()
+                        .ok_or_else(|| ConfigError::new(name, format!("needs a value ({meta})")))?
+                }
+            };
+            values.entry(name.to_string()).or_default().push(v);
+            i += 1;
+        }
+        Ok(Args { values })
+    }
+
+    pub fn all(&self, name: &str) -> &[String] {
+        self.values.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Looks a flag up in: command line, then `LLMOPS_<FLAG>`, then the TOML file.
+pub struct Sources<'a> {
+    args: &'a Args,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: Option<toml::Table>,
+}
+
+/// `usage-dir` → `LLMOPS_USAGE_DIR`.
+pub fn env_name(flag: &str) -> String {
+    format!("LLMOPS_{}", flag.replace('-', "_").to_ascii_uppercase())
+}
+
+impl<'a> Sources<'a> {
+    pub fn new(args: &'a Args, env: &'a dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut s = Sources { args, env, file: None };
+        if let Some(path) = s.get("config") {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::new("config", format!("cannot read {path}: {e}")))?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                ConfigError::new("config", format!("{path} is not valid TOML: {}", e.message()))
+            })?;
+            s.file = Some(table);
+        }
+        Ok(s)
+    }
+
+    /// The value of `flag`, from the first source that has it.
+    pub fn get(&self, flag: &str) -> Option<String> {
+        if let Some(v) = self.args.all(flag).last() {
+            return Some(v.clone());
+        }
+        if let Some(v) = (self.env)(&env_name(flag)) {
+            return Some(v);
+        }
+        let file = self.file.as_ref()?;
+        let v = file.get(flag).or_else(|| file.get(&flag.replace('-', "_")))?;
+        Some(match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => return None,
+        })
+    }
+
+    pub fn parse_num<T: std::str::FromStr>(&self, flag: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(flag) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::new(flag, format!("`{v}` is not a valid number"))),
+        }
+    }
+
+    pub fn secs(&self, flag: &str, default: u64) -> Result<Duration, ConfigError> {
+        let n: u64 = self.parse_num(flag, default)?;
+        if n == 0 {
+            return Err(ConfigError::new(flag, "must be at least 1 second"));
+        }
+        Ok(Duration::from_secs(n))
+    }
+
+    pub fn switch(&self, flag: &str) -> Result<bool, ConfigError> {
+        match self.get(flag).as_deref() {
+            None => Ok(false),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(v) => Err(ConfigError::new(flag, format!("`{v}` is not true or false"))),
+        }
+    }
+
+    pub fn addr(&self, flag: &str, default: &str) -> Result<SocketAddr, ConfigError> {
+        let v = self.get(flag).unwrap_or_else(|| default.to_string());
+        v.parse()
+            .map_err(|_| ConfigError::new(flag, format!("`{v}` is not an IP:PORT address (e.g. 127.0.0.1:8080)")))
+    }
+
+    pub fn path(&self, flag: &str) -> Result<Option<PathBuf>, ConfigError> {
+        match self.get(flag) {
+            None => Ok(None),
+            Some(v) if v.is_empty() => Err(ConfigError::new(flag, "empty path")),
+            Some(v) => Ok(Some(PathBuf::from(v))),
+        }
+    }
+
+    /// A path that must name a readable file.
+    pub fn file(&self, flag: &str) -> Result<Option<PathBuf>, ConfigError> {
+        let p = self.path(flag)?;
+        if let Some(p) = &p {
+            if let Err(e) = std::fs::metadata(p) {
+                return Err(ConfigError::new(flag, format!("cannot read {}: {e}", p.display())));
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Upstream timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    pub ttfb: Duration,
+    pub total: Duration,
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub threads: usize,
+    pub usage_dir: PathBuf,
+    pub roll_interval: Duration,
+    pub roll_rows: usize,
+    pub endpoint: Endpoint,
+    pub upstream_ca: Option<PathBuf>,
+    pub timeouts: UpstreamTimeouts,
+    pub max_body_bytes: usize,
+    pub keys: Option<PathBuf>,
+    pub pricing: Option<PathBuf>,
+    pub drain_timeout: Duration,
+    pub log_format: LogFormat,
+    pub geo: GeoRules,
+    pub require_tls: bool,
+}
+
+pub fn log_format(s: &Sources<'_>) -> Result<LogFormat, ConfigError> {
+    match s.get("log-format").as_deref() {
+        None | Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(v) => Err(ConfigError::new("log-format", format!("`{v}` is not `text` or `json`"))),
+    }
+}
+
+impl ServeConfig {
+    pub fn from_sources(s: &Sources<'_>) -> Result<Self, ConfigError> {
+        for (f, what) in [
+            ("budgets", "budgets"),
+            ("budget-store", "the shared budget store"),
+            ("listen-tls", "the TLS listener"),
+            ("client-ca", "mutual TLS"),
+        ] {
+            if s.get(f).is_some() {
+                return Err(ConfigError::new(
+                    f,
+                    format!("{what} is not available in this build yet; remove the flag (see README, roadmap)"),
+                ));
+            }
+        }
+        let listen = s.addr("listen", "0.0.0.0:8080")?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads: usize = s.parse_num("threads", cores)?;
+        if threads == 0 || threads > 1024 {
+            return Err(ConfigError::new("threads", "must be between 1 and 1024"));
+        }
+        let endpoint = match s.get("upstream-endpoint") {
+            None => Endpoint::aws_default(),
+            Some(url) => Endpoint::parse(&url).map_err(|e| ConfigError::new("upstream-endpoint", e))?,
+        };
+        let max_body_bytes: usize = s.parse_num("max-body-bytes", DEFAULT_MAX_BODY_BYTES)?;
+        if max_body_bytes == 0 {
+            return Err(ConfigError::new("max-body-bytes", "must be at least 1"));
+        }
+        let roll_rows: usize = s.parse_num("roll-rows", 1_000_000)?;
+        if roll_rows == 0 {
+            return Err(ConfigError::new("roll-rows", "must be at least 1"));
+        }
+        let mut geo = GeoRules::default();
+        if let Some(list) = s.get("geo-providers") {
+            geo.providers = list
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect();
+        }
+        let require_tls = s.switch("require-tls")?;
+        if require_tls && !listen.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "require-tls",
+                format!("refusing to serve plain HTTP on non-loopback {listen}: AWS secrets would cross the network in clear text; listen on 127.0.0.1 or drop --require-tls"),
+            ));
+        }
+        if s.get("tls-cert").is_some() || s.get("tls-key").is_some() {
+            return Err(ConfigError::new(
+                "tls-cert",
+                "needs --listen-tls, which is not available in this build yet",
+            ));
+        }
+        Ok(ServeConfig {
+            listen,
+            threads,
+            usage_dir: s.path("usage-dir")?.unwrap_or_else(|| PathBuf::from("./usage")),
+            roll_interval: s.secs("roll-interval", 60)?,
+            roll_rows,
+            endpoint,
+            upstream_ca: s.file("upstream-ca")?,
+            timeouts: UpstreamTimeouts {
+                connect: s.secs("upstream-connect-timeout", 5)?,
+                ttfb: s.secs("upstream-ttfb-timeout", 60)?,
+                total: s.secs("upstream-timeout", 900)?,
+            },
+            max_body_bytes,
+            keys: s.file("keys")?,
+            pricing: s.file("pricing")?,
+            drain_timeout: s.secs("drain-timeout", 30)?,
+            log_format: log_format(s)?,
+            geo: geo.sorted(),
+            require_tls,
+        })
+    }
+}
+
+/// `--help` text for a subcommand.
+pub fn help(cmd: &str, about: &str, specs: &[FlagSpec]) -> String {
+    let mut out = format!("llmops-proxy {cmd}: {about}\n\nFlags (each also read from LLMOPS_<FLAG> and from --config's TOML keys; flags win):\n");
+    for s in specs {
+        let left = match s.value {
+            Some(v) => format!("--{} {v}", s.name),
+            None => format!("--{}", s.name),
+        };
+        out.push_str(&format!("  {left:<34} {}\n", s.help));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn precedence_and_errors() {
+        let args = Args::parse(SERVE_FLAGS, &argv(&["--listen", "127.0.0.1:9", "--threads=3"])).unwrap();
+        let env = |k: &str| match k {
+            "LLMOPS_THREADS" => Some("7".to_string()),
+            "LLMOPS_USAGE_DIR" => Some("/tmp/u".to_string()),
+            _ => None,
+        };
+        let s = Sources::new(&args, &env).unwrap();
+        let c = ServeConfig::from_sources(&s).unwrap();
+        assert_eq!(c.threads, 3);
+        assert_eq!(c.usage_dir, PathBuf::from("/tmp/u"));
+        assert_eq!(c.listen.port(), 9);
+
+        let bad = Args::parse(SERVE_FLAGS, &argv(&["--threads", "x"])).unwrap();
+        let none = |_: &str| None;
+        let e = ServeConfig::from_sources(&Sources::new(&bad, &none).unwrap()).unwrap_err();
+        assert_eq!(e.flag, "threads");
+        assert!(Args::parse(SERVE_FLAGS, &argv(&["--nope"])).is_err());
+        let rt = Args::parse(SERVE_FLAGS, &argv(&["--require-tls", "--listen", "0.0.0.0:1"])).unwrap();
+        assert_eq!(
+            ServeConfig::from_sources(&Sources::new(&rt, &none).unwrap())
+                .unwrap_err()
+                .flag,
+            "require-tls"
+        );
+    }
+}

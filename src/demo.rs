@@ -1,0 +1,226 @@
+//! `demo`: offline, on loopback. Starts the mock upstream and the proxy on free ports,
+//! sends sample Converse calls for a few departments, projects and agents, stops the
+//! proxy (which flushes Parquet), and prints a cost table read back from the files.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use crate::config::{ServeConfig, UpstreamTimeouts};
+use crate::mock::{MockConfig, DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY};
+use crate::usage::record::format_usd;
+
+/// The demo's tracking key (open key mode accepts it).
+pub const DEMO_TRACKING_KEY: &str = "trk_demo_0123456789abcdef";
+
+/// Status, lower-cased headers and body of a response.
+pub type Response = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Requests, errors, input tokens, output tokens, cost per (department, model).
+type Totals = BTreeMap<(String, String), (u64, u64, i64, i64, i128)>;
+
+/// A minimal blocking HTTP/1.1 exchange for the demo: returns status, headers, body.
+pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let mut hs = [httparse::EMPTY_HEADER; 64];
+    let mut r = httparse::Response::new(&mut hs);
+    let n = match r.parse(&resp) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "bad response")),
+    };
+    let headers = r
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    Ok((r.code.unwrap_or(0), headers, resp[n..].to_vec()))
+}
+
+/// Runs the demo; returns the process exit code.
+pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
+    let dir = usage_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("llmops-demo-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The mock.
+    let (mtx, mrx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mcfg = MockConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let mstop = stop.clone();
+    std::thread::spawn(move || crate::mock::run(mcfg, Some(mtx), mstop));
+    let Ok(mock_addr) = mrx.recv_timeout(Duration::from_secs(10)) else {
+        eprintln!("demo: the mock upstream did not start");
+        return 1;
+    };
+    // The proxy.
+    let cfg = ServeConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        threads: 2,
+        usage_dir: dir.clone(),
+        roll_interval: Duration::from_secs(60),
+        roll_rows: 1_000_000,
+        endpoint: crate::upstream::endpoint::Endpoint::parse(&format!("http://{mock_addr}"))
+            .unwrap_or_default_endpoint(),
+        upstream_ca: None,
+        timeouts: UpstreamTimeouts {
+            connect: Duration::from_secs(5),
+            ttfb: Duration::from_secs(30),
+            total: Duration::from_secs(60),
+        },
+        max_body_bytes: crate::http::limits::DEFAULT_MAX_BODY_BYTES,
+        keys: None,
+        pricing: None,
+        drain_timeout: Duration::from_secs(5),
+        log_format: crate::config::LogFormat::Text,
+        geo: crate::bedrock::model::GeoRules::default().sorted(),
+        require_tls: false,
+    };
+    let (ptx, prx) = mpsc::channel();
+    let server = std::thread::spawn(move || crate::server::serve(cfg, Some(ptx)));
+    let Ok(proxy_addr) = prx.recv_timeout(Duration::from_secs(10)) else {
+        eprintln!("demo: the proxy did not start");
+        return 1;
+    };
+    println!("\nllmops-proxy demo: proxy on http://{proxy_addr}, mock Bedrock on http://{mock_addr}\n");
+    let teams = [
+        ("engineering", "search", "indexer", "amazon.nova-lite-v1:0"),
+        ("engineering", "search", "ranker", "anthropic.claude-sonnet-4-6"),
+        (
+            "marketing",
+            "campaigns",
+            "copywriter",
+            "anthropic.claude-haiku-4-5-20251001-v1:0",
+        ),
+        ("support", "helpdesk", "triage-bot", "amazon.nova-micro-v1:0"),
+        ("support", "helpdesk", "triage-bot", "mock.throttle"),
+        ("finance", "forecast", "analyst", "meta.llama3-1-8b-instruct-v1:0"),
+    ];
+    println!(
+        "{:<4} {:<12} {:<10} {:<11} {:<42} {:>6} {:>6} {:>6} {:>16}",
+        "#", "department", "project", "agent", "model", "status", "in", "out", "cost (USD)"
+    );
+    for i in 0..requests {
+        let (dept, proj, agent, model) = teams[i % teams.len()];
+        let body = format!(
+            "{{\"messages\":[{{\"role\":\"user\",\"content\":[{{\"text\":\"Sample question {i} from {agent}: summarise last week's tickets.\"}}]}}],\"inferenceConfig\":{{\"maxTokens\":256}}}}"
+        );
+        let path = format!("/bedrock/model/{}/converse", model.replace(':', "%3A"));
+        let headers = [
+            ("X-Cloudidr-Key", DEMO_TRACKING_KEY),
+            ("X-Aws-Access-Key-Id", DEMO_ACCESS_KEY_ID),
+            ("X-Aws-Secret-Access-Key", DEMO_SECRET_ACCESS_KEY),
+            ("X-Aws-Region", "us-east-1"),
+            ("X-Department", dept),
+            ("X-Project", proj),
+            ("X-Agent", agent),
+        ];
+        match post(proxy_addr, &path, &headers, body.as_bytes()) {
+            Ok((status, h, _)) => {
+                let get = |k: &str| {
+                    h.iter()
+                        .find(|(n, _)| n == k)
+                        .map_or("-".to_string(), |(_, v)| v.clone())
+                };
+                println!(
+                    "{:<4} {:<12} {:<10} {:<11} {:<42} {:>6} {:>6} {:>6} {:>16}",
+                    i + 1,
+                    dept,
+                    proj,
+                    agent,
+                    model,
+                    status,
+                    get("x-llmops-input-tokens"),
+                    get("x-llmops-output-tokens"),
+                    get("x-llmops-cost-usd")
+                );
+            }
+            Err(e) => println!("{:<4} request failed: {e}", i + 1),
+        }
+    }
+    crate::server::signals::request_stop();
+    match server.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("demo: proxy failed: {e}");
+            return 1;
+        }
+        Err(_) => return 1,
+    }
+    let rows = match crate::usage::read::read_dir(&dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("demo: cannot read usage files: {e}");
+            return 1;
+        }
+    };
+    let files = crate::usage::writer::list_files(&dir);
+    println!(
+        "\nUsage rows read back from {} Parquet file(s) under {}:",
+        files.len(),
+        dir.display()
+    );
+    let mut by: Totals = BTreeMap::new();
+    for r in &rows {
+        let e = by
+            .entry((r.department.clone().unwrap_or_default(), r.model_effective.clone()))
+            .or_default();
+        e.0 += 1;
+        if r.status >= 400 {
+            e.1 += 1;
+        }
+        e.2 += r.input_tokens.unwrap_or(0);
+        e.3 += r.output_tokens.unwrap_or(0);
+        e.4 += r.cost_pico_usd.unwrap_or(0);
+    }
+    println!(
+        "\n{:<12} {:<45} {:>8} {:>7} {:>9} {:>9} {:>16}",
+        "department", "model (effective)", "requests", "errors", "in tok", "out tok", "cost (USD)"
+    );
+    let mut total: i128 = 0;
+    for ((d, m), (n, err, i, o, c)) in &by {
+        total += c;
+        println!("{d:<12} {m:<45} {n:>8} {err:>7} {i:>9} {o:>9} {:>16}", format_usd(*c));
+    }
+    println!(
+        "{:<12} {:<45} {:>8} {:>7} {:>9} {:>9} {:>16}",
+        "TOTAL",
+        "",
+        rows.len(),
+        "",
+        "",
+        "",
+        format_usd(total)
+    );
+    println!(
+        "\nQuery them yourself, e.g.: duckdb -c \"SELECT project, sum(cost_usd) FROM '{}/**/*.parquet' GROUP BY 1\"",
+        dir.display()
+    );
+    0
+}
+
+trait OrDefaultEndpoint {
+    fn unwrap_or_default_endpoint(self) -> crate::upstream::endpoint::Endpoint;
+}
+
+impl OrDefaultEndpoint for Result<crate::upstream::endpoint::Endpoint, String> {
+    fn unwrap_or_default_endpoint(self) -> crate::upstream::endpoint::Endpoint {
+        self.unwrap_or(crate::upstream::endpoint::Endpoint::AwsRegional)
+    }
+}

@@ -1,0 +1,41 @@
+//! Hand-written HTTP/1.1 on httparse: request heads with strict framing rules, bodies
+//! (Content-Length and chunked), response heads, and the named limits that bound them.
+
+pub mod body;
+pub mod limits;
+pub mod request;
+pub mod response;
+
+use std::fmt;
+
+/// Why a request (or an upstream response) could not be framed or parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// Malformed head or framing: 400, then close.
+    BadRequest(&'static str),
+    /// Head bigger than `MAX_HEAD_BYTES`, or too many headers: 431.
+    HeadersTooLarge,
+    /// Request target longer than `MAX_URI_BYTES`: 414.
+    UriTooLong,
+    /// Body bigger than the configured limit: 413.
+    BodyTooLarge,
+    /// A POST without Content-Length or chunked encoding: 411.
+    LengthRequired,
+    /// The peer closed before a full message arrived.
+    UnexpectedEof,
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::BadRequest(why) => write!(f, "malformed HTTP request: {why}"),
+            HttpError::HeadersTooLarge => f.write_str("request headers too large"),
+            HttpError::UriTooLong => f.write_str("request URI too long"),
+            HttpError::BodyTooLarge => f.write_str("request body too large"),
+            HttpError::LengthRequired => f.write_str("Content-Length or chunked Transfer-Encoding required"),
+            HttpError::UnexpectedEof => f.write_str("connection closed mid-message"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}

@@ -1,0 +1,349 @@
+//! `mock-upstream`: a Bedrock Runtime simulator for tests and the demo. It verifies every
+//! request's SigV4 signature the way AWS does (rebuilding the canonical request from the
+//! received bytes) and answers Converse with a realistic body whose usage is a
+//! deterministic function of the request body. Model ids starting with `mock.` select
+//! failures; see [`behaviour`].
+
+pub mod verify;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use monoio::net::{ListenerOpts, TcpListener, TcpStream};
+
+use crate::bedrock::model::decode_model_id;
+use crate::http::limits::{DEFAULT_MAX_BODY_BYTES, READ_BUFFER_BYTES};
+use crate::http::request::{Method, RequestHead};
+use crate::http::response::{push_json_str, HeadWriter};
+use crate::server::io::{next_head, read_body, write_all, NextHead};
+use crate::util::hex;
+use verify::{verify, Credential, VerifyError};
+
+/// The credential the demo uses; always accepted by the mock. Not an AWS credential.
+pub const DEMO_ACCESS_KEY_ID: &str = "AKIDLLMOPSDEMO000001";
+/// Secret of [`DEMO_ACCESS_KEY_ID`].
+pub const DEMO_SECRET_ACCESS_KEY: &str = "llmops-demo-secret-not-an-aws-key-000001";
+
+/// Mock settings.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    pub listen: SocketAddr,
+    pub credentials: Vec<Credential>,
+}
+
+impl MockConfig {
+    pub fn new(listen: SocketAddr) -> Self {
+        MockConfig {
+            listen,
+            credentials: vec![Credential {
+                access_key_id: DEMO_ACCESS_KEY_ID.into(),
+                secret: DEMO_SECRET_ACCESS_KEY.into(),
+                session_token: None,
+            }],
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    requests: Cell<u64>,
+    connections: Cell<u64>,
+    signature_failures: Cell<u64>,
+    leaked_headers: Cell<u64>,
+    ok: Cell<u64>,
+}
+
+/// What a `mock.` model id asks the mock to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behaviour {
+    Normal,
+    Throttle,
+    Denied,
+    Error500,
+    Unavailable,
+    Slow(u64),
+    NoUsage,
+    BadJson,
+    Cache,
+    CloseWithoutResponse,
+    Validation,
+}
+
+/// Maps a model id to a behaviour: `mock.throttle` (429 ThrottlingException),
+/// `mock.denied` (403 AccessDeniedException), `mock.error` (500), `mock.unavailable`
+/// (503), `mock.slow-<ms>` (answer after a pause), `mock.no-usage`, `mock.bad-json`,
+/// `mock.cache` (cache read/write tokens), `mock.close` (close without answering),
+/// `mock.validation` (400 ValidationException). Anything else answers normally.
+pub fn behaviour(model: &str) -> Behaviour {
+    let base = model.rsplit('.').next().unwrap_or("");
+    if !model.starts_with("mock.") && !model.contains(".mock.") {
+        return Behaviour::Normal;
+    }
+    match base {
+        "throttle" => Behaviour::Throttle,
+        "denied" => Behaviour::Denied,
+        "error" => Behaviour::Error500,
+        "unavailable" => Behaviour::Unavailable,
+        "no-usage" => Behaviour::NoUsage,
+        "bad-json" => Behaviour::BadJson,
+        "cache" => Behaviour::Cache,
+        "close" => Behaviour::CloseWithoutResponse,
+        "validation" => Behaviour::Validation,
+        b if b.starts_with("slow-") => Behaviour::Slow(b[5..].parse().unwrap_or(1000)),
+        _ => Behaviour::Normal,
+    }
+}
+
+/// The deterministic usage the mock reports for a request body of `len` bytes:
+/// (input, output, provider latency ms).
+pub fn mock_usage(len: usize) -> (i64, i64, i64) {
+    let input = (len as i64 + 3) / 4;
+    let output = 20 + (len as i64 % 30);
+    (input.max(1), output, 100 + len as i64 % 50)
+}
+
+/// Runs the mock until `stop` is set. `ready` gets the bound address.
+pub fn run(cfg: MockConfig, ready: Option<mpsc::Sender<SocketAddr>>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    let force = crate::server::shard::force_legacy();
+    if !force {
+        if let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .build()
+        {
+            return rt.block_on(main_loop(cfg, ready, stop));
+        }
+    }
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()?;
+    rt.block_on(main_loop(cfg, ready, stop))
+}
+
+async fn main_loop(
+    cfg: MockConfig,
+    ready: Option<mpsc::Sender<SocketAddr>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind_with_config(cfg.listen, &ListenerOpts::new().reuse_port(false).backlog(1024))?;
+    let addr = listener.local_addr()?;
+    crate::log::info("mock_listening", &[("addr", &addr.to_string())]);
+    if let Some(r) = ready {
+        let _ = r.send(addr);
+    }
+    let stats = Rc::new(Stats::default());
+    let creds = Rc::new(cfg.credentials);
+    loop {
+        match listener.accept().await {
+            Ok((s, _)) => {
+                stats.connections.set(stats.connections.get() + 1);
+                monoio::spawn(serve_conn(s, stats.clone(), creds.clone(), stop.clone()));
+            }
+            Err(_) => monoio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+async fn serve_conn(mut s: TcpStream, stats: Rc<Stats>, creds: Rc<Vec<Credential>>, stop: Arc<AtomicBool>) {
+    let _ = s.set_nodelay(true);
+    let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
+    let draining = move || stop.load(Ordering::Relaxed);
+    loop {
+        let (head, rest) = match next_head(&mut s, buf, &draining).await {
+            NextHead::Head(h, r) => (h, r),
+            _ => return,
+        };
+        buf = rest;
+        let body = match read_body(&mut s, &head, &mut buf, DEFAULT_MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        let keep = head.keep_alive();
+        let out = match respond(&head, &body, &stats, &creds).await {
+            Some(o) => o,
+            None => return,
+        };
+        if !write_all(&mut s, out).await || !keep {
+            return;
+        }
+    }
+}
+
+fn json_response(status: u16, error_type: Option<&str>, request_id: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 256);
+    let mut w = HeadWriter::new(&mut out, status);
+    w.header("content-type", b"application/json")
+        .header("x-amzn-RequestId", request_id.as_bytes());
+    if let Some(t) = error_type {
+        w.header(
+            "x-amzn-ErrorType",
+            format!("{t}:http://internal.amazon.com/coral/com.amazon.bedrock/").as_bytes(),
+        );
+    }
+    w.header_u64("content-length", body.len() as u64).finish(false);
+    out.extend_from_slice(body);
+    out
+}
+
+fn aws_error(status: u16, error_type: &str, message: &str, request_id: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(b"{\"message\":\"");
+    push_json_str(&mut b, message);
+    b.extend_from_slice(b"\"}");
+    json_response(status, Some(error_type), request_id, &b)
+}
+
+/// Header names a client's request carries that must never reach the upstream.
+const CLIENT_ONLY_HEADERS: [&str; 5] = ["x-aws-", "x-cloudidr-", "x-department", "x-project", "x-agent"];
+
+async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Credential]) -> Option<Vec<u8>> {
+    let n = stats.requests.get() + 1;
+    stats.requests.set(n);
+    let rid = format!("00000000-0000-4000-8000-{n:012x}");
+    let target = head.target();
+    if head.method() == Method::Get && (target == b"/mock/stats" || target == b"/healthz") {
+        let body = format!(
+            "{{\"requests\":{},\"connections\":{},\"signature_failures\":{},\"leaked_headers\":{},\"ok\":{}}}",
+            stats.requests.get(),
+            stats.connections.get(),
+            stats.signature_failures.get(),
+            stats.leaked_headers.get(),
+            stats.ok.get()
+        );
+        return Some(json_response(200, None, &rid, body.as_bytes()));
+    }
+    if head.headers().any(|(n, _)| {
+        let n = String::from_utf8_lossy(n).to_ascii_lowercase();
+        CLIENT_ONLY_HEADERS.iter().any(|p| n.starts_with(p)) || n == "x-team"
+    }) {
+        stats.leaked_headers.set(stats.leaked_headers.get() + 1);
+        return Some(aws_error(
+            400,
+            "LeakedHeaderException",
+            "a client-only header reached the upstream",
+            &rid,
+        ));
+    }
+    let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
+    let Some(rest) = path.strip_prefix(b"/model/") else {
+        return Some(aws_error(404, "UnknownOperationException", "unknown operation", &rid));
+    };
+    let Some(slash) = rest.iter().rposition(|&b| b == b'/') else {
+        return Some(aws_error(404, "UnknownOperationException", "unknown operation", &rid));
+    };
+    let op = &rest[slash + 1..];
+    if head.method() != Method::Post || (op != b"converse" && op != b"converse-stream") {
+        return Some(aws_error(404, "UnknownOperationException", "unknown operation", &rid));
+    }
+    let model = match decode_model_id(&rest[..slash]) {
+        Ok(m) => m,
+        Err(_) => {
+            return Some(aws_error(
+                400,
+                "ValidationException",
+                "The provided model identifier is invalid.",
+                &rid,
+            ))
+        }
+    };
+    match verify(head, body, creds, crate::util::time::unix_now()) {
+        Ok(()) => {}
+        Err(e) => {
+            stats.signature_failures.set(stats.signature_failures.get() + 1);
+            let (t, m) = match &e {
+                VerifyError::Missing => ("MissingAuthenticationTokenException", "Missing Authentication Token".to_string()),
+                VerifyError::Malformed(why) => ("IncompleteSignatureException", format!("Authorization header is malformed: {why}")),
+                VerifyError::UnknownKey => ("UnrecognizedClientException", "The security token included in the request is invalid.".into()),
+                VerifyError::ExpiredToken => ("ExpiredTokenException", "The security token included in the request is expired".into()),
+                VerifyError::Skew => ("InvalidSignatureException", "Signature expired: the request time is more than 5 minutes from the server time.".into()),
+                VerifyError::Mismatch { canonical } => (
+                    "InvalidSignatureException",
+                    // Like AWS: the message shows the canonical request (which includes
+                    // the session token). The proxy must never relay this.
+                    format!("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'{canonical}'"),
+                ),
+            };
+            return Some(aws_error(403, t, &m, &rid));
+        }
+    }
+    if simd_json::to_borrowed_value(&mut body.to_vec()).is_err() {
+        return Some(aws_error(
+            400,
+            "ValidationException",
+            "Malformed input request, please reformat your input and try again.",
+            &rid,
+        ));
+    }
+    let (input, output, latency) = mock_usage(body.len());
+    let beh = behaviour(&model);
+    match beh {
+        Behaviour::Throttle => {
+            return Some(aws_error(
+                429,
+                "ThrottlingException",
+                "Too many requests, please wait before trying again.",
+                &rid,
+            ))
+        }
+        Behaviour::Denied => {
+            return Some(aws_error(
+                403,
+                "AccessDeniedException",
+                "You don't have access to the model with the specified model ID.",
+                &rid,
+            ))
+        }
+        Behaviour::Error500 => {
+            return Some(aws_error(
+                500,
+                "InternalServerException",
+                "The server encountered an internal error.",
+                &rid,
+            ))
+        }
+        Behaviour::Unavailable => {
+            return Some(aws_error(
+                503,
+                "ServiceUnavailableException",
+                "The service is temporarily unavailable.",
+                &rid,
+            ))
+        }
+        Behaviour::Validation => {
+            return Some(aws_error(
+                400,
+                "ValidationException",
+                "The model returned a validation error.",
+                &rid,
+            ))
+        }
+        Behaviour::CloseWithoutResponse => return None,
+        Behaviour::Slow(ms) => monoio::time::sleep(Duration::from_millis(ms)).await,
+        _ => {}
+    }
+    stats.ok.set(stats.ok.get() + 1);
+    let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
+    let text = format!("mock reply from {model}; request body sha256 {digest}");
+    let mut b = Vec::with_capacity(512);
+    b.extend_from_slice(
+        format!("{{\"metrics\":{{\"latencyMs\":{latency}}},\"output\":{{\"message\":{{\"content\":[{{\"text\":\"")
+            .as_bytes(),
+    );
+    push_json_str(&mut b, &text);
+    b.extend_from_slice(b"\"}],\"role\":\"assistant\"}},\"stopReason\":\"end_turn\"");
+    match beh {
+        Behaviour::NoUsage => {}
+        Behaviour::Cache => b.extend_from_slice(
+            format!(",\"usage\":{{\"inputTokens\":{input},\"outputTokens\":{output},\"totalTokens\":{},\"cacheReadInputTokens\":7,\"cacheWriteInputTokens\":3}}", input + output + 10).as_bytes(),
+        ),
+        _ => b.extend_from_slice(format!(",\"usage\":{{\"inputTokens\":{input},\"outputTokens\":{output},\"totalTokens\":{}}}", input + output).as_bytes()),
+    }
+    b.push(b'}');
+    if beh == Behaviour::BadJson {
+        b.truncate(b.len() / 2);
+    }
+    Some(json_response(200, None, &rid, &b))
+}

@@ -1,0 +1,127 @@
+//! The client connection loop: keep-alive and pipelining over hand-parsed HTTP/1.1,
+//! dispatch by route, and the proxy's own small responses (health, metrics, errors).
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use monoio::net::TcpStream;
+
+use super::io::{next_head, write_all, NextHead};
+use super::proxy;
+use super::stats::ShardStats;
+use super::Shard;
+use crate::bedrock::error::{ErrorCode, ProxyError};
+use crate::bedrock::route::{resolve, Route};
+use crate::http::limits::READ_BUFFER_BYTES;
+use crate::http::request::{BodyFraming, Method};
+use crate::http::response::{error_body, HeadWriter};
+
+/// Serves one client connection until it closes, errs, idles out or the shard drains.
+pub async fn serve_connection(mut stream: TcpStream, shard: Rc<Shard>) {
+    let _ = stream.set_nodelay(true);
+    let stats = shard.stats.clone();
+    ShardStats::inc(&stats.connections_open);
+    ShardStats::inc(&stats.connections_total);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
+    let draining = {
+        let shard = shard.clone();
+        move || shard.draining()
+    };
+    loop {
+        let (head, rest) = match next_head(&mut stream, buf, &draining).await {
+            NextHead::Head(h, rest) => (h, rest),
+            NextHead::Closed => break,
+            NextHead::Invalid(e) => {
+                ShardStats::inc(&stats.bad_requests);
+                let err = ProxyError::from(e);
+                let id = shard.next_request_id();
+                let _ = write_all(&mut stream, error_response(&err, &id, true, &[])).await;
+                break;
+            }
+        };
+        buf = rest;
+        ShardStats::inc(&stats.requests_in_flight);
+        let keep = dispatch(&mut stream, head, &mut buf, &shard).await;
+        ShardStats::dec(&stats.requests_in_flight);
+        if !keep || shard.draining() {
+            break;
+        }
+    }
+    ShardStats::dec(&stats.connections_open);
+}
+
+/// Handles one request; returns whether the connection may carry another.
+async fn dispatch(
+    stream: &mut TcpStream,
+    head: crate::http::request::RequestHead,
+    buf: &mut Vec<u8>,
+    shard: &Rc<Shard>,
+) -> bool {
+    let received = Instant::now();
+    let ts = crate::util::time::unix_now_micros();
+    // A body we do not read makes the connection unusable afterwards.
+    let unread_body = head.framing != BodyFraming::None;
+    let route = resolve(head.target());
+    match route {
+        Route::Bedrock { op, raw_model } => {
+            let raw_model = raw_model.to_vec();
+            proxy::handle(stream, head, buf, op, raw_model, shard, received, ts).await
+        }
+        Route::Health | Route::Metrics | Route::NotFound => {
+            let close = !head.keep_alive() || unread_body || shard.draining();
+            let id = shard.next_request_id();
+            let is_health = route == Route::Health;
+            let resp = match (route, head.method()) {
+                (Route::NotFound, _) => error_response(
+                    &ProxyError::new(ErrorCode::NotFound, "unknown path; use POST /bedrock/model/{modelId}/converse or /converse-stream, GET /healthz, GET /metrics"),
+                    &id,
+                    close,
+                    &[],
+                ),
+                (_, Method::Get | Method::Head) => {
+                    let (status, ctype, body) = if is_health {
+                        if shard.draining() {
+                            (503, "application/json", br#"{"status":"draining"}"#.to_vec())
+                        } else {
+                            (200, "application/json", br#"{"status":"ok"}"#.to_vec())
+                        }
+                    } else {
+                        (200, "text/plain; version=0.0.4", super::metrics::render(&shard.shared).into_bytes())
+                    };
+                    let mut out = Vec::with_capacity(body.len() + 160);
+                    HeadWriter::new(&mut out, status)
+                        .header("content-type", ctype.as_bytes())
+                        .header("x-request-id", id.as_bytes())
+                        .header_u64("content-length", body.len() as u64)
+                        .finish(close);
+                    if head.method() == Method::Get {
+                        out.extend_from_slice(&body);
+                    }
+                    out
+                }
+                _ => error_response(
+                    &ProxyError::new(ErrorCode::MethodNotAllowed, "use GET on this path"),
+                    &id,
+                    close,
+                    &[("allow", b"GET, HEAD")],
+                ),
+            };
+            write_all(stream, resp).await && !close
+        }
+    }
+}
+
+/// A complete error response (head and JSON body in one buffer).
+pub fn error_response(err: &ProxyError, request_id: &str, close: bool, extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let body = error_body(&err.message, err.code.as_str());
+    let mut out = Vec::with_capacity(body.len() + 200);
+    let mut w = HeadWriter::new(&mut out, err.status());
+    w.header("content-type", b"application/json")
+        .header("x-request-id", request_id.as_bytes());
+    for (k, v) in extra {
+        w.header(k, v);
+    }
+    w.header_u64("content-length", body.len() as u64).finish(close);
+    out.extend_from_slice(&body);
+    out
+}

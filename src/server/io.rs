@@ -1,0 +1,149 @@
+//! Connection-level I/O shared by the proxy and the mock: wait for and parse the next
+//! request head (idle and header timeouts, drain-aware), read a body by its framing
+//! (with `100 Continue` when asked), and write a response under a deadline.
+
+use std::time::Instant;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::http::body::ChunkedDecoder;
+use crate::http::limits::{
+    BODY_READ_TIMEOUT, CLIENT_WRITE_TIMEOUT, DRAIN_POLL, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, READ_BUFFER_BYTES,
+};
+use crate::http::request::{parse_head, BodyFraming, RequestHead};
+use crate::http::HttpError;
+use crate::util::io::{read_more_until, ReadError};
+
+/// What waiting for the next request produced.
+pub enum NextHead {
+    /// A head; the buffer holds what followed it.
+    Head(RequestHead, Vec<u8>),
+    /// The client went away, stayed idle too long, or the server is draining.
+    Closed,
+    /// The head was malformed: answer and close.
+    Invalid(HttpError),
+}
+
+/// Waits for and parses the next request head on a keep-alive connection.
+pub async fn next_head(stream: &mut TcpStream, mut buf: Vec<u8>, draining: &dyn Fn() -> bool) -> NextHead {
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if !buf.is_empty() {
+            match parse_head(&buf) {
+                Ok(Some((h, n))) => {
+                    buf.drain(..n);
+                    return NextHead::Head(h, buf);
+                }
+                Ok(None) => {}
+                Err(e) => return NextHead::Invalid(e),
+            }
+        } else {
+            // Idle between requests: wait for bytes without consuming any, so that the
+            // wait can be abandoned for draining without losing data.
+            let idle_since = Instant::now();
+            loop {
+                if draining() {
+                    return NextHead::Closed;
+                }
+                match monoio::time::timeout(DRAIN_POLL, stream.readable(false)).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(_)) => return NextHead::Closed,
+                    Err(_) if idle_since.elapsed() >= IDLE_TIMEOUT => return NextHead::Closed,
+                    Err(_) => {}
+                }
+            }
+        }
+        let dl = *deadline.get_or_insert_with(|| Instant::now() + HEADER_READ_TIMEOUT);
+        match read_more_until(stream, buf, READ_BUFFER_BYTES, dl).await {
+            Ok((_, b)) => buf = b,
+            Err(_) => return NextHead::Closed,
+        }
+    }
+}
+
+/// Reads into `buf` up to exactly `limit` bytes in total (never past it, so a pipelined
+/// request after the body stays in the socket).
+async fn read_bounded<S: AsyncReadRent>(
+    s: &mut S,
+    mut buf: Vec<u8>,
+    limit: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, ReadError> {
+    if buf.capacity() < limit {
+        buf.reserve_exact(limit - buf.len());
+    }
+    let len = buf.len();
+    let fut = s.read(buf.slice_mut(len..limit));
+    match monoio::time::timeout_at(deadline.into(), fut).await {
+        Err(_) => Err(ReadError::Timeout),
+        Ok((Ok(0), _)) => Err(ReadError::Eof),
+        Ok((Ok(_), slice)) => Ok(slice.into_inner()),
+        Ok((Err(e), _)) => Err(ReadError::Io(e)),
+    }
+}
+
+/// Reads the request body as framed by `head`. `buf` holds bytes already read after the
+/// head; on return it holds whatever followed the body.
+pub async fn read_body(
+    stream: &mut TcpStream,
+    head: &RequestHead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<Vec<u8>, HttpError> {
+    match head.framing {
+        BodyFraming::None => Ok(Vec::new()),
+        BodyFraming::Length(n) => {
+            if n > max as u64 {
+                return Err(HttpError::BodyTooLarge);
+            }
+            let n = n as usize;
+            let have = buf.len().min(n);
+            let mut body = Vec::with_capacity(n);
+            body.extend_from_slice(&buf[..have]);
+            buf.drain(..have);
+            if body.len() < n && head.expect_continue {
+                send_continue(stream).await?;
+            }
+            while body.len() < n {
+                body = read_bounded(stream, body, n, Instant::now() + BODY_READ_TIMEOUT)
+                    .await
+                    .map_err(|_| HttpError::UnexpectedEof)?;
+            }
+            Ok(body)
+        }
+        BodyFraming::Chunked => {
+            let mut dec = ChunkedDecoder::new();
+            let mut body = Vec::new();
+            let used = dec.feed(buf, &mut body, max)?;
+            buf.drain(..used);
+            if !dec.is_done() && head.expect_continue && body.is_empty() {
+                send_continue(stream).await?;
+            }
+            while !dec.is_done() {
+                let b = std::mem::take(buf);
+                match read_more_until(stream, b, READ_BUFFER_BYTES, Instant::now() + BODY_READ_TIMEOUT).await {
+                    Ok((_, b)) => *buf = b,
+                    Err(_) => return Err(HttpError::UnexpectedEof),
+                }
+                let used = dec.feed(buf, &mut body, max)?;
+                buf.drain(..used);
+            }
+            Ok(body)
+        }
+    }
+}
+
+async fn send_continue(stream: &mut TcpStream) -> Result<(), HttpError> {
+    let (res, _) = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
+    res.map(|_| ()).map_err(|_| HttpError::UnexpectedEof)
+}
+
+/// Writes all of `data` with a deadline; false if the client is gone or too slow.
+pub async fn write_all<T: monoio::buf::IoBuf + 'static>(stream: &mut TcpStream, data: T) -> bool {
+    matches!(
+        monoio::time::timeout(CLIENT_WRITE_TIMEOUT, stream.write_all(data)).await,
+        Ok((Ok(_), _))
+    )
+}

@@ -1,0 +1,148 @@
+//! The server: one monoio runtime per shard thread, each with its own SO_REUSEPORT
+//! listener, key cache, upstream pool and usage queue; the main thread handles signals
+//! (drain on SIGTERM/SIGINT, reload on SIGHUP) and the writer thread writes Parquet.
+
+pub mod conn;
+pub mod io;
+pub mod metrics;
+pub mod proxy;
+pub mod shard;
+pub mod signals;
+pub mod stats;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::config::ServeConfig;
+use crate::sigv4::Signer;
+use crate::tenant::KeyStore;
+use crate::upstream::pool::Pool;
+use crate::usage::pricing::PriceTable;
+use crate::usage::queue::UsageSink;
+use crate::usage::scan::Scanner;
+use crate::usage::writer::WriterStats;
+use crate::usage::UsageRecord;
+use stats::ShardStats;
+
+/// Why `serve` stopped with an error.
+#[derive(Debug)]
+pub enum ServeError {
+    /// Bad configuration (exit code 2).
+    Config(crate::config::ConfigError),
+    /// Runtime failure (exit code 1).
+    Runtime(String),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Config(e) => write!(f, "{e}"),
+            ServeError::Runtime(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// Keys and prices, swapped as a whole on SIGHUP.
+#[derive(Clone)]
+pub struct Reloadable {
+    pub keys: Arc<KeyStore>,
+    pub prices: Arc<PriceTable>,
+}
+
+/// State shared by every shard (read-mostly; counters are atomics).
+pub struct Shared {
+    pub config: ServeConfig,
+    pub draining: AtomicBool,
+    pub shard_stats: Vec<Arc<ShardStats>>,
+    pub dropped: Arc<AtomicU64>,
+    pub writer_stats: Arc<WriterStats>,
+    /// Bumped on every successful reload; shards compare it with a relaxed load.
+    pub generation: AtomicU64,
+    /// Taken only when `generation` changed (never on the steady-state hot path).
+    pub reloadable: Mutex<Reloadable>,
+    /// Random per-process prefix of request ids.
+    pub instance: u32,
+}
+
+/// One shard's state, owned by its thread.
+pub struct Shard {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub stats: Arc<ShardStats>,
+    pub signer: RefCell<Signer>,
+    pub pool: Pool,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub sink: RefCell<UsageSink>,
+    pub scanner: RefCell<Scanner>,
+    seq: Cell<u64>,
+    current: RefCell<(u64, Reloadable)>,
+}
+
+impl Shard {
+    pub fn new(id: usize, shared: Arc<Shared>, sink: UsageSink, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        let stats = shared.shard_stats[id].clone();
+        let gen = shared.generation.load(Ordering::Acquire);
+        let cur = shared
+            .reloadable
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        Shard {
+            id,
+            shared,
+            stats,
+            signer: RefCell::new(Signer::default()),
+            pool: Pool::new(),
+            tls,
+            sink: RefCell::new(sink),
+            scanner: RefCell::new(Scanner::new()),
+            seq: Cell::new(0),
+            current: RefCell::new((gen, cur)),
+        }
+    }
+
+    pub fn draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
+    }
+
+    /// A request id unique across shards and restarts: instance, shard, sequence.
+    pub fn next_request_id(&self) -> String {
+        let n = self.seq.get() + 1;
+        self.seq.set(n);
+        format!("{:08x}{:04x}{:012x}", self.shared.instance, self.id as u16, n)
+    }
+
+    fn refresh(&self) {
+        let gen = self.shared.generation.load(Ordering::Acquire);
+        if self.current.borrow().0 != gen {
+            let cur = self
+                .shared
+                .reloadable
+                .lock()
+                .map(|g| g.clone())
+                .unwrap_or_else(|p| p.into_inner().clone());
+            *self.current.borrow_mut() = (gen, cur);
+        }
+    }
+
+    pub fn keys(&self) -> Arc<KeyStore> {
+        self.refresh();
+        self.current.borrow().1.keys.clone()
+    }
+
+    pub fn prices(&self) -> Arc<PriceTable> {
+        self.refresh();
+        self.current.borrow().1.prices.clone()
+    }
+
+    /// Queues a usage row (never waits; a full queue drops and counts).
+    pub fn record(&self, rec: UsageRecord) {
+        self.sink.borrow_mut().push(rec);
+    }
+}
+
+pub use shard::serve;

@@ -1,0 +1,527 @@
+//! The Bedrock handler: validate (method, tracking key, credentials, region, model id),
+//! read the body, sign with SigV4, exchange with the upstream over the shard's pool
+//! (one retry only for a reused connection that failed before any response byte),
+//! relay the answer, scan usage, price it, and queue exactly one usage row.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use monoio::buf::IoBuf;
+use monoio::net::TcpStream;
+
+use super::conn::error_response;
+use super::io::{read_body, write_all};
+use super::stats::ShardStats;
+use super::Shard;
+use crate::bedrock::error::{error_type_from_header, is_auth_error, ErrorCode, ProxyError};
+use crate::bedrock::model::{decode_model_id, encode_model_segment};
+use crate::bedrock::region::{is_valid_region, DEFAULT_REGION};
+use crate::bedrock::route::Operation;
+use crate::http::limits::SMALL_BODY_BYTES;
+use crate::http::request::{BodyFraming, Method, RequestHead};
+use crate::http::response::HeadWriter;
+use crate::sigv4::signer::payload_hash;
+use crate::sigv4::{Credentials, SecretString, SignRequest, SigningTime, BEDROCK_SERVICE};
+use crate::tenant::KeyError;
+use crate::upstream::exchange::{exchange, UpstreamResponse};
+use crate::upstream::stream::UpstreamStream;
+use crate::upstream::UpstreamError;
+use crate::usage::pricing::Tokens;
+use crate::usage::record::{cut_message, format_usd, UsageRecord, MAX_TAG_CHARS};
+
+/// Longest region value recorded when it is invalid.
+const MAX_RECORDED_REGION: usize = 64;
+
+fn tag(head: &RequestHead, name: &str) -> Option<String> {
+    let v = head.header(name)?;
+    if v.is_empty() {
+        return None;
+    }
+    // Invalid UTF-8 is recorded lossily rather than refused: tags are attribution only.
+    Some(
+        String::from_utf8_lossy(v)
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_TAG_CHARS)
+            .collect(),
+    )
+}
+
+fn secret_header(head: &RequestHead, name: &str) -> Option<SecretString> {
+    head.header(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| SecretString::new(v.to_vec()))
+}
+
+/// What a validated request needs for the upstream call.
+struct Validated {
+    creds: Credentials,
+    region: String,
+    model_effective: String,
+}
+
+fn validate(
+    head: &RequestHead,
+    raw_model: &[u8],
+    shard: &Shard,
+    rec: &mut UsageRecord,
+) -> Result<Validated, ProxyError> {
+    // Recorded first so that even refused requests carry what they asked for.
+    rec.model_requested = match decode_model_id(raw_model) {
+        Ok(m) => m,
+        Err(_) => String::from_utf8_lossy(raw_model).chars().take(256).collect(),
+    };
+    let region = match head.header("x-aws-region") {
+        None => DEFAULT_REGION.to_string(),
+        Some(r) => String::from_utf8_lossy(r).chars().take(MAX_RECORDED_REGION).collect(),
+    };
+    rec.region = region.clone();
+    rec.model_effective = rec.model_requested.clone();
+
+    if head.method() != Method::Post {
+        return Err(ProxyError::new(
+            ErrorCode::MethodNotAllowed,
+            "Bedrock routes accept POST only",
+        ));
+    }
+    let token = head.header("x-cloudidr-key").filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        rec.tenant = "anonymous".into();
+        return Err(ProxyError::new(
+            ErrorCode::MissingTrackingKey,
+            "the X-Cloudidr-Key header (your trk_... tracking key) is required",
+        ));
+    };
+    let keys = shard.keys();
+    match keys.tenant(token) {
+        Ok(t) => rec.tenant = t,
+        Err(e) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, token);
+            let mut h = [0u8; 32];
+            h.copy_from_slice(digest.as_ref());
+            rec.tenant = crate::tenant::fingerprint_tenant(&h);
+            let msg = match e {
+                KeyError::Malformed => {
+                    "X-Cloudidr-Key is malformed: expected trk_ followed by at least 16 of A-Z a-z 0-9 _ -"
+                }
+                KeyError::Unknown => "X-Cloudidr-Key is not a known tracking key",
+            };
+            return Err(ProxyError::new(ErrorCode::InvalidTrackingKey, msg));
+        }
+    }
+    let akid = head.header("x-aws-access-key-id").filter(|v| !v.is_empty());
+    let secret = secret_header(head, "x-aws-secret-access-key");
+    let (Some(akid), Some(secret)) = (akid, secret) else {
+        return Err(ProxyError::new(
+            ErrorCode::MissingAwsCredentials,
+            "X-Aws-Access-Key-Id and X-Aws-Secret-Access-Key are required (X-Aws-Session-Token for temporary credentials)",
+        ));
+    };
+    let Ok(akid) = std::str::from_utf8(akid) else {
+        return Err(ProxyError::new(
+            ErrorCode::MissingAwsCredentials,
+            "X-Aws-Access-Key-Id must be ASCII",
+        ));
+    };
+    if !is_valid_region(&region) {
+        return Err(ProxyError::new(
+            ErrorCode::InvalidRegion,
+            "X-Aws-Region must look like us-east-1 (^[a-z]{2}(-gov)?-[a-z]+-[0-9]+$)",
+        ));
+    }
+    let model = match decode_model_id(raw_model) {
+        Ok(m) => m,
+        Err(e) => return Err(ProxyError::new(ErrorCode::InvalidModelId, e.to_string())),
+    };
+    let model_effective = shard.shared.config.geo.effective(&model, &region);
+    rec.model_effective = model_effective.clone();
+    let framing_ok = head.framing != BodyFraming::None || head.header("content-length").is_some();
+    if !framing_ok {
+        return Err(ProxyError::new(
+            ErrorCode::LengthRequired,
+            "send the body with Content-Length or Transfer-Encoding: chunked",
+        ));
+    }
+    Ok(Validated {
+        creds: Credentials {
+            access_key_id: akid.to_string(),
+            secret_access_key: secret,
+            session_token: secret_header(head, "x-aws-session-token"),
+        },
+        region,
+        model_effective,
+    })
+}
+
+/// Handles one Bedrock request; returns whether the connection may carry another.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle(
+    stream: &mut TcpStream,
+    mut head: RequestHead,
+    buf: &mut Vec<u8>,
+    op: Operation,
+    raw_model: Vec<u8>,
+    shard: &Rc<Shard>,
+    received: Instant,
+    ts_micros: i64,
+) -> bool {
+    let stats = shard.stats.clone();
+    ShardStats::inc(&stats.requests_total);
+    let request_id = shard.next_request_id();
+    let mut rec = UsageRecord {
+        ts_micros,
+        request_id: request_id.clone(),
+        operation: op.as_str(),
+        department: tag(&head, "x-department"),
+        project: tag(&head, "x-project").or_else(|| tag(&head, "x-team")),
+        agent: tag(&head, "x-agent"),
+        ..Default::default()
+    };
+    let close_requested = !head.keep_alive();
+
+    let validated = validate(&head, &raw_model, shard, &mut rec);
+    let v = match validated {
+        Ok(v) => v,
+        Err(err) => {
+            // An unread body makes the connection unusable for another request.
+            let close = close_requested || head.framing != BodyFraming::None;
+            let extra: &[(&str, &[u8])] = if err.code == ErrorCode::MethodNotAllowed {
+                &[("allow", b"POST")]
+            } else {
+                &[]
+            };
+            let resp = error_response(&err, &request_id, close, extra);
+            head.wipe();
+            return finish_error(stream, resp, err, rec, shard, received, !close).await;
+        }
+    };
+    if shard.draining() {
+        let err = ProxyError::new(
+            ErrorCode::ShuttingDown,
+            "the proxy is draining; retry on another instance",
+        );
+        let resp = error_response(&err, &request_id, true, &[]);
+        head.wipe();
+        return finish_error(stream, resp, err, rec, shard, received, false).await;
+    }
+    let body = match read_body(stream, &head, buf, shard.shared.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            let err = ProxyError::from(e);
+            let resp = error_response(&err, &request_id, true, &[]);
+            head.wipe();
+            return finish_error(stream, resp, err, rec, shard, received, false).await;
+        }
+    };
+    rec.request_bytes = body.len() as i64;
+    let content_type: Vec<u8> = head
+        .header("content-type")
+        .map_or_else(|| b"application/json".to_vec(), |c| c.to_vec());
+    // The head holds the caller's secrets: wipe it as soon as everything is extracted.
+    head.wipe();
+    drop(head);
+
+    // Build and sign the upstream request.
+    let target = shard.shared.config.endpoint.target(&v.region);
+    let host = target.host_header();
+    let mut path = Vec::with_capacity(64 + v.model_effective.len());
+    path.extend_from_slice(b"/model/");
+    encode_model_segment(&v.model_effective, &mut path);
+    path.push(b'/');
+    path.extend_from_slice(op.as_str().as_bytes());
+    let time = SigningTime::now();
+    let ph = payload_hash(&body);
+    let ph_str = std::str::from_utf8(&ph).unwrap_or_default();
+    let mut signed: Vec<(&str, &[u8])> = Vec::with_capacity(4);
+    signed.push(("content-type", &content_type));
+    signed.push(("host", host.as_bytes()));
+    signed.push(("x-amz-date", time.amz_date().as_bytes()));
+    if let Some(t) = &v.creds.session_token {
+        signed.push(("x-amz-security-token", t.expose()));
+    }
+    let sreq = SignRequest {
+        method: "POST",
+        path: &path,
+        query: b"",
+        headers: &signed,
+        payload_hash: ph_str,
+        region: &v.region,
+        service: BEDROCK_SERVICE,
+        time,
+    };
+    let signed_auth = shard.signer.borrow_mut().sign(&v.creds, &sreq);
+    let auth = match signed_auth {
+        Ok(a) => a,
+        Err(e) => {
+            let err = ProxyError::new(ErrorCode::BadRequest, format!("cannot sign the request: {e}"));
+            let resp = error_response(&err, &request_id, close_requested, &[]);
+            return finish_error(stream, resp, err, rec, shard, received, !close_requested).await;
+        }
+    };
+    let mut up_head = Vec::with_capacity(512 + auth.len());
+    up_head.extend_from_slice(b"POST ");
+    up_head.extend_from_slice(&path);
+    up_head.extend_from_slice(b" HTTP/1.1\r\n");
+    {
+        let mut w = HeadLines(&mut up_head);
+        w.line("Host", host.as_bytes());
+        w.line("Content-Type", &content_type);
+        w.line("Content-Length", body.len().to_string().as_bytes());
+        w.line("X-Amz-Date", time.amz_date().as_bytes());
+        if let Some(t) = &v.creds.session_token {
+            w.line("X-Amz-Security-Token", t.expose());
+        }
+        w.line("Authorization", auth.as_bytes());
+        w.line(
+            "Accept",
+            if op == Operation::ConverseStream {
+                b"application/vnd.amazon.eventstream"
+            } else {
+                b"application/json"
+            },
+        );
+        w.line(
+            "User-Agent",
+            concat!("llmops-proxy/", env!("CARGO_PKG_VERSION")).as_bytes(),
+        );
+    }
+    up_head.extend_from_slice(b"\r\n");
+    drop(v);
+
+    let up_started = Instant::now();
+    let result = send(shard, &target, up_head, body).await;
+    let upstream_ms = up_started.elapsed().as_secs_f64() * 1000.0;
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            ShardStats::inc(&stats.upstream_errors);
+            let code = if e.is_timeout() {
+                ShardStats::inc(&stats.upstream_timeouts);
+                ErrorCode::UpstreamTimeout
+            } else {
+                ErrorCode::UpstreamUnavailable
+            };
+            let err = ProxyError::new(code, e.to_string());
+            rec.upstream_latency_ms = Some(upstream_ms);
+            let resp = error_response(&err, &request_id, close_requested, &[]);
+            return finish_error(stream, resp, err, rec, shard, received, !close_requested).await;
+        }
+    };
+    rec.upstream_latency_ms = Some(upstream_ms);
+    rec.upstream_ttfb_ms = Some(resp.ttfb.as_secs_f64() * 1000.0);
+    rec.upstream_request_id = resp.request_id.clone();
+    relay(stream, resp, rec, shard, received, close_requested).await
+}
+
+/// Appends `Name: value\r\n` lines.
+struct HeadLines<'a>(&'a mut Vec<u8>);
+
+impl HeadLines<'_> {
+    fn line(&mut self, name: &str, value: &[u8]) {
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b": ");
+        self.0.extend_from_slice(value);
+        self.0.extend_from_slice(b"\r\n");
+    }
+}
+
+/// One exchange over a pooled or new connection, retried once on a fresh connection when
+/// a reused one fails before any response byte.
+async fn send(
+    shard: &Rc<Shard>,
+    target: &crate::upstream::endpoint::Target,
+    mut head: Vec<u8>,
+    body: Vec<u8>,
+) -> Result<UpstreamResponse, UpstreamError> {
+    use zeroize::Zeroize;
+    let t = &shard.shared.config.timeouts;
+    let deadline = Instant::now() + t.total;
+    let (mut conn, reused) = match shard.pool.take(target) {
+        Some(c) => {
+            ShardStats::inc(&shard.stats.upstream_reused);
+            (c, true)
+        }
+        None => (connect(shard, target).await?, false),
+    };
+    let (res, body) = exchange(&mut conn, head.clone(), body, t.ttfb, deadline).await;
+    let res = match res {
+        Err(e) if reused && e.before_response() => {
+            ShardStats::inc(&shard.stats.upstream_retries);
+            drop(conn);
+            conn = connect(shard, target).await?;
+            exchange(&mut conn, head.clone(), body, t.ttfb, deadline).await.0
+        }
+        other => other,
+    };
+    head.zeroize();
+    let resp = res?;
+    if resp.reusable {
+        shard.pool.put(target, conn);
+    }
+    Ok(resp)
+}
+
+async fn connect(
+    shard: &Rc<Shard>,
+    target: &crate::upstream::endpoint::Target,
+) -> Result<UpstreamStream, UpstreamError> {
+    let addr = shard
+        .pool
+        .resolve(&target.host, target.port)
+        .map_err(UpstreamError::Connect)?;
+    ShardStats::inc(&shard.stats.upstream_connects);
+    shard.pool.note_opened();
+    UpstreamStream::connect(target, addr, shard.tls.as_ref(), shard.shared.config.timeouts.connect).await
+}
+
+/// Extracts a short AWS error message (`message` / `Message`) from an error body.
+fn aws_message(shard: &Shard, body: &[u8]) -> Option<String> {
+    use simd_json::prelude::*;
+    let mut scratch = body.to_vec();
+    let _ = shard;
+    let v = simd_json::to_borrowed_value(&mut scratch).ok()?;
+    let m = v.get("message").or_else(|| v.get("Message"))?.as_str()?;
+    Some(cut_message(m))
+}
+
+/// Relays an upstream answer to the client and records the row.
+async fn relay(
+    stream: &mut TcpStream,
+    resp: UpstreamResponse,
+    mut rec: UsageRecord,
+    shard: &Rc<Shard>,
+    received: Instant,
+    close: bool,
+) -> bool {
+    let status = resp.status;
+    let error_type = resp
+        .error_type_header
+        .as_deref()
+        .and_then(error_type_from_header)
+        .map(str::to_string);
+    if status >= 400 {
+        if let Some(t) = error_type.as_deref().filter(|t| is_auth_error(t)) {
+            // Never relay AWS's message here: InvalidSignatureException echoes the
+            // canonical request, which holds the session token.
+            let err = ProxyError::new(
+                ErrorCode::AwsAuthenticationFailed,
+                format!("AWS refused the credentials: {t}. Check X-Aws-Access-Key-Id, X-Aws-Secret-Access-Key and X-Aws-Session-Token"),
+            );
+            rec.error_type = Some(t.to_string());
+            rec.error_message = Some(cut_message(&err.message));
+            rec.response_bytes = 0;
+            let out = error_response(&err, &rec.request_id, close, &[]);
+            rec.status = err.status();
+            return write_and_record(stream, out, None, rec, shard, received, !close).await;
+        }
+    }
+    let mut extra: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    if (200..300).contains(&status) {
+        let usage = shard.scanner.borrow_mut().scan(resp.body());
+        if let Some(u) = usage {
+            rec.input_tokens = u.input_tokens;
+            rec.output_tokens = u.output_tokens;
+            rec.total_tokens = u.total_tokens;
+            rec.cache_read_tokens = u.cache_read_tokens;
+            rec.cache_write_tokens = u.cache_write_tokens;
+            rec.provider_latency_ms = u.latency_ms;
+            rec.stop_reason = u.stop_reason;
+        }
+        let prices = shard.prices();
+        let price = prices.lookup(&rec.model_effective, &rec.model_requested, &shard.shared.config.geo);
+        let tokens = Tokens {
+            input: rec.input_tokens,
+            output: rec.output_tokens,
+            cache_read: rec.cache_read_tokens,
+            cache_write: rec.cache_write_tokens,
+        };
+        match price {
+            Some(p) => {
+                rec.price_id = Some(p.id.clone());
+                rec.cost_pico_usd = p.cost(&tokens);
+            }
+            None => ShardStats::inc(&shard.stats.unpriced),
+        }
+        if let Some(c) = rec.cost_pico_usd {
+            extra.push(("x-llmops-cost-usd", format_usd(c).into_bytes()));
+        }
+        if let Some(n) = rec.input_tokens {
+            extra.push(("x-llmops-input-tokens", n.to_string().into_bytes()));
+        }
+        if let Some(n) = rec.output_tokens {
+            extra.push(("x-llmops-output-tokens", n.to_string().into_bytes()));
+        }
+    } else {
+        rec.error_type = error_type.clone().or_else(|| Some(format!("HTTP{status}")));
+        rec.error_message = aws_message(shard, resp.body());
+    }
+    rec.status = status;
+    let body_len = resp.body().len();
+    rec.response_bytes = body_len as i64;
+    let mut out = Vec::with_capacity(512 + if body_len <= SMALL_BODY_BYTES { body_len } else { 0 });
+    {
+        let mut w = HeadWriter::new(&mut out, status);
+        if let Some(ct) = &resp.content_type {
+            w.header("content-type", ct);
+        }
+        w.header("x-request-id", rec.request_id.as_bytes());
+        if let Some(id) = &resp.request_id {
+            w.header("x-amzn-requestid", id.as_bytes());
+        }
+        if let Some(et) = &resp.error_type_header {
+            w.header("x-amzn-errortype", et);
+        }
+        for (k, v) in &extra {
+            w.header(k, v);
+        }
+        w.header_u64("content-length", body_len as u64).finish(close);
+    }
+    let (buf, start) = resp.into_body_parts();
+    if body_len <= SMALL_BODY_BYTES {
+        out.extend_from_slice(&buf[start..]);
+        write_and_record(stream, out, None, rec, shard, received, !close).await
+    } else {
+        write_and_record(stream, out, Some((buf, start)), rec, shard, received, !close).await
+    }
+}
+
+async fn finish_error(
+    stream: &mut TcpStream,
+    resp: Vec<u8>,
+    err: ProxyError,
+    mut rec: UsageRecord,
+    shard: &Rc<Shard>,
+    received: Instant,
+    keep: bool,
+) -> bool {
+    rec.status = err.status();
+    rec.error_type = Some(err.code.as_str().to_string());
+    rec.error_message = Some(cut_message(&err.message));
+    write_and_record(stream, resp, None, rec, shard, received, keep).await
+}
+
+/// Writes the response (head buffer, then an optional large body slice without copying
+/// it), then records the row with the final latency.
+async fn write_and_record(
+    stream: &mut TcpStream,
+    out: Vec<u8>,
+    body: Option<(Vec<u8>, usize)>,
+    mut rec: UsageRecord,
+    shard: &Rc<Shard>,
+    received: Instant,
+    keep: bool,
+) -> bool {
+    let mut ok = write_all(stream, out).await;
+    if ok {
+        if let Some((buf, start)) = body {
+            ok = write_all(stream, buf.slice(start..)).await;
+        }
+    }
+    if !ok {
+        rec.error_type.get_or_insert_with(|| "ClientDisconnected".to_string());
+    }
+    rec.latency_ms = received.elapsed().as_secs_f64() * 1000.0;
+    shard.stats.count_status(rec.status);
+    shard.record(rec);
+    ok && keep
+}

@@ -1,0 +1,343 @@
+//! Start-up and shutdown: bind check, writer thread, one thread per shard running a
+//! monoio runtime (io_uring, or epoll when io_uring cannot be built or
+//! `MONOIO_FORCE_LEGACY_DRIVER` is set), the accept loop, signal handling and drain.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use monoio::net::{ListenerOpts, TcpListener};
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+
+use super::conn::serve_connection;
+use super::stats::{Driver, ShardStats};
+use super::{Reloadable, ServeError, Shard, Shared};
+use crate::config::{ConfigError, ServeConfig};
+use crate::tenant::KeyStore;
+use crate::usage::pricing::PriceTable;
+use crate::usage::queue::{channel, UsageSink, QUEUE_CAPACITY};
+use crate::usage::writer::{self, WriterConfig, DEFAULT_ROLL_BYTES};
+
+/// io_uring submission queue entries per shard.
+pub const URING_ENTRIES: u32 = 1024;
+/// Listen backlog per shard.
+pub const LISTEN_BACKLOG: i32 = 4096;
+/// How often the main thread looks at signals.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Whether `MONOIO_FORCE_LEGACY_DRIVER` asks for epoll.
+pub fn force_legacy() -> bool {
+    matches!(
+        std::env::var("MONOIO_FORCE_LEGACY_DRIVER").as_deref(),
+        Ok("1" | "true" | "yes")
+    )
+}
+
+/// Loads keys and prices (start-up and SIGHUP).
+pub fn load_reloadable(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
+    let keys = match &cfg.keys {
+        None => KeyStore::open(),
+        Some(p) => KeyStore::load(p).map_err(|e| ConfigError::new("keys", format!("{}: {e}", p.display())))?,
+    };
+    let prices = PriceTable::with_overrides(cfg.pricing.as_deref()).map_err(|e| {
+        ConfigError::new(
+            "pricing",
+            format!(
+                "{}: {e}",
+                cfg.pricing
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+        )
+    })?;
+    Ok(Reloadable {
+        keys: Arc::new(keys),
+        prices: Arc::new(prices),
+    })
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u32::from_le_bytes(b)
+}
+
+/// Checks that no other socket holds the address (a same-user SO_REUSEPORT listener
+/// would otherwise share it silently) and resolves port 0 to a concrete port.
+fn probe_bind(addr: SocketAddr) -> Result<SocketAddr, ServeError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|e| {
+        ServeError::Config(ConfigError::new(
+            "listen",
+            format!("cannot listen on {addr}: {e} (is another instance running?)"),
+        ))
+    })?;
+    l.local_addr().map_err(|e| ServeError::Runtime(e.to_string()))
+}
+
+/// Runs `serve` until SIGTERM/SIGINT, then drains. `ready` gets the bound address.
+pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Result<(), ServeError> {
+    super::signals::install();
+    let reloadable = load_reloadable(&cfg).map_err(ServeError::Config)?;
+    let tls = crate::upstream::stream::client_config(cfg.upstream_ca.as_deref())
+        .map_err(|e| ServeError::Config(ConfigError::new("upstream-ca", e)))?;
+    let addr = probe_bind(cfg.listen)?;
+    if !addr.ip().is_loopback() {
+        crate::log::warn(
+            "plaintext_listener",
+            &[("listen", &addr.to_string()), ("warning", "clients send AWS secrets in headers: plain HTTP on a non-loopback address exposes them to the network; use TLS or --require-tls")],
+        );
+    }
+    if reloadable.keys.is_open() {
+        crate::log::info(
+            "open_key_mode",
+            &[(
+                "detail",
+                "no --keys file: any trk_ token of 16+ characters is accepted; tenant = token fingerprint",
+            )],
+        );
+    }
+    let dropped = Arc::new(AtomicU64::new(0));
+    let mut sinks: Vec<UsageSink> = Vec::new();
+    let mut consumers = Vec::new();
+    for _ in 0..cfg.threads {
+        let (s, c) = channel(QUEUE_CAPACITY, dropped.clone());
+        sinks.push(s);
+        consumers.push(c);
+    }
+    let wcfg = WriterConfig {
+        dir: cfg.usage_dir.clone(),
+        roll_interval: cfg.roll_interval,
+        roll_rows: cfg.roll_rows,
+        roll_bytes: DEFAULT_ROLL_BYTES,
+        host: writer::host_name(),
+    };
+    std::fs::create_dir_all(&cfg.usage_dir).map_err(|e| {
+        ServeError::Config(ConfigError::new(
+            "usage-dir",
+            format!("cannot create {}: {e}", cfg.usage_dir.display()),
+        ))
+    })?;
+    let writer = writer::spawn(wcfg, consumers)
+        .map_err(|e| ServeError::Runtime(format!("cannot start the usage writer: {e}")))?;
+    let shared = Arc::new(Shared {
+        config: cfg.clone(),
+        draining: Default::default(),
+        shard_stats: (0..cfg.threads).map(|_| Arc::new(ShardStats::default())).collect(),
+        dropped,
+        writer_stats: writer.stats.clone(),
+        generation: AtomicU64::new(0),
+        reloadable: Mutex::new(reloadable),
+        instance: random_u32(),
+    });
+    crate::log::info(
+        "starting",
+        &[
+            ("listen", &addr.to_string()),
+            ("shards", &cfg.threads.to_string()),
+            ("upstream", &cfg.endpoint.describe()),
+            ("usage_dir", &cfg.usage_dir.display().to_string()),
+            ("roll_interval_s", &cfg.roll_interval.as_secs().to_string()),
+            (
+                "keys",
+                &cfg.keys.as_ref().map_or("open".into(), |p| p.display().to_string()),
+            ),
+            (
+                "pricing",
+                &cfg.pricing
+                    .as_ref()
+                    .map_or("built-in".into(), |p| p.display().to_string()),
+            ),
+            ("max_body_bytes", &cfg.max_body_bytes.to_string()),
+        ],
+    );
+
+    let (started_tx, started_rx) = mpsc::channel::<Result<(usize, i32, Driver), String>>();
+    let mut threads = Vec::new();
+    for (id, sink) in sinks.into_iter().enumerate() {
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let started = started_tx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("shard-{id}"))
+            .spawn(move || run_shard(id, addr, shared, sink, tls, started))
+            .map_err(|e| ServeError::Runtime(format!("cannot start shard thread: {e}")))?;
+        threads.push(t);
+    }
+    drop(started_tx);
+    let mut listener_fds = Vec::new();
+    for _ in 0..cfg.threads {
+        match started_rx.recv() {
+            Ok(Ok((id, fd, driver))) => {
+                listener_fds.push(fd);
+                crate::log::info(
+                    "shard_started",
+                    &[("shard", &id.to_string()), ("driver", driver.as_str())],
+                );
+            }
+            Ok(Err(e)) => {
+                shared.draining.store(true, Ordering::SeqCst);
+                for fd in &listener_fds {
+                    // SAFETY: shutting down our own listening sockets wakes their accept.
+                    unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+                }
+                for t in threads {
+                    let _ = t.join();
+                }
+                writer.shutdown();
+                return Err(ServeError::Runtime(e));
+            }
+            Err(_) => return Err(ServeError::Runtime("a shard thread died during start-up".into())),
+        }
+    }
+    crate::log::info("listening", &[("addr", &addr.to_string())]);
+    if let Some(r) = ready {
+        let _ = r.send(addr);
+    }
+
+    loop {
+        std::thread::sleep(SIGNAL_POLL);
+        if super::signals::take_reload() {
+            match load_reloadable(&cfg) {
+                Ok(r) => {
+                    let nkeys = if r.keys.is_open() {
+                        "open".to_string()
+                    } else {
+                        r.keys.len().to_string()
+                    };
+                    let nprices = r.prices.len().to_string();
+                    if let Ok(mut g) = shared.reloadable.lock() {
+                        *g = r;
+                    }
+                    shared.generation.fetch_add(1, Ordering::Release);
+                    crate::log::info("reloaded", &[("keys", &nkeys), ("prices", &nprices)]);
+                }
+                Err(e) => crate::log::error(
+                    "reload_rejected",
+                    &[("error", &e.to_string()), ("kept", "previous keys and prices")],
+                ),
+            }
+        }
+        if super::signals::stop_requested() {
+            break;
+        }
+    }
+    crate::log::info(
+        "draining",
+        &[("drain_timeout_s", &cfg.drain_timeout.as_secs().to_string())],
+    );
+    shared.draining.store(true, Ordering::SeqCst);
+    for fd in &listener_fds {
+        // SAFETY: shutting down our own listening sockets wakes their pending accept.
+        unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    writer.shutdown();
+    let rows = shared.writer_stats.rows_written.load(Ordering::Relaxed);
+    crate::log::info(
+        "stopped",
+        &[
+            ("usage_rows_written", &rows.to_string()),
+            (
+                "usage_rows_dropped",
+                &shared.dropped.load(Ordering::Relaxed).to_string(),
+            ),
+        ],
+    );
+    Ok(())
+}
+
+fn run_shard(
+    id: usize,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    sink: UsageSink,
+    tls: Arc<rustls::ClientConfig>,
+    started: mpsc::Sender<Result<(usize, i32, Driver), String>>,
+) {
+    if !force_legacy() {
+        match RuntimeBuilder::<IoUringDriver>::new()
+            .with_entries(URING_ENTRIES)
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => {
+                rt.block_on(shard_main(id, addr, shared, sink, tls, started, Driver::IoUring));
+                return;
+            }
+            Err(e) => crate::log::warn(
+                "io_uring_unavailable",
+                &[
+                    ("shard", &id.to_string()),
+                    ("error", &e.to_string()),
+                    ("fallback", "epoll"),
+                ],
+            ),
+        }
+    }
+    match RuntimeBuilder::<LegacyDriver>::new().enable_timer().build() {
+        Ok(mut rt) => rt.block_on(shard_main(id, addr, shared, sink, tls, started, Driver::Epoll)),
+        Err(e) => {
+            let _ = started.send(Err(format!("shard {id}: cannot build a runtime: {e}")));
+        }
+    }
+}
+
+async fn shard_main(
+    id: usize,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    sink: UsageSink,
+    tls: Arc<rustls::ClientConfig>,
+    started: mpsc::Sender<Result<(usize, i32, Driver), String>>,
+    driver: Driver,
+) {
+    let opts = ListenerOpts::new()
+        .reuse_port(true)
+        .reuse_addr(true)
+        .backlog(LISTEN_BACKLOG);
+    let listener = match TcpListener::bind_with_config(addr, &opts) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = started.send(Err(format!("shard {id}: cannot listen on {addr}: {e}")));
+            return;
+        }
+    };
+    shared.shard_stats[id].set_driver(driver);
+    let drain_timeout = shared.config.drain_timeout;
+    let shard = Rc::new(Shard::new(id, shared, sink, Some(tls)));
+    let _ = started.send(Ok((id, listener.as_raw_fd(), driver)));
+    drop(started);
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                if shard.draining() {
+                    break;
+                }
+                monoio::spawn(serve_connection(stream, shard.clone()));
+            }
+            Err(e) => {
+                if shard.draining() {
+                    break;
+                }
+                // EMFILE and friends: back off a little instead of spinning.
+                crate::log::warn(
+                    "accept_failed",
+                    &[("shard", &id.to_string()), ("error", &e.to_string())],
+                );
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    // Let in-flight requests finish; idle connections notice the drain and close.
+    let until = Instant::now() + drain_timeout;
+    while shard.stats.connections_open.load(Ordering::Relaxed) > 0 && Instant::now() < until {
+        monoio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

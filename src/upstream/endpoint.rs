@@ -1,0 +1,157 @@
+//! Where a request goes: `https://bedrock-runtime.{region}.amazonaws.com` by default, or
+//! the fixed `--upstream-endpoint` (VPC, FIPS, tests). The SigV4 `host` is exactly the
+//! `Host` header sent: the port is included when it is not the scheme's default.
+
+/// A parsed upstream endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// AWS's regional Bedrock Runtime endpoint.
+    AwsRegional,
+    /// A fixed endpoint.
+    Fixed { tls: bool, host: String, port: u16 },
+}
+
+/// One concrete destination; also the pool key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Target {
+    /// The `Host` header value (and SigV4 host).
+    pub fn host_header(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+impl Endpoint {
+    pub fn aws_default() -> Self {
+        Endpoint::AwsRegional
+    }
+
+    /// Parses `http://host[:port]` or `https://host[:port]` (an optional trailing `/`).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("`{url}` must start with http:// or https://"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') || rest.contains('?') || rest.contains('#') || rest.contains('@') {
+            return Err(format!(
+                "`{url}` must be scheme://host[:port] with no path, query or user"
+            ));
+        }
+        let (host, port) = if let Some(h) = rest.strip_prefix('[') {
+            let (h, after) = h
+                .split_once(']')
+                .ok_or_else(|| format!("`{url}` has an unclosed IPv6 bracket"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse::<u16>().map_err(|_| format!("`{url}` has an invalid port"))?,
+                None if after.is_empty() => {
+                    if tls {
+                        443
+                    } else {
+                        80
+                    }
+                }
+                None => return Err(format!("`{url}` is malformed")),
+            };
+            (h.to_string(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_string(),
+                    p.parse::<u16>().map_err(|_| format!("`{url}` has an invalid port"))?,
+                ),
+                None => (rest.to_string(), if tls { 443 } else { 80 }),
+            }
+        };
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+        {
+            return Err(format!("`{url}` has an invalid host"));
+        }
+        if port == 0 {
+            return Err(format!("`{url}` has port 0"));
+        }
+        Ok(Endpoint::Fixed { tls, host, port })
+    }
+
+    /// The destination for a (validated) region.
+    pub fn target(&self, region: &str) -> Target {
+        match self {
+            Endpoint::AwsRegional => Target {
+                tls: true,
+                host: format!("bedrock-runtime.{region}.amazonaws.com"),
+                port: 443,
+            },
+            Endpoint::Fixed { tls, host, port } => Target {
+                tls: *tls,
+                host: host.clone(),
+                port: *port,
+            },
+        }
+    }
+
+    /// For logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Endpoint::AwsRegional => "https://bedrock-runtime.{region}.amazonaws.com".into(),
+            Endpoint::Fixed { tls, .. } => {
+                let t = self.target("");
+                format!("{}://{}", if *tls { "https" } else { "http" }, t.host_header())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_host() {
+        let e = Endpoint::parse("http://127.0.0.1:9000").unwrap();
+        assert_eq!(e.target("us-east-1").host_header(), "127.0.0.1:9000");
+        let e = Endpoint::parse("https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com/").unwrap();
+        assert_eq!(
+            e.target("x").host_header(),
+            "vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com"
+        );
+        assert_eq!(
+            Endpoint::aws_default().target("eu-west-1").host_header(),
+            "bedrock-runtime.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            Endpoint::parse("http://[::1]:9").unwrap().target("").host_header(),
+            "[::1]:9"
+        );
+        for bad in [
+            "ftp://x",
+            "http://x/path",
+            "http://u@x",
+            "http://x:99999",
+            "http://",
+            "http://x:0",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! One request/response exchange with the upstream over an owned connection: the request
+//! head and body leave in one vectored write; the response head is parsed with httparse
+//! and the body is read by Content-Length (into the same buffer, no copy), chunked
+//! (decoded), or to end of stream. Deadlines: time to first byte and whole request.
+
+use std::time::{Duration, Instant};
+
+use monoio::buf::VecBuf;
+use monoio::io::AsyncWriteRentExt;
+
+use super::stream::UpstreamStream;
+use super::UpstreamError;
+use crate::http::body::ChunkedDecoder;
+use crate::http::limits::{MAX_HEADERS, MAX_HEAD_BYTES, MAX_UPSTREAM_BODY_BYTES, READ_BUFFER_BYTES};
+use crate::util::io::{read_more_until, ReadError};
+
+/// A complete upstream response.
+#[derive(Debug)]
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub content_type: Option<Vec<u8>>,
+    pub request_id: Option<String>,
+    /// `x-amzn-errortype`, as sent.
+    pub error_type_header: Option<Vec<u8>>,
+    /// Holds the body at `body_start..`.
+    buf: Vec<u8>,
+    body_start: usize,
+    /// Request written → first response byte.
+    pub ttfb: Duration,
+    /// Whether the connection may be pooled again.
+    pub reusable: bool,
+}
+
+impl UpstreamResponse {
+    pub fn body(&self) -> &[u8] {
+        &self.buf[self.body_start..]
+    }
+
+    /// The owned buffer and where the body starts in it.
+    pub fn into_body_parts(self) -> (Vec<u8>, usize) {
+        (self.buf, self.body_start)
+    }
+}
+
+/// Parsed response head.
+struct Head {
+    status: u16,
+    len: usize,
+    content_length: Option<u64>,
+    chunked: bool,
+    close: bool,
+    content_type: Option<Vec<u8>>,
+    request_id: Option<String>,
+    error_type: Option<Vec<u8>>,
+}
+
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let n = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_HEAD_BYTES {
+                return Err(UpstreamError::Protocol("response head too large"));
+            }
+            return Ok(None);
+        }
+        Err(_) => return Err(UpstreamError::Protocol("malformed response head")),
+    };
+    let mut h = Head {
+        status: resp.code.unwrap_or(0),
+        len: n,
+        content_length: None,
+        chunked: false,
+        close: resp.version == Some(0),
+        content_type: None,
+        request_id: None,
+        error_type: None,
+    };
+    for hd in resp.headers.iter() {
+        let v = hd.value;
+        if hd.name.eq_ignore_ascii_case("content-length") {
+            let s = std::str::from_utf8(v).ok().map(str::trim);
+            let n = s
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or(UpstreamError::Protocol("bad Content-Length"))?;
+            if h.content_length.is_some_and(|p| p != n) {
+                return Err(UpstreamError::Protocol("conflicting Content-Length"));
+            }
+            h.content_length = Some(n);
+        } else if hd.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = v.rsplit(|&b| b == b',').next().unwrap_or(b"");
+            if String::from_utf8_lossy(last).trim().eq_ignore_ascii_case("chunked") {
+                h.chunked = true;
+            } else {
+                return Err(UpstreamError::Protocol("unsupported Transfer-Encoding"));
+            }
+        } else if hd.name.eq_ignore_ascii_case("connection") {
+            if String::from_utf8_lossy(v)
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"))
+            {
+                h.close = true;
+            }
+        } else if hd.name.eq_ignore_ascii_case("content-type") {
+            h.content_type = Some(v.to_vec());
+        } else if hd.name.eq_ignore_ascii_case("x-amzn-requestid") {
+            h.request_id = std::str::from_utf8(v).ok().map(|s| s.chars().take(128).collect());
+        } else if hd.name.eq_ignore_ascii_case("x-amzn-errortype") {
+            h.error_type = Some(v.to_vec());
+        }
+    }
+    if h.chunked {
+        // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3); never reuse such a connection.
+        if h.content_length.is_some() {
+            h.close = true;
+            h.content_length = None;
+        }
+    }
+    Ok(Some(h))
+}
+
+fn io_err(e: ReadError, started: bool) -> UpstreamError {
+    match e {
+        ReadError::Eof => UpstreamError::Closed { started },
+        ReadError::Timeout => {
+            if started {
+                UpstreamError::Deadline
+            } else {
+                UpstreamError::FirstByteTimeout
+            }
+        }
+        ReadError::Io(error) => UpstreamError::Io { started, error },
+    }
+}
+
+/// Writes the request and reads a full response. Returns the request body back (so a
+/// failed attempt can be retried with it) together with the result.
+pub async fn exchange(
+    conn: &mut UpstreamStream,
+    head: Vec<u8>,
+    body: Vec<u8>,
+    ttfb: Duration,
+    deadline: Instant,
+) -> (Result<UpstreamResponse, UpstreamError>, Vec<u8>) {
+    let started_at = Instant::now();
+    let vb: VecBuf = vec![head, body].into();
+    let write = monoio::time::timeout_at(deadline.into(), conn.write_vectored_all(vb)).await;
+    let body = match write {
+        Err(_) => return (Err(UpstreamError::Deadline), Vec::new()),
+        Ok((res, vb)) => {
+            let mut parts: Vec<Vec<u8>> = vb.into();
+            let body = parts.pop().unwrap_or_default();
+            if let Err(error) = res {
+                return (Err(UpstreamError::Io { started: false, error }), body);
+            }
+            body
+        }
+    };
+    let res = read_response(conn, started_at, ttfb, deadline).await;
+    (res, body)
+}
+
+/// Reads one response (skipping 1xx heads).
+pub async fn read_response(
+    conn: &mut UpstreamStream,
+    sent_at: Instant,
+    ttfb: Duration,
+    deadline: Instant,
+) -> Result<UpstreamResponse, UpstreamError> {
+    let first_deadline = (sent_at + ttfb).min(deadline);
+    let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
+    let mut first_byte_at: Option<Instant> = None;
+    let head = loop {
+        let dl = if first_byte_at.is_some() {
+            deadline
+        } else {
+            first_deadline
+        };
+        match read_more_until(conn, buf, READ_BUFFER_BYTES, dl).await {
+            Ok((_, b)) => buf = b,
+            Err((e, _)) => return Err(io_err(e, first_byte_at.is_some())),
+        }
+        first_byte_at.get_or_insert_with(Instant::now);
+        if let Some(h) = parse_head(&buf)? {
+            if (100..200).contains(&h.status) {
+                buf.drain(..h.len);
+                if let Some(h2) = parse_head(&buf)? {
+                    if !(100..200).contains(&h2.status) {
+                        break h2;
+                    }
+                }
+                continue;
+            }
+            break h;
+        }
+    };
+    let ttfb_measured = first_byte_at.map_or(Duration::ZERO, |t| t - sent_at);
+    let no_body = h_no_body(head.status);
+    let (buf, body_start, reusable) = if no_body {
+        buf.truncate(head.len);
+        (buf, head.len, !head.close)
+    } else if head.chunked {
+        let mut dec = ChunkedDecoder::new();
+        let mut body = Vec::with_capacity(buf.len() - head.len);
+        let mut used = dec
+            .feed(&buf[head.len..], &mut body, MAX_UPSTREAM_BODY_BYTES)
+            .map_err(|_| UpstreamError::Protocol("bad chunked body"))?;
+        let mut scratch = Vec::with_capacity(READ_BUFFER_BYTES);
+        while !dec.is_done() {
+            let _ = used;
+            scratch.clear();
+            match read_more_until(conn, scratch, READ_BUFFER_BYTES, deadline).await {
+                Ok((_, s)) => scratch = s,
+                Err((e, _)) => return Err(io_err(e, true)),
+            }
+            used = dec
+                .feed(&scratch, &mut body, MAX_UPSTREAM_BODY_BYTES)
+                .map_err(|_| UpstreamError::Protocol("bad chunked body"))?;
+            if used < scratch.len() && dec.is_done() {
+                // Bytes after the response: the connection is not clean.
+                return Ok(finish(head, body, 0, ttfb_measured, false));
+            }
+        }
+        (body, 0, !head.close)
+    } else if let Some(cl) = head.content_length {
+        let total = head.len as u64 + cl;
+        if cl as usize > MAX_UPSTREAM_BODY_BYTES {
+            return Err(UpstreamError::Protocol("response body too large"));
+        }
+        let total = total as usize;
+        if buf.capacity() < total {
+            buf.reserve_exact(total - buf.len());
+        }
+        while buf.len() < total {
+            let want = total - buf.len();
+            match read_more_until(conn, buf, want, deadline).await {
+                Ok((_, b)) => buf = b,
+                Err((e, _)) => return Err(io_err(e, true)),
+            }
+        }
+        let clean = buf.len() == total;
+        buf.truncate(total);
+        (buf, head.len, clean && !head.close)
+    } else {
+        // Delimited by close.
+        loop {
+            if buf.len() - head.len > MAX_UPSTREAM_BODY_BYTES {
+                return Err(UpstreamError::Protocol("response body too large"));
+            }
+            match read_more_until(conn, buf, READ_BUFFER_BYTES, deadline).await {
+                Ok((_, b)) => buf = b,
+                Err((ReadError::Eof, Some(b))) => {
+                    buf = b;
+                    break;
+                }
+                Err((e, _)) => return Err(io_err(e, true)),
+            }
+        }
+        (buf, head.len, false)
+    };
+    Ok(finish(head, buf, body_start, ttfb_measured, reusable))
+}
+
+fn h_no_body(status: u16) -> bool {
+    status == 204 || status == 304
+}
+
+fn finish(head: Head, buf: Vec<u8>, body_start: usize, ttfb: Duration, reusable: bool) -> UpstreamResponse {
+    UpstreamResponse {
+        status: head.status,
+        content_type: head.content_type,
+        request_id: head.request_id,
+        error_type_header: head.error_type,
+        buf,
+        body_start,
+        ttfb,
+        reusable,
+    }
+}

@@ -1,0 +1,153 @@
+//! An upstream connection: plain TCP or rustls (ring provider) over monoio, with
+//! TCP_NODELAY, SNI and certificate verification against webpki roots plus an optional
+//! extra CA. Each shard builds its own `ClientConfig`, so the TLS session cache used
+//! for resumption on reconnect is never shared between threads.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use super::endpoint::Target;
+use super::UpstreamError;
+
+/// Builds the upstream TLS client configuration.
+pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(p) = extra_ca {
+        let mut n = 0;
+        for cert in CertificateDer::pem_file_iter(p).map_err(|e| format!("cannot read {}: {e}", p.display()))? {
+            let cert = cert.map_err(|e| format!("{} is not a PEM certificate file: {e}", p.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: unusable CA certificate: {e}", p.display()))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(format!("{} holds no PEM certificate", p.display()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A connected upstream stream.
+pub enum UpstreamStream {
+    Plain(TcpStream),
+    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>, RawFd),
+}
+
+impl UpstreamStream {
+    /// Connects (and for TLS, handshakes) to `target` at `addr`.
+    pub async fn connect(
+        target: &Target,
+        addr: std::net::SocketAddr,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+        connect_timeout: std::time::Duration,
+    ) -> Result<Self, UpstreamError> {
+        let tcp = match monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await {
+            Err(_) => return Err(UpstreamError::ConnectTimeout),
+            Ok(Err(e)) => return Err(UpstreamError::Connect(e)),
+            Ok(Ok(s)) => s,
+        };
+        let _ = tcp.set_nodelay(true);
+        if !target.tls {
+            return Ok(UpstreamStream::Plain(tcp));
+        }
+        let cfg = tls.ok_or_else(|| UpstreamError::Tls("no TLS configuration".into()))?;
+        let name = ServerName::try_from(target.host.clone()).map_err(|e| UpstreamError::Tls(e.to_string()))?;
+        let fd = tcp.as_raw_fd();
+        let connector = monoio_rustls::TlsConnector::from(cfg.clone());
+        match monoio::time::timeout(connect_timeout, connector.connect(name, tcp)).await {
+            Err(_) => Err(UpstreamError::ConnectTimeout),
+            Ok(Err(e)) => Err(UpstreamError::Tls(e.to_string())),
+            Ok(Ok(s)) => Ok(UpstreamStream::Tls(Box::new(s), fd)),
+        }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            UpstreamStream::Plain(s) => s.as_raw_fd(),
+            UpstreamStream::Tls(_, fd) => *fd,
+        }
+    }
+
+    /// Whether an idle connection still looks usable: no EOF and no unexpected bytes
+    /// (a peer that closed, or sent a TLS alert, makes the socket readable).
+    pub fn idle_alive(&self) -> bool {
+        let mut b = [0u8; 1];
+        // SAFETY: recv on our own open socket into a valid 1-byte buffer.
+        let n = unsafe {
+            libc::recv(
+                self.raw_fd(),
+                b.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return e.kind() == std::io::ErrorKind::WouldBlock;
+        }
+        false
+    }
+}
+
+impl AsyncReadRent for UpstreamStream {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamStream::Plain(s) => s.read(buf).await,
+            UpstreamStream::Tls(s, _) => s.read(buf).await,
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamStream::Plain(s) => s.readv(buf).await,
+            UpstreamStream::Tls(s, _) => s.readv(buf).await,
+        }
+    }
+}
+
+impl AsyncWriteRent for UpstreamStream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamStream::Plain(s) => s.write(buf).await,
+            UpstreamStream::Tls(s, _) => s.write(buf).await,
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamStream::Plain(s) => s.writev(buf).await,
+            UpstreamStream::Tls(s, _) => s.writev(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            UpstreamStream::Plain(s) => s.flush().await,
+            UpstreamStream::Tls(s, _) => s.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            UpstreamStream::Plain(s) => s.shutdown().await,
+            UpstreamStream::Tls(s, _) => s.shutdown().await,
+        }
+    }
+}

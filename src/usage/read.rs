@@ -1,0 +1,135 @@
+//! Reading usage files back (demo, report, tests): every closed Parquet file under a
+//! directory, any partitions, into plain rows.
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType, UInt16Type};
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::record::UsageRecord;
+use super::writer::list_files;
+
+/// Why usage files could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(std::io::Error),
+    Parquet(String),
+    Schema(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::Parquet(e) => write!(f, "parquet: {e}"),
+            ReadError::Schema(e) => write!(f, "unexpected schema: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+fn col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, ReadError> {
+    b.column_by_name(name)
+        .map(|a| a.as_ref())
+        .ok_or_else(|| ReadError::Schema(format!("no column {name}")))
+}
+
+fn string(b: &RecordBatch, name: &str, i: usize) -> Result<Option<String>, ReadError> {
+    let a = col(b, name)?;
+    let s = a
+        .as_string_opt::<i32>()
+        .ok_or_else(|| ReadError::Schema(format!("{name} is not utf8")))?;
+    Ok((!s.is_null(i)).then(|| s.value(i).to_string()))
+}
+
+fn int(b: &RecordBatch, name: &str, i: usize) -> Result<Option<i64>, ReadError> {
+    let a = col(b, name)?;
+    let s = a
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| ReadError::Schema(format!("{name} is not int64")))?;
+    Ok((!s.is_null(i)).then(|| s.value(i)))
+}
+
+fn float(b: &RecordBatch, name: &str, i: usize) -> Result<Option<f64>, ReadError> {
+    let a = col(b, name)?;
+    let s = a
+        .as_primitive_opt::<Float64Type>()
+        .ok_or_else(|| ReadError::Schema(format!("{name} is not float64")))?;
+    Ok((!s.is_null(i)).then(|| s.value(i)))
+}
+
+/// Reads every row of one file.
+pub fn read_file(path: &Path) -> Result<Vec<UsageRecord>, ReadError> {
+    let f = File::open(path).map_err(ReadError::Io)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| ReadError::Parquet(e.to_string()))?
+        .build()
+        .map_err(|e| ReadError::Parquet(e.to_string()))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let b = batch.map_err(|e| ReadError::Parquet(e.to_string()))?;
+        let ts = col(&b, "ts")?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| ReadError::Schema("ts".into()))?
+            .clone();
+        let status = col(&b, "status")?
+            .as_primitive_opt::<UInt16Type>()
+            .ok_or_else(|| ReadError::Schema("status".into()))?
+            .clone();
+        let cost = col(&b, "cost_usd")?
+            .as_primitive_opt::<Decimal128Type>()
+            .ok_or_else(|| ReadError::Schema("cost_usd".into()))?
+            .clone();
+        for i in 0..b.num_rows() {
+            let op = string(&b, "operation", i)?.unwrap_or_default();
+            out.push(UsageRecord {
+                ts_micros: ts.value(i),
+                request_id: string(&b, "request_id", i)?.unwrap_or_default(),
+                upstream_request_id: string(&b, "upstream_request_id", i)?,
+                tenant: string(&b, "tenant", i)?.unwrap_or_default(),
+                department: string(&b, "department", i)?,
+                project: string(&b, "project", i)?,
+                agent: string(&b, "agent", i)?,
+                operation: if op == "converse-stream" {
+                    "converse-stream"
+                } else {
+                    "converse"
+                },
+                region: string(&b, "region", i)?.unwrap_or_default(),
+                model_requested: string(&b, "model_requested", i)?.unwrap_or_default(),
+                model_effective: string(&b, "model_effective", i)?.unwrap_or_default(),
+                status: status.value(i),
+                error_type: string(&b, "error_type", i)?,
+                error_message: string(&b, "error_message", i)?,
+                input_tokens: int(&b, "input_tokens", i)?,
+                output_tokens: int(&b, "output_tokens", i)?,
+                total_tokens: int(&b, "total_tokens", i)?,
+                cache_read_tokens: int(&b, "cache_read_tokens", i)?,
+                cache_write_tokens: int(&b, "cache_write_tokens", i)?,
+                cost_pico_usd: (!cost.is_null(i)).then(|| cost.value(i)),
+                price_id: string(&b, "price_id", i)?,
+                latency_ms: float(&b, "latency_ms", i)?.unwrap_or(0.0),
+                upstream_latency_ms: float(&b, "upstream_latency_ms", i)?,
+                upstream_ttfb_ms: float(&b, "upstream_ttfb_ms", i)?,
+                provider_latency_ms: int(&b, "provider_latency_ms", i)?,
+                stop_reason: string(&b, "stop_reason", i)?,
+                request_bytes: int(&b, "request_bytes", i)?.unwrap_or(0),
+                response_bytes: int(&b, "response_bytes", i)?.unwrap_or(0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Reads every closed file under `dir`.
+pub fn read_dir(dir: &Path) -> Result<Vec<UsageRecord>, ReadError> {
+    let mut out = Vec::new();
+    for f in list_files(dir) {
+        out.extend(read_file(&f)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,106 @@
+//! Usage scan of a Converse response body with simd-json: `usage.*Tokens`,
+//! `metrics.latencyMs`, `stopReason`. simd-json parses in place, so the body is copied
+//! into a reused scratch buffer first (the client gets the bytes untouched). Malformed
+//! JSON, missing or odd fields yield `None`s, never an error.
+
+use simd_json::prelude::*;
+use simd_json::BorrowedValue;
+
+/// Longest `stopReason` kept.
+pub const MAX_STOP_REASON: usize = 64;
+
+/// What a response said about its usage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    pub cache_read_tokens: Option<i64>,
+    pub cache_write_tokens: Option<i64>,
+    pub latency_ms: Option<i64>,
+    pub stop_reason: Option<String>,
+}
+
+/// Reusable parser state (one per shard).
+pub struct Scanner {
+    scratch: Vec<u8>,
+    buffers: simd_json::Buffers,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Scanner {
+            scratch: Vec::with_capacity(4096),
+            buffers: simd_json::Buffers::new(4096),
+        }
+    }
+}
+
+fn int(v: Option<&BorrowedValue<'_>>) -> Option<i64> {
+    let v = v?;
+    v.as_i64()
+        .or_else(|| v.as_u64().and_then(|u| i64::try_from(u).ok()))
+        .filter(|n| *n >= 0)
+}
+
+/// Reads the usage fields out of a parsed Converse body or stream `metadata` event.
+pub fn usage_from_value(v: &BorrowedValue<'_>) -> Usage {
+    let usage = v.get("usage");
+    let metrics = v.get("metrics");
+    Usage {
+        input_tokens: int(usage.and_then(|u| u.get("inputTokens"))),
+        output_tokens: int(usage.and_then(|u| u.get("outputTokens"))),
+        total_tokens: int(usage.and_then(|u| u.get("totalTokens"))),
+        cache_read_tokens: int(usage.and_then(|u| u.get("cacheReadInputTokens"))),
+        cache_write_tokens: int(usage.and_then(|u| u.get("cacheWriteInputTokens"))),
+        latency_ms: int(metrics.and_then(|m| m.get("latencyMs"))),
+        stop_reason: v
+            .get("stopReason")
+            .and_then(|s| s.as_str())
+            .map(|s| s.chars().take(MAX_STOP_REASON).collect()),
+    }
+}
+
+impl Scanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Scans a Converse JSON body. `None` if it is not a JSON object.
+    pub fn scan(&mut self, body: &[u8]) -> Option<Usage> {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(body);
+        let v = simd_json::to_borrowed_value_with_buffers(&mut self.scratch, &mut self.buffers).ok()?;
+        if !v.is_object() {
+            return None;
+        }
+        Some(usage_from_value(&v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_converse_bodies() {
+        let mut s = Scanner::new();
+        let body = br#"{"metrics":{"latencyMs":321},"output":{"message":{"content":[{"text":"hi"}],"role":"assistant"}},"stopReason":"end_turn","usage":{"inputTokens":12,"outputTokens":34,"totalTokens":46,"cacheReadInputTokens":5,"cacheWriteInputTokens":0,"extra":{"a":[1,2]}}}"#;
+        let u = s.scan(body).unwrap();
+        assert_eq!(u.input_tokens, Some(12));
+        assert_eq!(u.output_tokens, Some(34));
+        assert_eq!(u.total_tokens, Some(46));
+        assert_eq!(u.cache_read_tokens, Some(5));
+        assert_eq!(u.cache_write_tokens, Some(0));
+        assert_eq!(u.latency_ms, Some(321));
+        assert_eq!(u.stop_reason.as_deref(), Some("end_turn"));
+        // Reordered keys, unknown fields, missing usage, bad types.
+        let u = s
+            .scan(br#"{"usage":{"outputTokens":"7","inputTokens":-3,"totalTokens":1.5},"zzz":null}"#)
+            .unwrap();
+        assert_eq!(u, Usage::default());
+        assert!(s.scan(b"{not json").is_none());
+        assert!(s.scan(b"[1,2]").is_none());
+        assert!(s.scan(b"").is_none());
+    }
+}
