@@ -1,17 +1,17 @@
 //! One request/response exchange with the upstream over an owned connection: the request
-//! head and body leave in one vectored write; the response head is parsed with httparse
+//! head and a small body leave in one write (a large body follows, uncopied); the response head is parsed with httparse
 //! and the body is read by Content-Length (into the same buffer, no copy), chunked
 //! (decoded), or to end of stream. Deadlines: time to first byte and whole request.
 
 use std::time::{Duration, Instant};
 
-use monoio::buf::VecBuf;
+use zeroize::Zeroize;
 use monoio::io::AsyncWriteRentExt;
 
 use super::stream::UpstreamStream;
 use super::UpstreamError;
 use crate::http::body::ChunkedDecoder;
-use crate::http::limits::{MAX_HEADERS, MAX_HEAD_BYTES, MAX_UPSTREAM_BODY_BYTES, READ_BUFFER_BYTES};
+use crate::http::limits::{MAX_HEADERS, MAX_HEAD_BYTES, MAX_UPSTREAM_BODY_BYTES, READ_BUFFER_BYTES, SMALL_BODY_BYTES};
 use crate::util::io::{read_more_until, ReadError};
 
 /// A complete upstream response.
@@ -144,17 +144,38 @@ pub async fn exchange(
     deadline: Instant,
 ) -> (Result<UpstreamResponse, UpstreamError>, Vec<u8>) {
     let started_at = Instant::now();
-    let vb: VecBuf = vec![head, body].into();
-    let write = monoio::time::timeout_at(deadline.into(), conn.write_vectored_all(vb)).await;
-    let body = match write {
-        Err(_) => return (Err(UpstreamError::Deadline), Vec::new()),
-        Ok((res, vb)) => {
-            let mut parts: Vec<Vec<u8>> = vb.into();
-            let body = parts.pop().unwrap_or_default();
-            if let Err(error) = res {
+    // Small bodies travel in the head's buffer (one write); large ones follow it as their
+    // own owned buffer, never copied. (monoio's vectored write-all mishandles partial
+    // writes of large buffers, so two plain writes are used instead.)
+    let mut head = head;
+    let body = if body.len() <= SMALL_BODY_BYTES {
+        head.extend_from_slice(&body);
+        let r = monoio::time::timeout_at(deadline.into(), conn.write_all(head)).await;
+        match r {
+            Err(_) => return (Err(UpstreamError::Deadline), body),
+            Ok((Err(error), mut h)) => {
+                h.zeroize();
                 return (Err(UpstreamError::Io { started: false, error }), body);
             }
-            body
+            Ok((Ok(_), mut h)) => {
+                h.zeroize();
+                body
+            }
+        }
+    } else {
+        let r = monoio::time::timeout_at(deadline.into(), conn.write_all(head)).await;
+        match r {
+            Err(_) => return (Err(UpstreamError::Deadline), body),
+            Ok((Err(error), mut h)) => {
+                h.zeroize();
+                return (Err(UpstreamError::Io { started: false, error }), body);
+            }
+            Ok((Ok(_), mut h)) => h.zeroize(),
+        }
+        match monoio::time::timeout_at(deadline.into(), conn.write_all(body)).await {
+            Err(_) => return (Err(UpstreamError::Deadline), Vec::new()),
+            Ok((Err(error), b)) => return (Err(UpstreamError::Io { started: false, error }), b),
+            Ok((Ok(_), b)) => b,
         }
     };
     let res = read_response(conn, started_at, ttfb, deadline).await;

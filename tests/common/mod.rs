@@ -1,0 +1,310 @@
+//! Test harness: runs the real binary (`mock-upstream`, `serve`) as child processes on
+//! loopback, captures their logs, and talks raw HTTP/1.1 over std sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_llmops-proxy");
+pub const AKID: &str = "AKIDTESTINTEGRATION01";
+pub const SECRET: &str = "test-secret-Zq8vW3xR7yT1uI9oP0aS2dF4gH6jK8l";
+pub const TOKEN_AKID: &str = "ASIATESTINTEGRATION02";
+pub const TOKEN_SECRET: &str = "token-secret-Mn5bV7cX9zL1kJ3hG5fD7sA9qW2e";
+pub const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjTESTSESSIONTOKENxyz0123456789abcdefSECRETSESSION";
+pub const TRACKING_KEY: &str = "trk_integration_test_key_0001";
+pub const PROMPT: &str = "PROMPT-CANARY-7f3a: tell me about the quarterly numbers";
+
+/// A child process whose stderr is collected.
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for exit; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            if Instant::now() > until {
+                let _ = self.child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc_kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn spawn(args: &[&str], marker: &str, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn binary");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let l2 = log.clone();
+    let marker = marker.to_string();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stderr);
+        let mut line = String::new();
+        let mut sent = false;
+        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            l2.lock().unwrap().push_str(&line);
+            if !sent {
+                if let Some(p) = line.find(&marker) {
+                    let rest = &line[p + marker.len()..];
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                    if let Ok(a) = addr.parse::<SocketAddr>() {
+                        let _ = tx.send(a);
+                        sent = true;
+                    }
+                }
+            }
+            line.clear();
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(a) => a,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("process did not start: {args:?}\n{}", log.lock().unwrap());
+        }
+    };
+    Proc { child, addr, log }
+}
+
+/// Starts the mock with the test credentials.
+pub fn mock() -> Proc {
+    let plain = format!("{AKID}:{SECRET}");
+    let tok = format!("{TOKEN_AKID}:{TOKEN_SECRET}:{SESSION_TOKEN}");
+    spawn(&["mock-upstream", "--listen", "127.0.0.1:0", "--credential", &plain, "--credential", &tok], "mock_listening addr=", &[])
+}
+
+/// A fresh usage directory under the target dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}-{}", std::process::id(), nanos()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// Starts the proxy against `upstream` with extra flags.
+pub fn proxy(upstream: SocketAddr, usage_dir: &Path, extra: &[&str]) -> Proc {
+    let ep = format!("http://{upstream}");
+    let dir = usage_dir.display().to_string();
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--threads", "2", "--upstream-endpoint", &ep, "--usage-dir", &dir];
+    args.extend_from_slice(extra);
+    spawn(&args, "listening addr=", &[])
+}
+
+pub fn proxy_env(upstream: SocketAddr, usage_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+    let ep = format!("http://{upstream}");
+    let dir = usage_dir.display().to_string();
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--threads", "2", "--upstream-endpoint", &ep, "--usage-dir", &dir];
+    args.extend_from_slice(extra);
+    spawn(&args, "listening addr=", env)
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// The proxy error `code` of a JSON error body.
+    pub fn code(&self) -> Option<String> {
+        let t = self.text();
+        let p = t.find("\"code\":\"")? + 8;
+        Some(t[p..].chars().take_while(|c| *c != '"').collect())
+    }
+}
+
+/// Reads one response from a stream (Content-Length or chunked bodies).
+pub fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Resp> {
+    loop {
+        let mut hs = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Response::new(&mut hs);
+        if let Ok(httparse::Status::Complete(n)) = r.parse(pending) {
+            let status = r.code.unwrap_or(0);
+            let headers: Vec<(String, String)> =
+                r.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
+            let cl = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().parse::<usize>().unwrap());
+            let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+            if status == 100 {
+                pending.drain(..n);
+                continue;
+            }
+            if let Some(cl) = cl {
+                while pending.len() < n + cl {
+                    if !fill(s, pending) {
+                        return None;
+                    }
+                }
+                let body = pending[n..n + cl].to_vec();
+                pending.drain(..n + cl);
+                return Some(Resp { status, headers, body });
+            }
+            if chunked {
+                let mut body = Vec::new();
+                let mut pos = n;
+                loop {
+                    while !pending[pos..].windows(2).any(|w| w == b"\r\n") {
+                        if !fill(s, pending) {
+                            return None;
+                        }
+                    }
+                    let e = pos + pending[pos..].windows(2).position(|w| w == b"\r\n").unwrap();
+                    let size = usize::from_str_radix(std::str::from_utf8(&pending[pos..e]).unwrap().split(';').next().unwrap().trim(), 16).unwrap();
+                    pos = e + 2;
+                    while pending.len() < pos + size + 2 {
+                        if !fill(s, pending) {
+                            return None;
+                        }
+                    }
+                    body.extend_from_slice(&pending[pos..pos + size]);
+                    pos += size + 2;
+                    if size == 0 {
+                        break;
+                    }
+                }
+                pending.drain(..pos);
+                return Some(Resp { status, headers, body });
+            }
+            // Delimited by close.
+            while fill(s, pending) {}
+            let body = pending[n..].to_vec();
+            pending.clear();
+            return Some(Resp { status, headers, body });
+        }
+        if !fill(s, pending) {
+            return None;
+        }
+    }
+}
+
+fn fill(s: &mut TcpStream, pending: &mut Vec<u8>) -> bool {
+    let mut b = [0u8; 65536];
+    match s.read(&mut b) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            pending.extend_from_slice(&b[..n]);
+            true
+        }
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Sends raw bytes on a new connection and reads one response.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Option<Resp> {
+    let mut s = connect(addr);
+    s.write_all(bytes).ok()?;
+    read_response(&mut s, &mut Vec::new())
+}
+
+/// The standard headers of a valid call.
+pub fn good_headers() -> Vec<(String, String)> {
+    vec![
+        ("X-Cloudidr-Key".into(), TRACKING_KEY.into()),
+        ("X-Aws-Access-Key-Id".into(), AKID.into()),
+        ("X-Aws-Secret-Access-Key".into(), SECRET.into()),
+        ("X-Aws-Region".into(), "us-east-1".into()),
+    ]
+}
+
+pub fn body(text: &str) -> Vec<u8> {
+    format!("{{\"messages\":[{{\"role\":\"user\",\"content\":[{{\"text\":\"{text}\"}}]}}]}}").into_bytes()
+}
+
+/// Builds a request with a Content-Length body.
+pub fn request(path: &str, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
+    let mut r = format!("POST {path} HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    let mut out = r.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// POSTs a converse call for `model` (raw path segment) with `headers`.
+pub fn converse(addr: SocketAddr, model: &str, headers: &[(String, String)], body: &[u8]) -> Resp {
+    raw(addr, &request(&format!("/bedrock/model/{model}/converse"), headers, body)).expect("response")
+}
+
+/// The mock's counters.
+pub fn mock_stats(mock: SocketAddr) -> String {
+    let r = raw(mock, b"GET /mock/stats HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n").unwrap();
+    r.text()
+}
+
+pub fn stat(json: &str, key: &str) -> u64 {
+    let p = json.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
+    json[p..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    llmops_proxy::util::hex::encode(ring::digest::digest(&ring::digest::SHA256, b).as_ref())
+}
+
+/// Waits until `f` is true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
