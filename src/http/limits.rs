@@ -29,5 +29,3 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed for one write to a client to make progress.
 pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often an idle connection looks at the drain flag.
-pub const DRAIN_POLL: Duration = Duration::from_millis(100);

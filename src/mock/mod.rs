@@ -9,7 +9,7 @@ pub mod verify;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -150,9 +150,10 @@ async fn main_loop(
 async fn serve_conn(mut s: TcpStream, stats: Rc<Stats>, creds: Rc<Vec<Credential>>, stop: Arc<AtomicBool>) {
     let _ = s.set_nodelay(true);
     let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
-    let draining = move || stop.load(Ordering::Relaxed);
+    let _ = stop;
+    let drain = crate::server::drain::DrainSignal::new();
     loop {
-        let (head, rest) = match next_head(&mut s, buf, &draining).await {
+        let (head, rest) = match next_head(&mut s, buf, &drain, 1).await {
             NextHead::Head(h, r) => (h, r),
             _ => return,
         };

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
 use super::io::{next_head, write_all, NextHead};
@@ -16,19 +17,21 @@ use crate::http::limits::READ_BUFFER_BYTES;
 use crate::http::request::{BodyFraming, Method};
 use crate::http::response::{error_body, HeadWriter};
 
-/// Serves one client connection until it closes, errs, idles out or the shard drains.
-pub async fn serve_connection(mut stream: TcpStream, shard: Rc<Shard>) {
+/// Serves one plain TCP client connection (TCP_NODELAY on).
+pub async fn serve_tcp(stream: TcpStream, shard: Rc<Shard>) {
     let _ = stream.set_nodelay(true);
+    serve_connection(stream, shard).await;
+}
+
+/// Serves one client connection until it closes, errs, idles out or the shard drains.
+pub async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(mut stream: S, shard: Rc<Shard>) {
     let stats = shard.stats.clone();
     ShardStats::inc(&stats.connections_open);
     ShardStats::inc(&stats.connections_total);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
-    let draining = {
-        let shard = shard.clone();
-        move || shard.draining()
-    };
+    let conn_id = shard.drain.register();
     loop {
-        let (head, rest) = match next_head(&mut stream, buf, &draining).await {
+        let (head, rest) = match next_head(&mut stream, buf, &shard.drain, conn_id).await {
             NextHead::Head(h, rest) => (h, rest),
             NextHead::Closed => break,
             NextHead::Invalid(e) => {
@@ -47,12 +50,13 @@ pub async fn serve_connection(mut stream: TcpStream, shard: Rc<Shard>) {
             break;
         }
     }
+    shard.drain.unregister(conn_id);
     ShardStats::dec(&stats.connections_open);
 }
 
 /// Handles one request; returns whether the connection may carry another.
-async fn dispatch(
-    stream: &mut TcpStream,
+async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
+    stream: &mut S,
     head: crate::http::request::RequestHead,
     buf: &mut Vec<u8>,
     shard: &Rc<Shard>,

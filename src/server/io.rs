@@ -5,16 +5,16 @@
 use std::time::Instant;
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
+use super::drain::DrainSignal;
 use crate::http::body::ChunkedDecoder;
 use crate::http::limits::{
-    BODY_READ_TIMEOUT, CLIENT_WRITE_TIMEOUT, DRAIN_POLL, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, READ_BUFFER_BYTES,
+    BODY_READ_TIMEOUT, CLIENT_WRITE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, READ_BUFFER_BYTES,
 };
 use crate::http::request::{parse_head, BodyFraming, RequestHead};
 use crate::http::HttpError;
-use crate::util::io::{read_more_until, ReadError};
+use crate::util::io::{read_more, read_more_until, ReadError};
 
 /// What waiting for the next request produced.
 pub enum NextHead {
@@ -26,8 +26,15 @@ pub enum NextHead {
     Invalid(HttpError),
 }
 
-/// Waits for and parses the next request head on a keep-alive connection.
-pub async fn next_head(stream: &mut TcpStream, mut buf: Vec<u8>, draining: &dyn Fn() -> bool) -> NextHead {
+/// Waits for and parses the next request head on a keep-alive connection. While idle
+/// (nothing buffered) the wait also ends when `drain` fires or after `IDLE_TIMEOUT`;
+/// once a head has started, it must complete within `HEADER_READ_TIMEOUT`.
+pub async fn next_head<S: AsyncReadRent>(
+    stream: &mut S,
+    mut buf: Vec<u8>,
+    drain: &DrainSignal,
+    conn_id: u64,
+) -> NextHead {
     let mut deadline: Option<Instant> = None;
     loop {
         if !buf.is_empty() {
@@ -39,26 +46,28 @@ pub async fn next_head(stream: &mut TcpStream, mut buf: Vec<u8>, draining: &dyn 
                 Ok(None) => {}
                 Err(e) => return NextHead::Invalid(e),
             }
-        } else {
-            // Idle between requests: wait for bytes without consuming any, so that the
-            // wait can be abandoned for draining without losing data.
-            let idle_since = Instant::now();
-            loop {
-                if draining() {
-                    return NextHead::Closed;
-                }
-                match monoio::time::timeout(DRAIN_POLL, stream.readable(false)).await {
-                    Ok(Ok(())) => break,
-                    Ok(Err(_)) => return NextHead::Closed,
-                    Err(_) if idle_since.elapsed() >= IDLE_TIMEOUT => return NextHead::Closed,
-                    Err(_) => {}
-                }
+            let dl = *deadline.get_or_insert_with(|| Instant::now() + HEADER_READ_TIMEOUT);
+            match read_more_until(stream, buf, READ_BUFFER_BYTES, dl).await {
+                Ok((_, b)) => buf = b,
+                Err(_) => return NextHead::Closed,
             }
-        }
-        let dl = *deadline.get_or_insert_with(|| Instant::now() + HEADER_READ_TIMEOUT);
-        match read_more_until(stream, buf, READ_BUFFER_BYTES, dl).await {
-            Ok((_, b)) => buf = b,
-            Err(_) => return NextHead::Closed,
+        } else {
+            if drain.is_fired() {
+                return NextHead::Closed;
+            }
+            // Idle: the read races the drain signal. If draining wins, the read is
+            // cancelled and the connection closed, as any server closing an idle
+            // keep-alive connection does.
+            let idle = async {
+                monoio::select! {
+                    r = read_more(stream, buf, READ_BUFFER_BYTES) => Some(r),
+                    _ = drain.wait(conn_id) => None,
+                }
+            };
+            match monoio::time::timeout(IDLE_TIMEOUT, idle).await {
+                Ok(Some((Ok(_), b))) => buf = b,
+                _ => return NextHead::Closed,
+            }
         }
     }
 }
@@ -86,8 +95,8 @@ async fn read_bounded<S: AsyncReadRent>(
 
 /// Reads the request body as framed by `head`. `buf` holds bytes already read after the
 /// head; on return it holds whatever followed the body.
-pub async fn read_body(
-    stream: &mut TcpStream,
+pub async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
+    stream: &mut S,
     head: &RequestHead,
     buf: &mut Vec<u8>,
     max: usize,
@@ -135,13 +144,13 @@ pub async fn read_body(
     }
 }
 
-async fn send_continue(stream: &mut TcpStream) -> Result<(), HttpError> {
+async fn send_continue<S: AsyncWriteRent>(stream: &mut S) -> Result<(), HttpError> {
     let (res, _) = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
     res.map(|_| ()).map_err(|_| HttpError::UnexpectedEof)
 }
 
 /// Writes all of `data` with a deadline; false if the client is gone or too slow.
-pub async fn write_all<T: monoio::buf::IoBuf + 'static>(stream: &mut TcpStream, data: T) -> bool {
+pub async fn write_all<S: AsyncWriteRent, T: monoio::buf::IoBuf + 'static>(stream: &mut S, data: T) -> bool {
     matches!(
         monoio::time::timeout(CLIENT_WRITE_TIMEOUT, stream.write_all(data)).await,
         Ok((Ok(_), _))

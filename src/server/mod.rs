@@ -3,6 +3,7 @@
 //! (drain on SIGTERM/SIGINT, reload on SIGHUP) and the writer thread writes Parquet.
 
 pub mod conn;
+pub mod drain;
 pub mod io;
 pub mod metrics;
 pub mod proxy;
@@ -78,6 +79,8 @@ pub struct Shard {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub sink: RefCell<UsageSink>,
     pub scanner: RefCell<Scanner>,
+    /// Fired when the shard starts draining; idle connections close at once.
+    pub drain: drain::DrainSignal,
     seq: Cell<u64>,
     current: RefCell<(u64, Reloadable)>,
 }
@@ -100,6 +103,7 @@ impl Shard {
             tls,
             sink: RefCell::new(sink),
             scanner: RefCell::new(Scanner::new()),
+            drain: drain::DrainSignal::new(),
             seq: Cell::new(0),
             current: RefCell::new((gen, cur)),
         }

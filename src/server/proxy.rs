@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use monoio::buf::IoBuf;
-use monoio::net::TcpStream;
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use super::conn::error_response;
 use super::io::{read_body, write_all};
@@ -155,8 +155,8 @@ fn validate(
 
 /// Handles one Bedrock request; returns whether the connection may carry another.
 #[allow(clippy::too_many_arguments)]
-pub async fn handle(
-    stream: &mut TcpStream,
+pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
+    stream: &mut S,
     mut head: RequestHead,
     buf: &mut Vec<u8>,
     op: Operation,
@@ -385,8 +385,8 @@ fn aws_message(shard: &Shard, body: &[u8]) -> Option<String> {
 }
 
 /// Relays an upstream answer to the client and records the row.
-async fn relay(
-    stream: &mut TcpStream,
+async fn relay<S: AsyncReadRent + AsyncWriteRent>(
+    stream: &mut S,
     resp: UpstreamResponse,
     mut rec: UsageRecord,
     shard: &Rc<Shard>,
@@ -485,8 +485,8 @@ async fn relay(
     }
 }
 
-async fn finish_error(
-    stream: &mut TcpStream,
+async fn finish_error<S: AsyncReadRent + AsyncWriteRent>(
+    stream: &mut S,
     resp: Vec<u8>,
     err: ProxyError,
     mut rec: UsageRecord,
@@ -502,8 +502,8 @@ async fn finish_error(
 
 /// Writes the response (head buffer, then an optional large body slice without copying
 /// it), then records the row with the final latency.
-async fn write_and_record(
-    stream: &mut TcpStream,
+async fn write_and_record<S: AsyncReadRent + AsyncWriteRent>(
+    stream: &mut S,
     out: Vec<u8>,
     body: Option<(Vec<u8>, usize)>,
     mut rec: UsageRecord,

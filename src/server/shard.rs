@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use monoio::net::{ListenerOpts, TcpListener};
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
-use super::conn::serve_connection;
+use super::conn::serve_tcp;
 use super::stats::{Driver, ShardStats};
 use super::{Reloadable, ServeError, Shard, Shared};
 use crate::config::{ConfigError, ServeConfig};
@@ -319,7 +319,7 @@ async fn shard_main(
                 if shard.draining() {
                     break;
                 }
-                monoio::spawn(serve_connection(stream, shard.clone()));
+                monoio::spawn(serve_tcp(stream, shard.clone()));
             }
             Err(e) => {
                 if shard.draining() {
@@ -335,7 +335,8 @@ async fn shard_main(
         }
     }
     drop(listener);
-    // Let in-flight requests finish; idle connections notice the drain and close.
+    // Idle connections close now; in-flight requests finish (up to the drain timeout).
+    shard.drain.fire();
     let until = Instant::now() + drain_timeout;
     while shard.stats.connections_open.load(Ordering::Relaxed) > 0 && Instant::now() < until {
         monoio::time::sleep(Duration::from_millis(20)).await;

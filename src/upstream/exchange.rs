@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroize;
 use monoio::io::AsyncWriteRentExt;
+use zeroize::Zeroize;
 
 use super::stream::UpstreamStream;
 use super::UpstreamError;
