@@ -161,12 +161,13 @@ pub const MOCK_FLAGS: &[FlagSpec] = &[
         "AKID:SECRET[:TOKEN]",
         "a credential the mock accepts (repeatable); the demo pair is always accepted",
     ),
-    flag(
-        "tls-cert",
-        "PEM",
-        "serve TLS with this certificate chain (not available in this build)",
-    ),
+    flag("tls-cert", "PEM", "serve TLS with this certificate chain"),
     flag("tls-key", "PEM", "private key for --tls-cert"),
+    flag(
+        "idle-close-ms",
+        "MS",
+        "close keep-alive connections idle this long, like AWS's load balancers [default: never]",
+    ),
     flag("log-format", "text|json", "log line format [default: text]"),
 ];
 

@@ -16,6 +16,7 @@ pub mod mock;
 pub mod server;
 pub mod sigv4;
 pub mod tenant;
+pub mod tls;
 pub mod upstream;
 pub mod usage;
 pub mod util;

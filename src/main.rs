@@ -97,13 +97,21 @@ fn run(argv: Vec<String>) -> i32 {
                 Ok(a) => a,
                 Err(e) => return config_exit(&e),
             };
-            if sources.get("tls-cert").is_some() {
-                return config_exit(&ConfigError::new(
-                    "tls-cert",
-                    "TLS for the mock is not available in this build yet",
-                ));
-            }
             let mut cfg = MockConfig::new(listen);
+            match (sources.get("tls-cert"), sources.get("tls-key")) {
+                (None, None) => {}
+                (Some(c), Some(k)) => match llmops_proxy::tls::server_config(c.as_ref(), k.as_ref(), None) {
+                    Ok(t) => cfg.tls = Some(t),
+                    Err(e) => return config_exit(&ConfigError::new("tls-cert", e.to_string())),
+                },
+                (Some(_), None) => return config_exit(&ConfigError::new("tls-key", "needed with --tls-cert")),
+                (None, Some(_)) => return config_exit(&ConfigError::new("tls-cert", "needed with --tls-key")),
+            }
+            match sources.parse_num::<u64>("idle-close-ms", 0) {
+                Ok(0) => {}
+                Ok(ms) => cfg.idle_close = Some(std::time::Duration::from_millis(ms)),
+                Err(e) => return config_exit(&e),
+            }
             for c in args.all("credential") {
                 match Credential::parse(c) {
                     Some(c) => cfg.credentials.push(c),

@@ -12,7 +12,11 @@ use llmops_proxy::mock::mock_usage;
 
 fn ok_reply(r: &Resp, sent: &[u8]) {
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains(&sha256_hex(sent)), "mock must have seen the body byte for byte: {}", r.text());
+    assert!(
+        r.text().contains(&sha256_hex(sent)),
+        "mock must have seen the body byte for byte: {}",
+        r.text()
+    );
     let (i, o, _) = mock_usage(sent.len());
     assert_eq!(r.header("x-llmops-input-tokens"), Some(i.to_string().as_str()));
     assert_eq!(r.header("x-llmops-output-tokens"), Some(o.to_string().as_str()));
@@ -35,9 +39,14 @@ fn signed_relay_colon_arn_and_session_token() {
     let arn = "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fabc123";
     let r = converse(p.addr, arn, &good_headers(), &b);
     ok_reply(&r, &b);
-    assert!(r.text().contains("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"));
+    assert!(r
+        .text()
+        .contains("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"));
     // Session token (signed as x-amz-security-token).
-    let mut h: Vec<(String, String)> = good_headers().into_iter().filter(|(k, _)| !k.starts_with("X-Aws-")).collect();
+    let mut h: Vec<(String, String)> = good_headers()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("X-Aws-"))
+        .collect();
     h.push(("X-Aws-Access-Key-Id".into(), TOKEN_AKID.into()));
     h.push(("X-Aws-Secret-Access-Key".into(), TOKEN_SECRET.into()));
     h.push(("X-Aws-Session-Token".into(), SESSION_TOKEN.into()));
@@ -48,7 +57,11 @@ fn signed_relay_colon_arn_and_session_token() {
     eu.push(("X-Aws-Region".into(), "eu-west-1".into()));
     let r = converse(p.addr, "anthropic.claude-sonnet-4-6", &eu, &b);
     ok_reply(&r, &b);
-    assert!(r.text().contains("mock reply from eu.anthropic.claude-sonnet-4-6"), "{}", r.text());
+    assert!(
+        r.text().contains("mock reply from eu.anthropic.claude-sonnet-4-6"),
+        "{}",
+        r.text()
+    );
     let stats = mock_stats(m.addr);
     assert_eq!(stat(&stats, "signature_failures"), 0, "{stats}");
     assert_eq!(stat(&stats, "leaked_headers"), 0, "{stats}");
@@ -61,10 +74,16 @@ fn keep_alive_pipelining_chunked_continue_and_large_bodies() {
     let dir = temp_dir("pipeline");
     let p = proxy(m.addr, &dir, &[]);
     // Three pipelined requests in one write on one connection; answers in order.
-    let bodies: Vec<Vec<u8>> = (0..3).map(|i| body(&format!("pipelined request number {i} {}", "x".repeat(i * 7)))).collect();
+    let bodies: Vec<Vec<u8>> = (0..3)
+        .map(|i| body(&format!("pipelined request number {i} {}", "x".repeat(i * 7))))
+        .collect();
     let mut all = Vec::new();
     for b in &bodies {
-        all.extend(request("/bedrock/model/amazon.nova-lite-v1:0/converse", &good_headers(), b));
+        all.extend(request(
+            "/bedrock/model/amazon.nova-lite-v1:0/converse",
+            &good_headers(),
+            b,
+        ));
     }
     let mut s = connect(p.addr);
     s.write_all(&all).unwrap();
@@ -74,7 +93,9 @@ fn keep_alive_pipelining_chunked_continue_and_large_bodies() {
     }
     // Same connection again, now a chunked body in three chunks sent separately.
     let b = body("a chunked body split in pieces");
-    let mut head = "POST /bedrock/model/amazon.nova-lite-v1:0/converse HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n".to_string();
+    let mut head =
+        "POST /bedrock/model/amazon.nova-lite-v1:0/converse HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n"
+            .to_string();
     for (k, v) in good_headers() {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -103,14 +124,23 @@ fn keep_alive_pipelining_chunked_continue_and_large_bodies() {
         assert!(n > 0);
         got.extend_from_slice(&buf[..n]);
     }
-    assert!(got.starts_with(b"HTTP/1.1 100 Continue"), "{}", String::from_utf8_lossy(&got));
+    assert!(
+        got.starts_with(b"HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
     s.write_all(&b).unwrap();
     ok_reply(&read_response(&mut s, &mut pending).unwrap(), &b);
     // A 10 MiB body.
     let mut big = b"{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"".to_vec();
     big.extend(std::iter::repeat_n(b'z', 10 * 1024 * 1024));
     big.extend_from_slice(b"\"}]}]}");
-    s.write_all(&request("/bedrock/model/amazon.nova-lite-v1:0/converse", &good_headers(), &big)).unwrap();
+    s.write_all(&request(
+        "/bedrock/model/amazon.nova-lite-v1:0/converse",
+        &good_headers(),
+        &big,
+    ))
+    .unwrap();
     ok_reply(&read_response(&mut s, &mut pending).unwrap(), &big);
     assert_eq!(stat(&mock_stats(m.addr), "signature_failures"), 0);
 }
@@ -130,11 +160,18 @@ fn aws_errors_are_relayed_unchanged_and_connections_pooled() {
         let r = converse(p.addr, model, &good_headers(), &body("x"));
         assert_eq!(r.status, status, "{}", r.text());
         assert!(r.header("x-amzn-errortype").unwrap().starts_with(t));
-        assert!(r.text().starts_with("{\"message\":"), "AWS body relayed as is: {}", r.text());
+        assert!(
+            r.text().starts_with("{\"message\":"),
+            "AWS body relayed as is: {}",
+            r.text()
+        );
         assert!(r.code().is_none());
     }
     for _ in 0..10 {
-        assert_eq!(converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &body("pool")).status, 200);
+        assert_eq!(
+            converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &body("pool")).status,
+            200
+        );
     }
     let stats = mock_stats(m.addr);
     // 15 requests from one shard over one kept-alive upstream connection (+1 for this query).

@@ -48,7 +48,11 @@ fn rows_match_mock_usage_and_cost_exactly_and_hold_no_secrets() {
     let mut sent = Vec::new();
     for i in 0..12usize {
         let b = body(&format!("{PROMPT} #{i} {}", "y".repeat(i * 13)));
-        let (dept, proj, agent) = [("eng", "search", "indexer"), ("sales", "crm", "writer"), ("eng", "chat", "bot")][i % 3];
+        let (dept, proj, agent) = [
+            ("eng", "search", "indexer"),
+            ("sales", "crm", "writer"),
+            ("eng", "chat", "bot"),
+        ][i % 3];
         let mut h = tagged(dept, proj, agent);
         if i == 5 {
             h.retain(|(k, _)| !k.starts_with("X-Aws-"));
@@ -58,21 +62,46 @@ fn rows_match_mock_usage_and_cost_exactly_and_hold_no_secrets() {
         }
         let r = converse(p.addr, "amazon.nova-lite-v1:0", &h, &b);
         assert_eq!(r.status, 200, "{}", r.text());
-        sent.push((r.header("x-request-id").unwrap().to_string(), b.len(), dept, proj, agent, r.header("x-llmops-cost-usd").unwrap().to_string()));
+        sent.push((
+            r.header("x-request-id").unwrap().to_string(),
+            b.len(),
+            dept,
+            proj,
+            agent,
+            r.header("x-llmops-cost-usd").unwrap().to_string(),
+        ));
     }
     // Error rows too: throttled upstream, invalid region, missing key, unknown price.
-    assert_eq!(converse(p.addr, "mock.throttle", &good_headers(), &body("t")).status, 429);
+    assert_eq!(
+        converse(p.addr, "mock.throttle", &good_headers(), &body("t")).status,
+        429
+    );
     let mut bad_region = good_headers();
     bad_region.retain(|(k, _)| k != "X-Aws-Region");
     bad_region.push(("X-Aws-Region".into(), "us-east-1.evil.com".into()));
-    assert_eq!(converse(p.addr, "amazon.nova-lite-v1:0", &bad_region, &body("r")).status, 400);
-    let nokey: Vec<_> = good_headers().into_iter().filter(|(k, _)| k != "X-Cloudidr-Key").collect();
-    assert_eq!(converse(p.addr, "amazon.nova-lite-v1:0", &nokey, &body("k")).status, 400);
+    assert_eq!(
+        converse(p.addr, "amazon.nova-lite-v1:0", &bad_region, &body("r")).status,
+        400
+    );
+    let nokey: Vec<_> = good_headers()
+        .into_iter()
+        .filter(|(k, _)| k != "X-Cloudidr-Key")
+        .collect();
+    assert_eq!(
+        converse(p.addr, "amazon.nova-lite-v1:0", &nokey, &body("k")).status,
+        400
+    );
     let r = converse(p.addr, "mock.cache", &good_headers(), &body("unpriced"));
     assert_eq!(r.status, 200);
-    assert!(r.header("x-llmops-cost-usd").is_none(), "unpriced model has no cost header");
+    assert!(
+        r.header("x-llmops-cost-usd").is_none(),
+        "unpriced model has no cost header"
+    );
     // Not Bedrock routes: no row.
-    assert_eq!(raw(p.addr, b"GET /healthz HTTP/1.1\r\nHost: p\r\n\r\n").unwrap().status, 200);
+    assert_eq!(
+        raw(p.addr, b"GET /healthz HTTP/1.1\r\nHost: p\r\n\r\n").unwrap().status,
+        200
+    );
 
     assert_eq!(p.terminate(), Some(0), "clean exit on SIGTERM");
     let rows = read_dir(&dir).unwrap();
@@ -85,8 +114,14 @@ fn rows_match_mock_usage_and_cost_exactly_and_hold_no_secrets() {
         assert_eq!(r.output_tokens, Some(o));
         assert_eq!(r.total_tokens, Some(i + o));
         assert_eq!(r.provider_latency_ms, Some(lat));
-        assert_eq!(r.cost_pico_usd, Some(i as i128 * NOVA_LITE_IN + o as i128 * NOVA_LITE_OUT));
-        assert_eq!(&llmops_proxy::usage::record::format_usd(r.cost_pico_usd.unwrap()), cost_hdr);
+        assert_eq!(
+            r.cost_pico_usd,
+            Some(i as i128 * NOVA_LITE_IN + o as i128 * NOVA_LITE_OUT)
+        );
+        assert_eq!(
+            &llmops_proxy::usage::record::format_usd(r.cost_pico_usd.unwrap()),
+            cost_hdr
+        );
         assert_eq!(r.price_id.as_deref(), Some("amazon.nova-lite-v1:0"));
         assert_eq!(r.department.as_deref(), Some(*dept));
         assert_eq!(r.project.as_deref(), Some(*proj));
@@ -101,16 +136,39 @@ fn rows_match_mock_usage_and_cost_exactly_and_hold_no_secrets() {
         assert!(r.latency_ms > 0.0 && r.upstream_latency_ms.unwrap() > 0.0);
     }
     let throttled = rows.iter().find(|r| r.model_requested == "mock.throttle").unwrap();
-    assert_eq!((throttled.status, throttled.error_type.as_deref()), (429, Some("ThrottlingException")));
-    let region = rows.iter().find(|r| r.error_type.as_deref() == Some("InvalidRegion")).unwrap();
+    assert_eq!(
+        (throttled.status, throttled.error_type.as_deref()),
+        (429, Some("ThrottlingException"))
+    );
+    let region = rows
+        .iter()
+        .find(|r| r.error_type.as_deref() == Some("InvalidRegion"))
+        .unwrap();
     assert_eq!(region.status, 400);
-    let nokey = rows.iter().find(|r| r.error_type.as_deref() == Some("MissingTrackingKey")).unwrap();
+    let nokey = rows
+        .iter()
+        .find(|r| r.error_type.as_deref() == Some("MissingTrackingKey"))
+        .unwrap();
     assert_eq!(nokey.tenant, "anonymous");
     let unpriced = rows.iter().find(|r| r.model_requested == "mock.cache").unwrap();
-    assert_eq!((unpriced.cost_pico_usd, unpriced.cache_read_tokens, unpriced.cache_write_tokens), (None, Some(7), Some(3)));
+    assert_eq!(
+        (
+            unpriced.cost_pico_usd,
+            unpriced.cache_read_tokens,
+            unpriced.cache_write_tokens
+        ),
+        (None, Some(7), Some(3))
+    );
 
     // Nothing secret in the files or the logs.
-    let needles = [SECRET, TOKEN_SECRET, SESSION_TOKEN, TRACKING_KEY, "PROMPT-CANARY-7f3a", "mock reply from"];
+    let needles = [
+        SECRET,
+        TOKEN_SECRET,
+        SESSION_TOKEN,
+        TRACKING_KEY,
+        "PROMPT-CANARY-7f3a",
+        "mock reply from",
+    ];
     assert_eq!(scan_for(&dir, &needles), Vec::<String>::new());
     let logs = p.logs();
     for n in needles {
@@ -130,7 +188,10 @@ fn rows_match_mock_usage_and_cost_exactly_and_hold_no_secrets() {
             assert!(s.contains("\"rows\": 16"), "{s}");
             assert!(s.contains(&format!("\"in\": {in_sum}")), "{s}");
             let expect_cost = format!("{}.{:012}", cost_sum / 1_000_000_000_000, cost_sum % 1_000_000_000_000);
-            assert!(s.contains(&format!("\"cost\": \"{expect_cost}\"")), "{s} vs {expect_cost}");
+            assert!(
+                s.contains(&format!("\"cost\": \"{expect_cost}\"")),
+                "{s} vs {expect_cost}"
+            );
             assert!(s.contains("timestamp[us, tz=UTC]"), "{s}");
             assert!(s.contains("decimal128(38, 12)"), "{s}");
         }
@@ -159,8 +220,17 @@ fn sigterm_under_load_keeps_every_answered_row() {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) && i < 5000 {
                 let b = body(&format!("load {t} {i}"));
-                let model = if i % 7 == 0 { "mock.slow-20" } else { "amazon.nova-lite-v1:0" };
-                if std::io::Write::write_all(&mut s, &request(&format!("/bedrock/model/{model}/converse"), &tagged("d", "p", "a"), &b)).is_err() {
+                let model = if i % 7 == 0 {
+                    "mock.slow-20"
+                } else {
+                    "amazon.nova-lite-v1:0"
+                };
+                if std::io::Write::write_all(
+                    &mut s,
+                    &request(&format!("/bedrock/model/{model}/converse"), &tagged("d", "p", "a"), &b),
+                )
+                .is_err()
+                {
                     break;
                 }
                 match read_response(&mut s, &mut pending) {

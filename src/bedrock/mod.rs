@@ -2,6 +2,7 @@
 //! prefixes, regions, the proxy's own error codes and the AWS errors it maps.
 
 pub mod error;
+pub mod eventstream;
 pub mod model;
 pub mod region;
 pub mod route;

@@ -13,7 +13,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use monoio::net::{ListenerOpts, TcpListener, TcpStream};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::{ListenerOpts, TcpListener};
 
 use crate::bedrock::model::decode_model_id;
 use crate::http::limits::{DEFAULT_MAX_BODY_BYTES, READ_BUFFER_BYTES};
@@ -33,6 +34,11 @@ pub const DEMO_SECRET_ACCESS_KEY: &str = "llmops-demo-secret-not-an-aws-key-0000
 pub struct MockConfig {
     pub listen: SocketAddr,
     pub credentials: Vec<Credential>,
+    /// Serve TLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Close a keep-alive connection after it has been idle this long (like AWS's
+    /// load balancers do), to exercise the proxy's stale-connection handling.
+    pub idle_close: Option<Duration>,
 }
 
 impl MockConfig {
@@ -44,6 +50,8 @@ impl MockConfig {
                 secret: DEMO_SECRET_ACCESS_KEY.into(),
                 session_token: None,
             }],
+            tls: None,
+            idle_close: None,
         }
     }
 }
@@ -136,24 +144,56 @@ async fn main_loop(
     }
     let stats = Rc::new(Stats::default());
     let creds = Rc::new(cfg.credentials);
+    let _ = stop;
+    let acceptor = cfg.tls.map(monoio_rustls::TlsAcceptor::from);
+    let idle_close = cfg.idle_close;
     loop {
         match listener.accept().await {
             Ok((s, _)) => {
+                let _ = s.set_nodelay(true);
                 stats.connections.set(stats.connections.get() + 1);
-                monoio::spawn(serve_conn(s, stats.clone(), creds.clone(), stop.clone()));
+                let (stats, creds) = (stats.clone(), creds.clone());
+                match &acceptor {
+                    None => {
+                        monoio::spawn(serve_conn(s, stats, creds, idle_close));
+                    }
+                    Some(a) => {
+                        let a = a.clone();
+                        monoio::spawn(async move {
+                            match a.accept(s).await {
+                                Ok(tls) => serve_conn(tls, stats, creds, idle_close).await,
+                                Err(e) => crate::log::warn("mock_tls_handshake_failed", &[("error", &e.to_string())]),
+                            }
+                        });
+                    }
+                }
             }
             Err(_) => monoio::time::sleep(Duration::from_millis(10)).await,
         }
     }
 }
 
-async fn serve_conn(mut s: TcpStream, stats: Rc<Stats>, creds: Rc<Vec<Credential>>, stop: Arc<AtomicBool>) {
-    let _ = s.set_nodelay(true);
+async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(
+    mut s: S,
+    stats: Rc<Stats>,
+    creds: Rc<Vec<Credential>>,
+    idle_close: Option<Duration>,
+) {
     let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
-    let _ = stop;
-    let drain = crate::server::drain::DrainSignal::new();
+    let drain = Rc::new(crate::server::drain::DrainSignal::new());
+    let mut first = true;
     loop {
-        let (head, rest) = match next_head(&mut s, buf, &drain, 1).await {
+        // With `idle_close`, a connection idle that long is closed by the mock.
+        let next = next_head(&mut s, buf, &drain, 1);
+        let res = match idle_close {
+            Some(d) if !first => match monoio::time::timeout(d, next).await {
+                Ok(r) => r,
+                Err(_) => return,
+            },
+            _ => next.await,
+        };
+        first = false;
+        let (head, rest) = match res {
             NextHead::Head(h, r) => (h, r),
             _ => return,
         };

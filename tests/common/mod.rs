@@ -65,7 +65,10 @@ extern "C" {
 
 fn spawn(args: &[&str], marker: &str, env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -108,7 +111,19 @@ fn spawn(args: &[&str], marker: &str, env: &[(&str, &str)]) -> Proc {
 pub fn mock() -> Proc {
     let plain = format!("{AKID}:{SECRET}");
     let tok = format!("{TOKEN_AKID}:{TOKEN_SECRET}:{SESSION_TOKEN}");
-    spawn(&["mock-upstream", "--listen", "127.0.0.1:0", "--credential", &plain, "--credential", &tok], "mock_listening addr=", &[])
+    spawn(
+        &[
+            "mock-upstream",
+            "--listen",
+            "127.0.0.1:0",
+            "--credential",
+            &plain,
+            "--credential",
+            &tok,
+        ],
+        "mock_listening addr=",
+        &[],
+    )
 }
 
 /// A fresh usage directory under the target dir.
@@ -120,14 +135,27 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// Starts the proxy against `upstream` with extra flags.
 pub fn proxy(upstream: SocketAddr, usage_dir: &Path, extra: &[&str]) -> Proc {
     let ep = format!("http://{upstream}");
     let dir = usage_dir.display().to_string();
-    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--threads", "2", "--upstream-endpoint", &ep, "--usage-dir", &dir];
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+        "--upstream-endpoint",
+        &ep,
+        "--usage-dir",
+        &dir,
+    ];
     args.extend_from_slice(extra);
     spawn(&args, "listening addr=", &[])
 }
@@ -135,7 +163,17 @@ pub fn proxy(upstream: SocketAddr, usage_dir: &Path, extra: &[&str]) -> Proc {
 pub fn proxy_env(upstream: SocketAddr, usage_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Proc {
     let ep = format!("http://{upstream}");
     let dir = usage_dir.display().to_string();
-    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--threads", "2", "--upstream-endpoint", &ep, "--usage-dir", &dir];
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+        "--upstream-endpoint",
+        &ep,
+        "--usage-dir",
+        &dir,
+    ];
     args.extend_from_slice(extra);
     spawn(&args, "listening addr=", env)
 }
@@ -150,7 +188,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -170,10 +211,18 @@ pub fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Resp> {
         let mut r = httparse::Response::new(&mut hs);
         if let Ok(httparse::Status::Complete(n)) = r.parse(pending) {
             let status = r.code.unwrap_or(0);
-            let headers: Vec<(String, String)> =
-                r.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
-            let cl = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().parse::<usize>().unwrap());
-            let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+            let headers: Vec<(String, String)> = r
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect();
+            let cl = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.trim().parse::<usize>().unwrap());
+            let chunked = headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
             if status == 100 {
                 pending.drain(..n);
                 continue;
@@ -198,7 +247,16 @@ pub fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Resp> {
                         }
                     }
                     let e = pos + pending[pos..].windows(2).position(|w| w == b"\r\n").unwrap();
-                    let size = usize::from_str_radix(std::str::from_utf8(&pending[pos..e]).unwrap().split(';').next().unwrap().trim(), 16).unwrap();
+                    let size = usize::from_str_radix(
+                        std::str::from_utf8(&pending[pos..e])
+                            .unwrap()
+                            .split(';')
+                            .next()
+                            .unwrap()
+                            .trim(),
+                        16,
+                    )
+                    .unwrap();
                     pos = e + 2;
                     while pending.len() < pos + size + 2 {
                         if !fill(s, pending) {
@@ -267,7 +325,10 @@ pub fn body(text: &str) -> Vec<u8> {
 
 /// Builds a request with a Content-Length body.
 pub fn request(path: &str, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
-    let mut r = format!("POST {path} HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         r.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -279,18 +340,31 @@ pub fn request(path: &str, headers: &[(String, String)], body: &[u8]) -> Vec<u8>
 
 /// POSTs a converse call for `model` (raw path segment) with `headers`.
 pub fn converse(addr: SocketAddr, model: &str, headers: &[(String, String)], body: &[u8]) -> Resp {
-    raw(addr, &request(&format!("/bedrock/model/{model}/converse"), headers, body)).expect("response")
+    raw(
+        addr,
+        &request(&format!("/bedrock/model/{model}/converse"), headers, body),
+    )
+    .expect("response")
 }
 
 /// The mock's counters.
 pub fn mock_stats(mock: SocketAddr) -> String {
-    let r = raw(mock, b"GET /mock/stats HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n").unwrap();
+    let r = raw(
+        mock,
+        b"GET /mock/stats HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     r.text()
 }
 
 pub fn stat(json: &str, key: &str) -> u64 {
     let p = json.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
-    json[p..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+    json[p..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap()
 }
 
 pub fn sha256_hex(b: &[u8]) -> String {
@@ -307,4 +381,112 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     f()
+}
+
+/// A test PKI: a CA and a leaf for 127.0.0.1/localhost signed by it. Returns the paths of
+/// the CA certificate, the leaf chain (leaf then CA) and the leaf key (PKCS#8 PEM).
+pub fn make_pki(dir: &Path, cn: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{cn} test CA"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut lp = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    lp.distinguished_name.push(DnType::CommonName, cn);
+    let leaf = lp.signed_by(&leaf_key, &ca).unwrap();
+    let ca_path = dir.join(format!("{cn}-ca.pem"));
+    let chain_path = dir.join(format!("{cn}-chain.pem"));
+    let key_path = dir.join(format!("{cn}-key.pem"));
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    std::fs::write(&chain_path, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+    std::fs::write(&key_path, leaf_key.serialize_pem()).unwrap();
+    (ca_path, chain_path, key_path)
+}
+
+/// Starts the mock serving TLS with `chain`/`key`, plus extra flags.
+pub fn mock_tls(chain: &Path, key: &Path, extra: &[&str]) -> Proc {
+    let plain = format!("{AKID}:{SECRET}");
+    let c = chain.display().to_string();
+    let k = key.display().to_string();
+    let mut args = vec![
+        "mock-upstream",
+        "--listen",
+        "127.0.0.1:0",
+        "--credential",
+        &plain,
+        "--tls-cert",
+        &c,
+        "--tls-key",
+        &k,
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args, "mock_listening addr=", &[])
+}
+
+/// Starts the mock with extra flags (plain HTTP).
+pub fn mock_with(extra: &[&str]) -> Proc {
+    let plain = format!("{AKID}:{SECRET}");
+    let mut args = vec!["mock-upstream", "--listen", "127.0.0.1:0", "--credential", &plain];
+    args.extend_from_slice(extra);
+    spawn(&args, "mock_listening addr=", &[])
+}
+
+/// Starts the proxy with a custom endpoint URL.
+pub fn proxy_url(endpoint: &str, usage_dir: &Path, extra: &[&str]) -> Proc {
+    let dir = usage_dir.display().to_string();
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--upstream-endpoint",
+        endpoint,
+        "--usage-dir",
+        &dir,
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args, "listening addr=", &[])
+}
+
+/// One HTTPS GET with rustls, trusting `ca`; returns the response.
+pub fn tls_get(addr: SocketAddr, ca: &Path, path: &str) -> Resp {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+    let tcp = connect(addr);
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out);
+    let mut hs = [httparse::EMPTY_HEADER; 64];
+    let mut r = httparse::Response::new(&mut hs);
+    let n = match r.parse(&out).unwrap() {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => panic!("partial TLS response"),
+    };
+    let headers = r
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+        .collect();
+    Resp {
+        status: r.code.unwrap(),
+        headers,
+        body: out[n..].to_vec(),
+    }
 }
