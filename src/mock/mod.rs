@@ -63,6 +63,7 @@ struct Stats {
     signature_failures: Cell<u64>,
     leaked_headers: Cell<u64>,
     ok: Cell<u64>,
+    stream_aborts: Cell<u64>,
 }
 
 /// What a `mock.` model id asks the mock to do.
@@ -79,6 +80,10 @@ pub enum Behaviour {
     Cache,
     CloseWithoutResponse,
     Validation,
+    /// Stream: pause this many ms between frames.
+    Pause(u64),
+    /// Stream: a throttlingException frame after the first event.
+    StreamError,
 }
 
 /// Maps a model id to a behaviour: `mock.throttle` (429 ThrottlingException),
@@ -102,6 +107,8 @@ pub fn behaviour(model: &str) -> Behaviour {
         "close" => Behaviour::CloseWithoutResponse,
         "validation" => Behaviour::Validation,
         b if b.starts_with("slow-") => Behaviour::Slow(b[5..].parse().unwrap_or(1000)),
+        b if b.starts_with("pause-") => Behaviour::Pause(b[6..].parse().unwrap_or(100)),
+        "stream-error" => Behaviour::StreamError,
         _ => Behaviour::Normal,
     }
 }
@@ -203,17 +210,55 @@ async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(
             Err(_) => return,
         };
         let keep = head.keep_alive();
-        let out = match respond(&head, &body, &stats, &creds).await {
-            Some(o) => o,
+        match respond(&head, &body, &stats, &creds).await {
             None => return,
-        };
-        if !write_all(&mut s, out).await || !keep {
-            return;
+            Some(Reply::Whole(out)) => {
+                if !write_all(&mut s, out).await || !keep {
+                    return;
+                }
+            }
+            Some(Reply::Stream { head, frames, pause }) => {
+                if !write_all(&mut s, head).await {
+                    return;
+                }
+                let n = frames.len();
+                for (i, f) in frames.into_iter().enumerate() {
+                    let mut chunk = format!("{:x}\r\n", f.len()).into_bytes();
+                    chunk.extend_from_slice(&f);
+                    chunk.extend_from_slice(b"\r\n");
+                    if !write_all(&mut s, chunk).await {
+                        stats.stream_aborts.set(stats.stream_aborts.get() + 1);
+                        return;
+                    }
+                    if i + 1 < n && !pause.is_zero() {
+                        monoio::time::sleep(pause).await;
+                    }
+                }
+                if !write_all(&mut s, b"0\r\n\r\n".to_vec()).await || !keep {
+                    return;
+                }
+            }
         }
     }
 }
 
-fn json_response(status: u16, error_type: Option<&str>, request_id: &str, body: &[u8]) -> Vec<u8> {
+/// What the mock sends back.
+enum Reply {
+    /// A complete response.
+    Whole(Vec<u8>),
+    /// A chunked event stream: head, then each frame as one chunk, pausing between them.
+    Stream {
+        head: Vec<u8>,
+        frames: Vec<Vec<u8>>,
+        pause: Duration,
+    },
+}
+
+fn json_response(status: u16, error_type: Option<&str>, request_id: &str, body: &[u8]) -> Reply {
+    Reply::Whole(json_bytes(status, error_type, request_id, body))
+}
+
+fn json_bytes(status: u16, error_type: Option<&str>, request_id: &str, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 256);
     let mut w = HeadWriter::new(&mut out, status);
     w.header("content-type", b"application/json")
@@ -229,7 +274,7 @@ fn json_response(status: u16, error_type: Option<&str>, request_id: &str, body: 
     out
 }
 
-fn aws_error(status: u16, error_type: &str, message: &str, request_id: &str) -> Vec<u8> {
+fn aws_error(status: u16, error_type: &str, message: &str, request_id: &str) -> Reply {
     let mut b = Vec::new();
     b.extend_from_slice(b"{\"message\":\"");
     push_json_str(&mut b, message);
@@ -240,19 +285,20 @@ fn aws_error(status: u16, error_type: &str, message: &str, request_id: &str) -> 
 /// Header names a client's request carries that must never reach the upstream.
 const CLIENT_ONLY_HEADERS: [&str; 5] = ["x-aws-", "x-cloudidr-", "x-department", "x-project", "x-agent"];
 
-async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Credential]) -> Option<Vec<u8>> {
+async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Credential]) -> Option<Reply> {
     let n = stats.requests.get() + 1;
     stats.requests.set(n);
     let rid = format!("00000000-0000-4000-8000-{n:012x}");
     let target = head.target();
     if head.method() == Method::Get && (target == b"/mock/stats" || target == b"/healthz") {
         let body = format!(
-            "{{\"requests\":{},\"connections\":{},\"signature_failures\":{},\"leaked_headers\":{},\"ok\":{}}}",
+            "{{\"requests\":{},\"connections\":{},\"signature_failures\":{},\"leaked_headers\":{},\"ok\":{},\"stream_aborts\":{}}}",
             stats.requests.get(),
             stats.connections.get(),
             stats.signature_failures.get(),
             stats.leaked_headers.get(),
-            stats.ok.get()
+            stats.ok.get(),
+            stats.stream_aborts.get()
         );
         return Some(json_response(200, None, &rid, body.as_bytes()));
     }
@@ -366,6 +412,9 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
         _ => {}
     }
     stats.ok.set(stats.ok.get() + 1);
+    if op == b"converse-stream" {
+        return Some(stream_reply(&model, body, &beh, &rid));
+    }
     let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
     let text = format!("mock reply from {model}; request body sha256 {digest}");
     let mut b = Vec::with_capacity(512);
@@ -387,4 +436,49 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
         b.truncate(b.len() / 2);
     }
     Some(json_response(200, None, &rid, &b))
+}
+
+/// A ConverseStream answer: messageStart, a few contentBlockDelta events (the text names
+/// the body's SHA-256), contentBlockStop, messageStop, metadata (usage as for Converse).
+fn stream_reply(model: &str, body: &[u8], beh: &Behaviour, rid: &str) -> Reply {
+    use crate::bedrock::eventstream::{event_frame, exception_frame};
+    let (input, output, latency) = mock_usage(body.len());
+    let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
+    let mut frames = vec![event_frame("messageStart", br#"{"p":"abcd","role":"assistant"}"#)];
+    if *beh == Behaviour::StreamError {
+        frames.push(exception_frame(
+            "throttlingException",
+            br#"{"message":"Too many tokens, please wait before trying again."}"#,
+        ));
+    } else {
+        for part in [
+            format!("mock stream from {model}; "),
+            "request body sha256 ".to_string(),
+            digest,
+        ] {
+            let mut p = Vec::new();
+            p.extend_from_slice(br#"{"contentBlockIndex":0,"delta":{"text":""#);
+            push_json_str(&mut p, &part);
+            p.extend_from_slice(br#""},"p":"abcdefgh"}"#);
+            frames.push(event_frame("contentBlockDelta", &p));
+        }
+        frames.push(event_frame("contentBlockStop", br#"{"contentBlockIndex":0,"p":"ab"}"#));
+        frames.push(event_frame("messageStop", br#"{"p":"abc","stopReason":"end_turn"}"#));
+        let meta = format!(
+            "{{\"metrics\":{{\"latencyMs\":{latency}}},\"p\":\"abcdef\",\"usage\":{{\"inputTokens\":{input},\"outputTokens\":{output},\"totalTokens\":{}}}}}",
+            input + output
+        );
+        frames.push(event_frame("metadata", meta.as_bytes()));
+    }
+    let mut head = Vec::with_capacity(256);
+    HeadWriter::new(&mut head, 200)
+        .header("content-type", b"application/vnd.amazon.eventstream")
+        .header("x-amzn-RequestId", rid.as_bytes())
+        .header("transfer-encoding", b"chunked")
+        .finish(false);
+    let pause = match beh {
+        Behaviour::Pause(ms) => Duration::from_millis(*ms),
+        _ => Duration::ZERO,
+    };
+    Reply::Stream { head, frames, pause }
 }

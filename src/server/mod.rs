@@ -10,6 +10,7 @@ pub mod proxy;
 pub mod shard;
 pub mod signals;
 pub mod stats;
+pub mod stream;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;

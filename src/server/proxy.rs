@@ -4,7 +4,7 @@
 //! relay the answer, scan usage, price it, and queue exactly one usage row.
 
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
@@ -23,7 +23,7 @@ use crate::http::response::HeadWriter;
 use crate::sigv4::signer::payload_hash;
 use crate::sigv4::{Credentials, SecretString, SignRequest, SigningTime, BEDROCK_SERVICE};
 use crate::tenant::KeyError;
-use crate::upstream::exchange::{exchange, UpstreamResponse};
+use crate::upstream::exchange::{read_head, read_response, write_request, Head, UpstreamResponse};
 use crate::upstream::stream::UpstreamStream;
 use crate::upstream::UpstreamError;
 use crate::usage::pricing::Tokens;
@@ -289,7 +289,8 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     drop(v);
 
     let up_started = Instant::now();
-    let result = send(shard, &target, up_head, body).await;
+    let deadline = up_started + shard.shared.config.timeouts.total;
+    let result = send(shard, &target, up_head, body, op == Operation::ConverseStream, deadline).await;
     let upstream_ms = up_started.elapsed().as_secs_f64() * 1000.0;
     let resp = match result {
         Ok(r) => r,
@@ -307,7 +308,38 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
             return finish_error(stream, resp, err, rec, shard, received, !close_requested).await;
         }
     };
-    rec.upstream_latency_ms = Some(upstream_ms);
+    let resp = match resp {
+        Upstream::Complete(r) => r,
+        Upstream::Streaming {
+            head: h,
+            buf: b,
+            ttfb,
+            conn,
+        } => {
+            rec.upstream_ttfb_ms = Some(ttfb.as_secs_f64() * 1000.0);
+            rec.upstream_request_id = h.request_id.clone();
+            if h.status == 200 {
+                let ctx = super::stream::StreamCtx {
+                    target,
+                    up_started,
+                    deadline,
+                    received,
+                    close: close_requested,
+                };
+                return super::stream::relay_stream(stream, h, b, conn, rec, shard, ctx).await;
+            }
+            // An error answer to a stream request is a small JSON body: read it whole.
+            match super::stream::collect(h, b, ttfb, conn, deadline).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = ProxyError::new(ErrorCode::UpstreamUnavailable, e.to_string());
+                    let resp = error_response(&err, &request_id, close_requested, &[]);
+                    return finish_error(stream, resp, err, rec, shard, received, !close_requested).await;
+                }
+            }
+        }
+    };
+    rec.upstream_latency_ms = Some(up_started.elapsed().as_secs_f64() * 1000.0);
     rec.upstream_ttfb_ms = Some(resp.ttfb.as_secs_f64() * 1000.0);
     rec.upstream_request_id = resp.request_id.clone();
     relay(stream, resp, rec, shard, received, close_requested).await
@@ -325,17 +357,59 @@ impl HeadLines<'_> {
     }
 }
 
-/// One exchange over a pooled or new connection, retried once on a fresh connection when
+/// What the upstream answered.
+pub enum Upstream {
+    /// A whole response (the connection is already back in the pool if reusable).
+    Complete(UpstreamResponse),
+    /// A response head whose body is still to be read from `conn` (ConverseStream).
+    Streaming {
+        head: Head,
+        buf: Vec<u8>,
+        ttfb: Duration,
+        conn: UpstreamStream,
+    },
+}
+
+/// One attempt on one connection.
+async fn attempt(
+    conn: &mut UpstreamStream,
+    head: Vec<u8>,
+    body: Vec<u8>,
+    stream: bool,
+    ttfb: Duration,
+    deadline: Instant,
+) -> (
+    Result<Option<UpstreamResponse>, UpstreamError>,
+    Option<(Head, Vec<u8>, Duration)>,
+    Vec<u8>,
+) {
+    let (sent, body) = write_request(conn, head, body, deadline).await;
+    let sent_at = match sent {
+        Ok(t) => t,
+        Err(e) => return (Err(e), None, body),
+    };
+    if stream {
+        match read_head(conn, sent_at, ttfb, deadline).await {
+            Ok(h) => (Ok(None), Some(h), body),
+            Err(e) => (Err(e), None, body),
+        }
+    } else {
+        (read_response(conn, sent_at, ttfb, deadline).await.map(Some), None, body)
+    }
+}
+
+/// One request over a pooled or new connection, retried once on a fresh connection when
 /// a reused one fails before any response byte.
 async fn send(
     shard: &Rc<Shard>,
     target: &crate::upstream::endpoint::Target,
     mut head: Vec<u8>,
     body: Vec<u8>,
-) -> Result<UpstreamResponse, UpstreamError> {
+    stream: bool,
+    deadline: Instant,
+) -> Result<Upstream, UpstreamError> {
     use zeroize::Zeroize;
-    let t = &shard.shared.config.timeouts;
-    let deadline = Instant::now() + t.total;
+    let ttfb = shard.shared.config.timeouts.ttfb;
     let (mut conn, reused) = match shard.pool.take(target) {
         Some(c) => {
             ShardStats::inc(&shard.stats.upstream_reused);
@@ -343,22 +417,34 @@ async fn send(
         }
         None => (connect(shard, target).await?, false),
     };
-    let (res, body) = exchange(&mut conn, head.clone(), body, t.ttfb, deadline).await;
-    let res = match res {
-        Err(e) if reused && e.before_response() => {
+    let (mut res, mut streamed, body) = attempt(&mut conn, head.clone(), body, stream, ttfb, deadline).await;
+    if let Err(e) = &res {
+        if reused && e.before_response() {
             ShardStats::inc(&shard.stats.upstream_retries);
             drop(conn);
-            conn = connect(shard, target).await?;
-            exchange(&mut conn, head.clone(), body, t.ttfb, deadline).await.0
+            conn = match connect(shard, target).await {
+                Ok(c) => c,
+                Err(e) => {
+                    head.zeroize();
+                    return Err(e);
+                }
+            };
+            let again = attempt(&mut conn, head.clone(), body, stream, ttfb, deadline).await;
+            res = again.0;
+            streamed = again.1;
         }
-        other => other,
-    };
-    head.zeroize();
-    let resp = res?;
-    if resp.reusable {
-        shard.pool.put(target, conn);
     }
-    Ok(resp)
+    head.zeroize();
+    match (res?, streamed) {
+        (Some(resp), _) => {
+            if resp.reusable {
+                shard.pool.put(target, conn);
+            }
+            Ok(Upstream::Complete(resp))
+        }
+        (None, Some((head, buf, ttfb))) => Ok(Upstream::Streaming { head, buf, ttfb, conn }),
+        (None, None) => Err(UpstreamError::Protocol("no response")),
+    }
 }
 
 async fn connect(
@@ -384,8 +470,40 @@ fn aws_message(shard: &Shard, body: &[u8]) -> Option<String> {
     Some(cut_message(m))
 }
 
+/// Copies scanned usage into the row.
+pub(super) fn apply_usage(rec: &mut UsageRecord, u: crate::usage::scan::Usage) {
+    rec.input_tokens = u.input_tokens.or(rec.input_tokens);
+    rec.output_tokens = u.output_tokens.or(rec.output_tokens);
+    rec.total_tokens = u.total_tokens.or(rec.total_tokens);
+    rec.cache_read_tokens = u.cache_read_tokens.or(rec.cache_read_tokens);
+    rec.cache_write_tokens = u.cache_write_tokens.or(rec.cache_write_tokens);
+    rec.provider_latency_ms = u.latency_ms.or(rec.provider_latency_ms);
+    if u.stop_reason.is_some() {
+        rec.stop_reason = u.stop_reason;
+    }
+}
+
+/// Prices the row's tokens (exact), or counts the model as unpriced.
+pub(super) fn apply_price(rec: &mut UsageRecord, shard: &Shard) {
+    let prices = shard.prices();
+    let price = prices.lookup(&rec.model_effective, &rec.model_requested, &shard.shared.config.geo);
+    let tokens = Tokens {
+        input: rec.input_tokens,
+        output: rec.output_tokens,
+        cache_read: rec.cache_read_tokens,
+        cache_write: rec.cache_write_tokens,
+    };
+    match price {
+        Some(p) => {
+            rec.price_id = Some(p.id.clone());
+            rec.cost_pico_usd = p.cost(&tokens);
+        }
+        None => ShardStats::inc(&shard.stats.unpriced),
+    }
+}
+
 /// Relays an upstream answer to the client and records the row.
-async fn relay<S: AsyncReadRent + AsyncWriteRent>(
+pub(super) async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     stream: &mut S,
     resp: UpstreamResponse,
     mut rec: UsageRecord,
@@ -419,29 +537,9 @@ async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     if (200..300).contains(&status) {
         let usage = shard.scanner.borrow_mut().scan(resp.body());
         if let Some(u) = usage {
-            rec.input_tokens = u.input_tokens;
-            rec.output_tokens = u.output_tokens;
-            rec.total_tokens = u.total_tokens;
-            rec.cache_read_tokens = u.cache_read_tokens;
-            rec.cache_write_tokens = u.cache_write_tokens;
-            rec.provider_latency_ms = u.latency_ms;
-            rec.stop_reason = u.stop_reason;
+            apply_usage(&mut rec, u);
         }
-        let prices = shard.prices();
-        let price = prices.lookup(&rec.model_effective, &rec.model_requested, &shard.shared.config.geo);
-        let tokens = Tokens {
-            input: rec.input_tokens,
-            output: rec.output_tokens,
-            cache_read: rec.cache_read_tokens,
-            cache_write: rec.cache_write_tokens,
-        };
-        match price {
-            Some(p) => {
-                rec.price_id = Some(p.id.clone());
-                rec.cost_pico_usd = p.cost(&tokens);
-            }
-            None => ShardStats::inc(&shard.stats.unpriced),
-        }
+        apply_price(&mut rec, shard);
         if let Some(c) = rec.cost_pico_usd {
             extra.push(("x-llmops-cost-usd", format_usd(c).into_bytes()));
         }
@@ -485,7 +583,7 @@ async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     }
 }
 
-async fn finish_error<S: AsyncReadRent + AsyncWriteRent>(
+pub(super) async fn finish_error<S: AsyncReadRent + AsyncWriteRent>(
     stream: &mut S,
     resp: Vec<u8>,
     err: ProxyError,
@@ -502,7 +600,7 @@ async fn finish_error<S: AsyncReadRent + AsyncWriteRent>(
 
 /// Writes the response (head buffer, then an optional large body slice without copying
 /// it), then records the row with the final latency.
-async fn write_and_record<S: AsyncReadRent + AsyncWriteRent>(
+pub(super) async fn write_and_record<S: AsyncReadRent + AsyncWriteRent>(
     stream: &mut S,
     out: Vec<u8>,
     body: Option<(Vec<u8>, usize)>,

@@ -1,7 +1,9 @@
 //! One request/response exchange with the upstream over an owned connection: the request
-//! head and a small body leave in one write (a large body follows, uncopied); the response head is parsed with httparse
-//! and the body is read by Content-Length (into the same buffer, no copy), chunked
-//! (decoded), or to end of stream. Deadlines: time to first byte and whole request.
+//! head and a small body leave in one write (a large body follows, uncopied); the response
+//! head is parsed with httparse and the body is read by Content-Length (into the same
+//! buffer, no copy), chunked (decoded), or to end of stream — whole ([`exchange`]) or
+//! piece by piece as it arrives ([`StreamBody`], for ConverseStream). Deadlines: time to
+//! first byte and whole request.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,11 @@ pub struct UpstreamResponse {
 }
 
 impl UpstreamResponse {
+    /// A response assembled from a streamed read.
+    pub fn from_parts(head: Head, body: Vec<u8>, ttfb: Duration, reusable: bool) -> Self {
+        finish(head, body, 0, ttfb, reusable)
+    }
+
     pub fn body(&self) -> &[u8] {
         &self.buf[self.body_start..]
     }
@@ -43,15 +50,15 @@ impl UpstreamResponse {
 }
 
 /// Parsed response head.
-struct Head {
-    status: u16,
-    len: usize,
-    content_length: Option<u64>,
-    chunked: bool,
-    close: bool,
-    content_type: Option<Vec<u8>>,
-    request_id: Option<String>,
-    error_type: Option<Vec<u8>>,
+pub struct Head {
+    pub status: u16,
+    pub len: usize,
+    pub content_length: Option<u64>,
+    pub chunked: bool,
+    pub close: bool,
+    pub content_type: Option<Vec<u8>>,
+    pub request_id: Option<String>,
+    pub error_type: Option<Vec<u8>>,
 }
 
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, UpstreamError> {
@@ -134,15 +141,14 @@ fn io_err(e: ReadError, started: bool) -> UpstreamError {
     }
 }
 
-/// Writes the request and reads a full response. Returns the request body back (so a
-/// failed attempt can be retried with it) together with the result.
-pub async fn exchange(
+/// Writes the request (head, then body). Returns the body back, so that a failed attempt
+/// can be retried with it, and the time the request was sent.
+pub async fn write_request(
     conn: &mut UpstreamStream,
     head: Vec<u8>,
     body: Vec<u8>,
-    ttfb: Duration,
     deadline: Instant,
-) -> (Result<UpstreamResponse, UpstreamError>, Vec<u8>) {
+) -> (Result<Instant, UpstreamError>, Vec<u8>) {
     let started_at = Instant::now();
     // Small bodies travel in the head's buffer (one write); large ones follow it as their
     // own owned buffer, never copied. (monoio's vectored write-all mishandles partial
@@ -178,21 +184,39 @@ pub async fn exchange(
             Ok((Ok(_), b)) => b,
         }
     };
+    (Ok(started_at), body)
+}
+
+/// Writes the request and reads a full response. Returns the request body back (so a
+/// failed attempt can be retried with it) together with the result.
+pub async fn exchange(
+    conn: &mut UpstreamStream,
+    head: Vec<u8>,
+    body: Vec<u8>,
+    ttfb: Duration,
+    deadline: Instant,
+) -> (Result<UpstreamResponse, UpstreamError>, Vec<u8>) {
+    let (sent, body) = write_request(conn, head, body, deadline).await;
+    let started_at = match sent {
+        Ok(t) => t,
+        Err(e) => return (Err(e), body),
+    };
     let res = read_response(conn, started_at, ttfb, deadline).await;
     (res, body)
 }
 
-/// Reads one response (skipping 1xx heads).
-pub async fn read_response(
+/// Reads a response head (skipping 1xx heads). Returns the head, the buffer (the head
+/// followed by whatever body bytes came with it) and the time to first byte.
+pub async fn read_head(
     conn: &mut UpstreamStream,
     sent_at: Instant,
     ttfb: Duration,
     deadline: Instant,
-) -> Result<UpstreamResponse, UpstreamError> {
+) -> Result<(Head, Vec<u8>, Duration), UpstreamError> {
     let first_deadline = (sent_at + ttfb).min(deadline);
     let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
     let mut first_byte_at: Option<Instant> = None;
-    let head = loop {
+    loop {
         let dl = if first_byte_at.is_some() {
             deadline
         } else {
@@ -203,20 +227,25 @@ pub async fn read_response(
             Err((e, _)) => return Err(io_err(e, first_byte_at.is_some())),
         }
         first_byte_at.get_or_insert_with(Instant::now);
-        if let Some(h) = parse_head(&buf)? {
+        while let Some(h) = parse_head(&buf)? {
             if (100..200).contains(&h.status) {
                 buf.drain(..h.len);
-                if let Some(h2) = parse_head(&buf)? {
-                    if !(100..200).contains(&h2.status) {
-                        break h2;
-                    }
-                }
                 continue;
             }
-            break h;
+            let t = first_byte_at.map_or(Duration::ZERO, |t| t - sent_at);
+            return Ok((h, buf, t));
         }
-    };
-    let ttfb_measured = first_byte_at.map_or(Duration::ZERO, |t| t - sent_at);
+    }
+}
+
+/// Reads one whole response.
+pub async fn read_response(
+    conn: &mut UpstreamStream,
+    sent_at: Instant,
+    ttfb: Duration,
+    deadline: Instant,
+) -> Result<UpstreamResponse, UpstreamError> {
+    let (head, mut buf, ttfb_measured) = read_head(conn, sent_at, ttfb, deadline).await?;
     let no_body = h_no_body(head.status);
     let (buf, body_start, reusable) = if no_body {
         buf.truncate(head.len);
@@ -297,5 +326,96 @@ fn finish(head: Head, buf: Vec<u8>, body_start: usize, ttfb: Duration, reusable:
         body_start,
         ttfb,
         reusable,
+    }
+}
+
+/// How a streamed body is delimited.
+enum StreamFraming {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Close,
+}
+
+/// A response body read piece by piece as it arrives (ConverseStream): every piece is
+/// handed on at once, nothing is accumulated.
+pub struct StreamBody {
+    framing: StreamFraming,
+    leftover: Vec<u8>,
+    done: bool,
+    /// Whether the connection ended cleanly and may be pooled again.
+    pub reusable: bool,
+}
+
+impl StreamBody {
+    /// Starts reading the body of `head`; `buf` is what [`read_head`] returned.
+    pub fn new(head: &Head, mut buf: Vec<u8>) -> Self {
+        buf.drain(..head.len);
+        let framing = if h_no_body(head.status) {
+            StreamFraming::Length(0)
+        } else if head.chunked {
+            StreamFraming::Chunked(ChunkedDecoder::new())
+        } else if let Some(n) = head.content_length {
+            StreamFraming::Length(n)
+        } else {
+            StreamFraming::Close
+        };
+        let done = matches!(framing, StreamFraming::Length(0));
+        StreamBody {
+            framing,
+            leftover: buf,
+            done,
+            reusable: !head.close && done,
+        }
+    }
+
+    fn take(&mut self, input: Vec<u8>) -> Result<Vec<u8>, UpstreamError> {
+        match &mut self.framing {
+            StreamFraming::Close => Ok(input),
+            StreamFraming::Length(left) => {
+                let n = (*left as usize).min(input.len());
+                *left -= n as u64;
+                if *left == 0 {
+                    self.done = true;
+                    self.reusable = n == input.len();
+                }
+                let mut input = input;
+                input.truncate(n);
+                Ok(input)
+            }
+            StreamFraming::Chunked(dec) => {
+                let mut out = Vec::with_capacity(input.len());
+                let used = dec
+                    .feed(&input, &mut out, MAX_UPSTREAM_BODY_BYTES)
+                    .map_err(|_| UpstreamError::Protocol("bad chunked body"))?;
+                if dec.is_done() {
+                    self.done = true;
+                    self.reusable = used == input.len();
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The next piece of body (possibly empty), or `None` at the end.
+    pub async fn next(
+        &mut self,
+        conn: &mut UpstreamStream,
+        deadline: Instant,
+    ) -> Result<Option<Vec<u8>>, UpstreamError> {
+        if !self.leftover.is_empty() {
+            let first = std::mem::take(&mut self.leftover);
+            return self.take(first).map(Some);
+        }
+        if self.done {
+            return Ok(None);
+        }
+        match read_more_until(conn, Vec::with_capacity(READ_BUFFER_BYTES), READ_BUFFER_BYTES, deadline).await {
+            Ok((_, b)) => self.take(b).map(Some),
+            Err((ReadError::Eof, _)) if matches!(self.framing, StreamFraming::Close) => {
+                self.done = true;
+                Ok(None)
+            }
+            Err((e, _)) => Err(io_err(e, true)),
+        }
     }
 }
