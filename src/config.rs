@@ -96,6 +96,11 @@ pub const SERVE_FLAGS: &[FlagSpec] = &[
         "upstream TCP connect timeout [default: 5]",
     ),
     flag(
+        "upstream-tls-timeout",
+        "SECS",
+        "upstream TLS handshake timeout [default: 10]",
+    ),
+    flag(
         "upstream-ttfb-timeout",
         "SECS",
         "time to the first upstream response byte [default: 60]",
@@ -339,6 +344,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamTimeouts {
     pub connect: Duration,
+    pub tls: Duration,
     pub ttfb: Duration,
     pub total: Duration,
 }
@@ -435,6 +441,7 @@ impl ServeConfig {
             upstream_ca: s.file("upstream-ca")?,
             timeouts: UpstreamTimeouts {
                 connect: s.secs("upstream-connect-timeout", 5)?,
+                tls: s.secs("upstream-tls-timeout", 10)?,
                 ttfb: s.secs("upstream-ttfb-timeout", 60)?,
                 total: s.secs("upstream-timeout", 900)?,
             },

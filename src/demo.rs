@@ -81,6 +81,7 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         upstream_ca: None,
         timeouts: UpstreamTimeouts {
             connect: Duration::from_secs(5),
+            tls: Duration::from_secs(5),
             ttfb: Duration::from_secs(30),
             total: Duration::from_secs(60),
         },

@@ -457,7 +457,8 @@ async fn connect(
         .map_err(UpstreamError::Connect)?;
     ShardStats::inc(&shard.stats.upstream_connects);
     shard.pool.note_opened();
-    UpstreamStream::connect(target, addr, shard.tls.as_ref(), shard.shared.config.timeouts.connect).await
+    let t = &shard.shared.config.timeouts;
+    UpstreamStream::connect(target, addr, shard.tls.as_ref(), t.connect, t.tls).await
 }
 
 /// Extracts a short AWS error message (`message` / `Message`) from an error body.

@@ -17,6 +17,8 @@ pub enum UpstreamError {
     Tls(String),
     /// Connect deadline passed.
     ConnectTimeout,
+    /// TLS handshake deadline passed.
+    TlsTimeout,
     /// No response byte before the time-to-first-byte deadline.
     FirstByteTimeout,
     /// The whole-request deadline passed.
@@ -34,7 +36,10 @@ impl UpstreamError {
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
-            UpstreamError::ConnectTimeout | UpstreamError::FirstByteTimeout | UpstreamError::Deadline
+            UpstreamError::ConnectTimeout
+                | UpstreamError::TlsTimeout
+                | UpstreamError::FirstByteTimeout
+                | UpstreamError::Deadline
         )
     }
 
@@ -53,6 +58,7 @@ impl UpstreamError {
             UpstreamError::Connect(_) => "connect",
             UpstreamError::Tls(_) => "tls",
             UpstreamError::ConnectTimeout => "connect_timeout",
+            UpstreamError::TlsTimeout => "tls_timeout",
             UpstreamError::FirstByteTimeout => "first_byte_timeout",
             UpstreamError::Deadline => "deadline",
             UpstreamError::Io { .. } => "io",
@@ -68,6 +74,7 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Connect(e) => write!(f, "cannot connect to the upstream: {e}"),
             UpstreamError::Tls(e) => write!(f, "TLS handshake with the upstream failed: {e}"),
             UpstreamError::ConnectTimeout => f.write_str("connecting to the upstream timed out"),
+            UpstreamError::TlsTimeout => f.write_str("the TLS handshake with the upstream timed out"),
             UpstreamError::FirstByteTimeout => f.write_str("the upstream sent no response in time"),
             UpstreamError::Deadline => f.write_str("the upstream request passed its deadline"),
             UpstreamError::Io { error, .. } => write!(f, "upstream connection failed: {error}"),

@@ -57,6 +57,7 @@ impl UpstreamStream {
         addr: std::net::SocketAddr,
         tls: Option<&Arc<rustls::ClientConfig>>,
         connect_timeout: std::time::Duration,
+        tls_timeout: std::time::Duration,
     ) -> Result<Self, UpstreamError> {
         let tcp = match monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await {
             Err(_) => return Err(UpstreamError::ConnectTimeout),
@@ -71,8 +72,8 @@ impl UpstreamStream {
         let name = ServerName::try_from(target.host.clone()).map_err(|e| UpstreamError::Tls(e.to_string()))?;
         let fd = tcp.as_raw_fd();
         let connector = monoio_rustls::TlsConnector::from(cfg.clone());
-        match monoio::time::timeout(connect_timeout, connector.connect(name, tcp)).await {
-            Err(_) => Err(UpstreamError::ConnectTimeout),
+        match monoio::time::timeout(tls_timeout, connector.connect(name, tcp)).await {
+            Err(_) => Err(UpstreamError::TlsTimeout),
             Ok(Err(e)) => Err(UpstreamError::Tls(e.to_string())),
             Ok(Ok(s)) => Ok(UpstreamStream::Tls(Box::new(s), fd)),
         }
