@@ -150,6 +150,11 @@ pub const SERVE_FLAGS: &[FlagSpec] = &[
         "SECS",
         "on SIGTERM, how long in-flight requests may finish [default: 30]",
     ),
+    flag(
+        "access-log",
+        "on|off",
+        "one structured log line per request [default: on]",
+    ),
     flag("log-format", "text|json", "log line format [default: text]"),
     flag(
         "geo-providers",
@@ -365,6 +370,8 @@ pub struct ServeConfig {
     pub pricing: Option<PathBuf>,
     pub drain_timeout: Duration,
     pub log_format: LogFormat,
+    /// One structured access-log line per request (from the writer thread).
+    pub access_log: bool,
     pub geo: GeoRules,
     pub require_tls: bool,
 }
@@ -450,6 +457,11 @@ impl ServeConfig {
             pricing: s.file("pricing")?,
             drain_timeout: s.secs("drain-timeout", 30)?,
             log_format: log_format(s)?,
+            access_log: match s.get("access-log").as_deref() {
+                None | Some("on" | "true" | "1") => true,
+                Some("off" | "false" | "0") => false,
+                Some(v) => return Err(ConfigError::new("access-log", format!("`{v}` is not on or off"))),
+            },
             geo: geo.sorted(),
             require_tls,
         })

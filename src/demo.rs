@@ -90,6 +90,7 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         pricing: None,
         drain_timeout: Duration::from_secs(5),
         log_format: crate::config::LogFormat::Text,
+        access_log: false,
         geo: crate::bedrock::model::GeoRules::default().sorted(),
         require_tls: false,
     };

@@ -1,111 +1,216 @@
-//! `/metrics` in Prometheus text format, summed over shards from their atomics.
+//! `/metrics` in Prometheus text format (version 0.0.4). Shard counters and histograms
+//! are atomics written by their own shard and summed here; labelled series (by
+//! operation, status, model, error type) come from the writer thread's aggregates.
+//! Nothing here runs on a request's path except for the scrape itself.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::stats::{Histogram, ShardStats, LATENCY_BUCKETS_MS, UPSTREAM_ERROR_KINDS};
 use super::Shared;
+use crate::usage::record::format_usd;
 
-fn counter(out: &mut String, name: &str, help: &str, kind: &str, v: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+fn l(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn single(out: &mut String, name: &str, help: &str, kind: &str, v: u64) {
+    header(out, name, help, kind);
+    let _ = writeln!(out, "{name} {v}");
+}
+
+/// Escapes a label value (backslash, quote, newline).
+pub fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    shards: &[std::sync::Arc<ShardStats>],
+    pick: fn(&ShardStats) -> &Histogram,
+) {
+    header(out, name, help, "histogram");
+    let mut cumulative = 0u64;
+    for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
+        cumulative += shards.iter().map(|s| l(&pick(s).buckets[i])).sum::<u64>();
+        let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", bound / 1000.0);
+    }
+    cumulative += shards
+        .iter()
+        .map(|s| l(&pick(s).buckets[LATENCY_BUCKETS_MS.len()]))
+        .sum::<u64>();
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let sum: u64 = shards.iter().map(|s| l(&pick(s).sum_micros)).sum();
+    let count: u64 = shards.iter().map(|s| l(&pick(s).count)).sum();
+    let _ = writeln!(out, "{name}_sum {}\n{name}_count {count}", sum as f64 / 1e6);
 }
 
 /// Renders every metric.
 pub fn render(shared: &Shared) -> String {
-    let mut out = String::with_capacity(4096);
-    let sum = |f: &dyn Fn(&super::stats::ShardStats) -> u64| shared.shard_stats.iter().map(|s| f(s)).sum::<u64>();
-    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    counter(
+    let mut out = String::with_capacity(8192);
+    let shards = &shared.shard_stats;
+    let sum = |f: fn(&ShardStats) -> &AtomicU64| shards.iter().map(|s| l(f(s))).sum::<u64>();
+
+    // From the rows (writer thread).
+    let rm = shared.row_metrics.lock().map(|m| m.clone()).unwrap_or_default();
+    header(
         &mut out,
         "llmops_requests_total",
-        "Bedrock requests handled",
+        "Bedrock requests by operation, status and effective model",
         "counter",
-        sum(&|s| l(&s.requests_total)),
     );
-    let _ = writeln!(
-        out,
-        "# HELP llmops_responses_total Bedrock responses by status class\n# TYPE llmops_responses_total counter"
-    );
-    for (class, f) in [
-        (
-            "2xx",
-            (&|s: &super::stats::ShardStats| l(&s.responses_2xx)) as &dyn Fn(&super::stats::ShardStats) -> u64,
-        ),
-        ("4xx", &|s| l(&s.responses_4xx)),
-        ("5xx", &|s| l(&s.responses_5xx)),
-    ] {
-        let _ = writeln!(out, "llmops_responses_total{{class=\"{class}\"}} {}", sum(f));
+    let mut reqs: Vec<_> = rm.requests.iter().collect();
+    reqs.sort();
+    for ((op, status, model), n) in reqs {
+        let _ = writeln!(
+            out,
+            "llmops_requests_total{{operation=\"{op}\",status=\"{status}\",model=\"{}\"}} {n}",
+            label(model)
+        );
     }
-    counter(
+    header(
+        &mut out,
+        "llmops_tokens_total",
+        "tokens by effective model and kind",
+        "counter",
+    );
+    let mut toks: Vec<_> = rm.tokens.iter().collect();
+    toks.sort();
+    for (model, t) in &toks {
+        for (kind, v) in ["input", "output", "cache_read", "cache_write"].iter().zip(t.iter()) {
+            let _ = writeln!(
+                out,
+                "llmops_tokens_total{{model=\"{}\",kind=\"{kind}\"}} {v}",
+                label(model)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "llmops_cost_usd_total",
+        "exact cost in USD by effective model",
+        "counter",
+    );
+    let mut costs: Vec<_> = rm.cost.iter().collect();
+    costs.sort();
+    for (model, c) in costs {
+        let _ = writeln!(
+            out,
+            "llmops_cost_usd_total{{model=\"{}\"}} {}",
+            label(model),
+            format_usd(*c)
+        );
+    }
+    header(
+        &mut out,
+        "llmops_errors_total",
+        "requests by error type (proxy code or AWS error type)",
+        "counter",
+    );
+    let mut errs: Vec<_> = rm.errors.iter().collect();
+    errs.sort();
+    for (t, n) in errs {
+        let _ = writeln!(out, "llmops_errors_total{{type=\"{}\"}} {n}", label(t));
+    }
+
+    // Shard counters.
+    single(
         &mut out,
         "llmops_requests_in_flight",
         "requests being handled",
         "gauge",
-        sum(&|s| l(&s.requests_in_flight)),
+        sum(|s| &s.requests_in_flight),
     );
-    counter(
+    single(
         &mut out,
         "llmops_client_connections_open",
         "open client connections",
         "gauge",
-        sum(&|s| l(&s.connections_open)),
+        sum(|s| &s.connections_open),
     );
-    counter(
+    single(
         &mut out,
         "llmops_client_connections_total",
         "accepted client connections",
         "counter",
-        sum(&|s| l(&s.connections_total)),
+        sum(|s| &s.connections_total),
     );
-    counter(
+    single(
         &mut out,
         "llmops_bad_requests_total",
         "malformed HTTP requests refused",
         "counter",
-        sum(&|s| l(&s.bad_requests)),
+        sum(|s| &s.bad_requests),
     );
-    counter(
+    let open_up: u64 = shards.iter().map(|s| l(&s.upstream_open)).sum();
+    single(
         &mut out,
-        "llmops_upstream_errors_total",
-        "upstream failures (connect, TLS, I/O, timeout)",
-        "counter",
-        sum(&|s| l(&s.upstream_errors)),
+        "llmops_upstream_connections_open",
+        "open upstream connections, pooled or in use",
+        "gauge",
+        open_up,
     );
-    counter(
-        &mut out,
-        "llmops_upstream_timeouts_total",
-        "upstream timeouts",
-        "counter",
-        sum(&|s| l(&s.upstream_timeouts)),
-    );
-    counter(
+    single(
         &mut out,
         "llmops_upstream_connects_total",
         "new upstream connections",
         "counter",
-        sum(&|s| l(&s.upstream_connects)),
+        sum(|s| &s.upstream_connects),
     );
-    counter(
+    single(
         &mut out,
         "llmops_upstream_reused_total",
         "requests sent on a pooled upstream connection",
         "counter",
-        sum(&|s| l(&s.upstream_reused)),
+        sum(|s| &s.upstream_reused),
     );
-    counter(
+    single(
         &mut out,
         "llmops_upstream_retries_total",
         "retries after a reused connection failed before responding",
         "counter",
-        sum(&|s| l(&s.upstream_retries)),
+        sum(|s| &s.upstream_retries),
     );
-    counter(
+    header(
+        &mut out,
+        "llmops_upstream_errors_total",
+        "upstream failures by kind",
+        "counter",
+    );
+    for (i, kind) in UPSTREAM_ERROR_KINDS.iter().enumerate() {
+        let n: u64 = shards.iter().map(|s| l(&s.upstream_error_kinds[i])).sum();
+        let _ = writeln!(out, "llmops_upstream_errors_total{{kind=\"{kind}\"}} {n}");
+    }
+    single(
         &mut out,
         "llmops_unpriced_requests_total",
         "successful requests whose model has no price",
         "counter",
-        sum(&|s| l(&s.unpriced)),
+        sum(|s| &s.unpriced),
     );
-    counter(
+    histogram(
+        &mut out,
+        "llmops_request_duration_seconds",
+        "request received to last byte sent",
+        shards,
+        |s| &s.request_latency,
+    );
+    histogram(
+        &mut out,
+        "llmops_upstream_duration_seconds",
+        "upstream request sent to last byte received",
+        shards,
+        |s| &s.upstream_latency,
+    );
+
+    // Usage pipeline.
+    single(
         &mut out,
         "usage_records_dropped_total",
         "usage rows dropped because a shard queue was full",
@@ -113,45 +218,67 @@ pub fn render(shared: &Shared) -> String {
         shared.dropped.load(Ordering::Relaxed),
     );
     let w = &shared.writer_stats;
-    counter(
+    single(
         &mut out,
         "llmops_usage_rows_written_total",
         "usage rows written to Parquet",
         "counter",
-        w.rows_written.load(Ordering::Relaxed),
+        l(&w.rows_written),
     );
-    counter(
+    single(
         &mut out,
         "llmops_parquet_files_rolled_total",
         "Parquet files closed and published",
         "counter",
-        w.files_rolled.load(Ordering::Relaxed),
+        l(&w.files_rolled),
     );
-    counter(
+    single(
         &mut out,
         "llmops_usage_write_errors_total",
         "failed Parquet writes",
         "counter",
-        w.write_errors.load(Ordering::Relaxed),
+        l(&w.write_errors),
     );
-    let _ = writeln!(
-        out,
-        "# HELP llmops_shard_driver I/O driver of each shard (1 = in use)\n# TYPE llmops_shard_driver gauge"
+    header(
+        &mut out,
+        "llmops_usage_writer_lag_seconds",
+        "request received to its row being taken by the writer (last batch)",
+        "gauge",
     );
-    for (i, s) in shared.shard_stats.iter().enumerate() {
+    let _ = writeln!(out, "llmops_usage_writer_lag_seconds {}", rm.writer_lag_seconds);
+    let last = w.last_drain.load(Ordering::Relaxed);
+    let age = if last == 0 {
+        0.0
+    } else {
+        (crate::util::time::unix_now_micros() - last).max(0) as f64 / 1e6
+    };
+    header(
+        &mut out,
+        "llmops_usage_writer_idle_seconds",
+        "time since the writer last drained the queues (stuck writer if large)",
+        "gauge",
+    );
+    let _ = writeln!(out, "llmops_usage_writer_idle_seconds {age}");
+
+    header(
+        &mut out,
+        "llmops_shard_driver",
+        "I/O driver of each shard (1 = in use)",
+        "gauge",
+    );
+    for (i, s) in shards.iter().enumerate() {
         let _ = writeln!(
             out,
             "llmops_shard_driver{{shard=\"{i}\",driver=\"{}\"}} 1",
             s.driver().as_str()
         );
     }
-    let draining = shared.draining.load(Ordering::Relaxed) as u64;
-    counter(
+    single(
         &mut out,
         "llmops_draining",
         "1 while the proxy drains for shutdown",
         "gauge",
-        draining,
+        shared.draining.load(Ordering::Relaxed) as u64,
     );
     out
 }

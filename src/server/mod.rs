@@ -62,6 +62,8 @@ pub struct Shared {
     pub shard_stats: Vec<Arc<ShardStats>>,
     pub dropped: Arc<AtomicU64>,
     pub writer_stats: Arc<WriterStats>,
+    /// Labelled aggregates kept by the writer thread from the rows.
+    pub row_metrics: Arc<Mutex<crate::usage::observe::RowMetrics>>,
     /// Bumped on every successful reload; shards compare it with a relaxed load.
     pub generation: AtomicU64,
     /// Taken only when `generation` changed (never on the steady-state hot path).

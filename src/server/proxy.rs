@@ -295,7 +295,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     let resp = match result {
         Ok(r) => r,
         Err(e) => {
-            ShardStats::inc(&stats.upstream_errors);
+            stats.upstream_error(e.kind());
             let code = if e.is_timeout() {
                 ShardStats::inc(&stats.upstream_timeouts);
                 ErrorCode::UpstreamTimeout
@@ -458,7 +458,15 @@ async fn connect(
     ShardStats::inc(&shard.stats.upstream_connects);
     shard.pool.note_opened();
     let t = &shard.shared.config.timeouts;
-    UpstreamStream::connect(target, addr, shard.tls.as_ref(), t.connect, t.tls).await
+    UpstreamStream::connect(
+        target,
+        addr,
+        shard.tls.as_ref(),
+        t.connect,
+        t.tls,
+        Some(shard.stats.upstream_open.clone()),
+    )
+    .await
 }
 
 /// Extracts a short AWS error message (`message` / `Message`) from an error body.
@@ -621,6 +629,10 @@ pub(super) async fn write_and_record<S: AsyncReadRent + AsyncWriteRent>(
     }
     rec.latency_ms = received.elapsed().as_secs_f64() * 1000.0;
     shard.stats.count_status(rec.status);
+    shard.stats.request_latency.observe_ms(rec.latency_ms);
+    if let Some(u) = rec.upstream_latency_ms {
+        shard.stats.upstream_latency.observe_ms(u);
+    }
     shard.record(rec);
     ok && keep
 }

@@ -17,6 +17,7 @@ use super::stats::{Driver, ShardStats};
 use super::{Reloadable, ServeError, Shard, Shared};
 use crate::config::{ConfigError, ServeConfig};
 use crate::tenant::KeyStore;
+use crate::usage::observe::Observer;
 use crate::usage::pricing::PriceTable;
 use crate::usage::queue::{channel, UsageSink, QUEUE_CAPACITY};
 use crate::usage::writer::{self, WriterConfig, DEFAULT_ROLL_BYTES};
@@ -121,7 +122,12 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
             format!("cannot create {}: {e}", cfg.usage_dir.display()),
         ))
     })?;
-    let writer = writer::spawn(wcfg, consumers)
+    let observer = Observer {
+        metrics: Default::default(),
+        access_log: cfg.access_log,
+    };
+    let row_metrics = observer.metrics.clone();
+    let writer = writer::spawn(wcfg, consumers, observer)
         .map_err(|e| ServeError::Runtime(format!("cannot start the usage writer: {e}")))?;
     let shared = Arc::new(Shared {
         config: cfg.clone(),
@@ -129,6 +135,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         shard_stats: (0..cfg.threads).map(|_| Arc::new(ShardStats::default())).collect(),
         dropped,
         writer_stats: writer.stats.clone(),
+        row_metrics,
         generation: AtomicU64::new(0),
         reloadable: Mutex::new(reloadable),
         instance: random_u32(),

@@ -2,6 +2,46 @@
 //! and read by `/metrics` and the drain logic. No locks.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+/// Upper bounds (ms) of the latency histogram buckets; `+Inf` is implied.
+pub const LATENCY_BUCKETS_MS: [f64; 15] = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
+];
+
+/// A lock-free histogram written by one shard.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Per-bucket counts (not cumulative); the last slot is `+Inf`.
+    pub buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    pub sum_micros: AtomicU64,
+    pub count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe_ms(&self, ms: f64) {
+        let i = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add((ms * 1000.0) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Upstream failure kinds, in the order of `ShardStats::upstream_error_kinds`.
+pub const UPSTREAM_ERROR_KINDS: [&str; 9] = [
+    "connect",
+    "tls",
+    "connect_timeout",
+    "tls_timeout",
+    "first_byte_timeout",
+    "deadline",
+    "io",
+    "closed",
+    "protocol",
+];
 
 /// Which I/O driver a shard runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +79,14 @@ pub struct ShardStats {
     pub upstream_retries: AtomicU64,
     pub unpriced: AtomicU64,
     pub bad_requests: AtomicU64,
+    /// Open upstream connections (pooled or in use).
+    pub upstream_open: Arc<AtomicU64>,
+    /// Upstream failures by kind (see [`UPSTREAM_ERROR_KINDS`]).
+    pub upstream_error_kinds: [AtomicU64; UPSTREAM_ERROR_KINDS.len()],
+    /// Request received → last byte sent.
+    pub request_latency: Histogram,
+    /// Upstream request sent → last byte received.
+    pub upstream_latency: Histogram,
 }
 
 impl ShardStats {
@@ -59,6 +107,14 @@ impl ShardStats {
             1 => Driver::IoUring,
             2 => Driver::Epoll,
             _ => Driver::Unknown,
+        }
+    }
+
+    /// Counts an upstream failure by its kind label.
+    pub fn upstream_error(&self, kind: &str) {
+        Self::inc(&self.upstream_errors);
+        if let Some(i) = UPSTREAM_ERROR_KINDS.iter().position(|k| *k == kind) {
+            Self::inc(&self.upstream_error_kinds[i]);
         }
     }
 

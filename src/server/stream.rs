@@ -143,7 +143,7 @@ pub async fn relay_stream<S: AsyncReadRent + AsyncWriteRent>(
             Ok(None) => break,
             Err(e) => {
                 upstream_ok = false;
-                ShardStats::inc(&shard.stats.upstream_errors);
+                shard.stats.upstream_error(e.kind());
                 if e.is_timeout() {
                     ShardStats::inc(&shard.stats.upstream_timeouts);
                 }
@@ -175,6 +175,10 @@ pub async fn relay_stream<S: AsyncReadRent + AsyncWriteRent>(
     apply_price(&mut rec, shard);
     rec.latency_ms = ctx.received.elapsed().as_secs_f64() * 1000.0;
     shard.stats.count_status(rec.status);
+    shard.stats.request_latency.observe_ms(rec.latency_ms);
+    if let Some(u) = rec.upstream_latency_ms {
+        shard.stats.upstream_latency.observe_ms(u);
+    }
     shard.record(rec);
     client_ok && upstream_ok && !ctx.close
 }

@@ -5,6 +5,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
@@ -44,10 +45,25 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
     Ok(Arc::new(cfg))
 }
 
-/// A connected upstream stream.
-pub enum UpstreamStream {
+/// The transport under an upstream connection.
+pub enum Io {
     Plain(TcpStream),
     Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>, RawFd),
+}
+
+/// A connected upstream stream. While it lives it counts in the shard's open-upstream
+/// gauge (if one was given).
+pub struct UpstreamStream {
+    io: Io,
+    gauge: Option<Arc<AtomicU64>>,
+}
+
+impl Drop for UpstreamStream {
+    fn drop(&mut self) {
+        if let Some(g) = &self.gauge {
+            g.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl UpstreamStream {
@@ -58,7 +74,17 @@ impl UpstreamStream {
         tls: Option<&Arc<rustls::ClientConfig>>,
         connect_timeout: std::time::Duration,
         tls_timeout: std::time::Duration,
+        gauge: Option<Arc<AtomicU64>>,
     ) -> Result<Self, UpstreamError> {
+        let wrap = |io: Io| {
+            if let Some(g) = &gauge {
+                g.fetch_add(1, Ordering::Relaxed);
+            }
+            UpstreamStream {
+                io,
+                gauge: gauge.clone(),
+            }
+        };
         let tcp = match monoio::time::timeout(connect_timeout, TcpStream::connect_addr(addr)).await {
             Err(_) => return Err(UpstreamError::ConnectTimeout),
             Ok(Err(e)) => return Err(UpstreamError::Connect(e)),
@@ -66,7 +92,7 @@ impl UpstreamStream {
         };
         let _ = tcp.set_nodelay(true);
         if !target.tls {
-            return Ok(UpstreamStream::Plain(tcp));
+            return Ok(wrap(Io::Plain(tcp)));
         }
         let cfg = tls.ok_or_else(|| UpstreamError::Tls("no TLS configuration".into()))?;
         let name = ServerName::try_from(target.host.clone()).map_err(|e| UpstreamError::Tls(e.to_string()))?;
@@ -75,14 +101,14 @@ impl UpstreamStream {
         match monoio::time::timeout(tls_timeout, connector.connect(name, tcp)).await {
             Err(_) => Err(UpstreamError::TlsTimeout),
             Ok(Err(e)) => Err(UpstreamError::Tls(e.to_string())),
-            Ok(Ok(s)) => Ok(UpstreamStream::Tls(Box::new(s), fd)),
+            Ok(Ok(s)) => Ok(wrap(Io::Tls(Box::new(s), fd))),
         }
     }
 
     pub fn raw_fd(&self) -> RawFd {
-        match self {
-            UpstreamStream::Plain(s) => s.as_raw_fd(),
-            UpstreamStream::Tls(_, fd) => *fd,
+        match &self.io {
+            Io::Plain(s) => s.as_raw_fd(),
+            Io::Tls(_, fd) => *fd,
         }
     }
 
@@ -109,46 +135,46 @@ impl UpstreamStream {
 
 impl AsyncReadRent for UpstreamStream {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            UpstreamStream::Plain(s) => s.read(buf).await,
-            UpstreamStream::Tls(s, _) => s.read(buf).await,
+        match &mut self.io {
+            Io::Plain(s) => s.read(buf).await,
+            Io::Tls(s, _) => s.read(buf).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            UpstreamStream::Plain(s) => s.readv(buf).await,
-            UpstreamStream::Tls(s, _) => s.readv(buf).await,
+        match &mut self.io {
+            Io::Plain(s) => s.readv(buf).await,
+            Io::Tls(s, _) => s.readv(buf).await,
         }
     }
 }
 
 impl AsyncWriteRent for UpstreamStream {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            UpstreamStream::Plain(s) => s.write(buf).await,
-            UpstreamStream::Tls(s, _) => s.write(buf).await,
+        match &mut self.io {
+            Io::Plain(s) => s.write(buf).await,
+            Io::Tls(s, _) => s.write(buf).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            UpstreamStream::Plain(s) => s.writev(buf).await,
-            UpstreamStream::Tls(s, _) => s.writev(buf).await,
+        match &mut self.io {
+            Io::Plain(s) => s.writev(buf).await,
+            Io::Tls(s, _) => s.writev(buf).await,
         }
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            UpstreamStream::Plain(s) => s.flush().await,
-            UpstreamStream::Tls(s, _) => s.flush().await,
+        match &mut self.io {
+            Io::Plain(s) => s.flush().await,
+            Io::Tls(s, _) => s.flush().await,
         }
     }
 
     async fn shutdown(&mut self) -> std::io::Result<()> {
-        match self {
-            UpstreamStream::Plain(s) => s.shutdown().await,
-            UpstreamStream::Tls(s, _) => s.shutdown().await,
+        match &mut self.io {
+            Io::Plain(s) => s.shutdown().await,
+            Io::Tls(s, _) => s.shutdown().await,
         }
     }
 }

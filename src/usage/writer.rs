@@ -17,6 +17,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use super::observe::Observer;
 use super::record::UsageRecord;
 use super::schema::{schema, to_batch};
 use crate::util::time::Civil;
@@ -277,13 +278,17 @@ impl WriterHandle {
 }
 
 /// Starts the writer thread over the shards' consumers.
-pub fn spawn(cfg: WriterConfig, consumers: Vec<rtrb::Consumer<UsageRecord>>) -> std::io::Result<WriterHandle> {
+pub fn spawn(
+    cfg: WriterConfig,
+    consumers: Vec<rtrb::Consumer<UsageRecord>>,
+    observer: Observer,
+) -> std::io::Result<WriterHandle> {
     let stats = Arc::new(WriterStats::default());
     let (tx, rx) = crossbeam_channel::unbounded();
     let st = stats.clone();
     let thread = std::thread::Builder::new()
         .name("usage-writer".into())
-        .spawn(move || run(cfg, consumers, rx, st))?;
+        .spawn(move || run(cfg, consumers, rx, st, observer))?;
     Ok(WriterHandle {
         control: tx,
         stats,
@@ -291,12 +296,16 @@ pub fn spawn(cfg: WriterConfig, consumers: Vec<rtrb::Consumer<UsageRecord>>) -> 
     })
 }
 
-fn drain(consumers: &mut [rtrb::Consumer<UsageRecord>], rows: &mut Vec<UsageRecord>) {
+/// Moves every queued row into `rows` and observes the new ones (metrics, access log)
+/// exactly once, whatever later happens to their write.
+fn drain(consumers: &mut [rtrb::Consumer<UsageRecord>], rows: &mut Vec<UsageRecord>, observer: &Observer) {
+    let before = rows.len();
     for c in consumers.iter_mut() {
         while let Ok(r) = c.pop() {
             rows.push(r);
         }
     }
+    observer.observe(&rows[before..]);
 }
 
 fn run(
@@ -304,6 +313,7 @@ fn run(
     mut consumers: Vec<rtrb::Consumer<UsageRecord>>,
     rx: Receiver<Control>,
     stats: Arc<WriterStats>,
+    observer: Observer,
 ) {
     let mut sink = ParquetSink::new(cfg, stats.clone());
     let mut rows: Vec<UsageRecord> = Vec::with_capacity(BATCH_ROWS);
@@ -327,7 +337,7 @@ fn run(
         }
     };
     loop {
-        drain(&mut consumers, &mut rows);
+        drain(&mut consumers, &mut rows, &observer);
         stats
             .last_drain
             .store(crate::util::time::unix_now_micros(), Ordering::Relaxed);
@@ -335,7 +345,7 @@ fn run(
             flush(&mut sink, &mut rows);
         }
         let msg = rx.recv_timeout(WRITER_TICK);
-        drain(&mut consumers, &mut rows);
+        drain(&mut consumers, &mut rows, &observer);
         flush(&mut sink, &mut rows);
         if let Err(e) = sink.roll_if_due() {
             crate::log::error("usage_roll_failed", &[("error", &e.to_string())]);
@@ -348,7 +358,7 @@ fn run(
                 let _ = ack.send(());
             }
             Ok(Control::Shutdown) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                drain(&mut consumers, &mut rows);
+                drain(&mut consumers, &mut rows, &observer);
                 flush(&mut sink, &mut rows);
                 if let Err(e) = sink.close() {
                     crate::log::error("usage_close_failed", &[("error", &e.to_string())]);

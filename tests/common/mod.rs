@@ -77,7 +77,9 @@ fn spawn(args: &[&str], marker: &str, env: &[(&str, &str)]) -> Proc {
     let log = Arc::new(Mutex::new(String::new()));
     let (tx, rx) = std::sync::mpsc::channel();
     let l2 = log.clone();
-    let marker = marker.to_string();
+    // Text logs say `listening addr=A`; JSON logs say `"event":"listening","addr":"A"`.
+    let event = marker.split(' ').next().unwrap_or("").to_string();
+    let markers = [marker.to_string(), format!("\"event\":\"{event}\",\"addr\":\"")];
     std::thread::spawn(move || {
         let mut r = BufReader::new(stderr);
         let mut line = String::new();
@@ -85,7 +87,7 @@ fn spawn(args: &[&str], marker: &str, env: &[(&str, &str)]) -> Proc {
         while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
             l2.lock().unwrap().push_str(&line);
             if !sent {
-                if let Some(p) = line.find(&marker) {
+                if let Some((p, marker)) = markers.iter().find_map(|m| line.find(m.as_str()).map(|p| (p, m))) {
                     let rest = &line[p + marker.len()..];
                     let addr: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
                     if let Ok(a) = addr.parse::<SocketAddr>() {

@@ -1,0 +1,308 @@
+//! Operating it: `/metrics` parsed line by line with exact values, one access-log line
+//! per request (and no secrets), SIGHUP reloading keys (bad file rejected, old kept,
+//! open connections kept), `--help` for every subcommand, exit code 2 naming the flag.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// Parses Prometheus text format strictly; returns series → value.
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    let mut typed: HashMap<String, String> = HashMap::new();
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(name_ok(name), "bad HELP line {line:?}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split(' ');
+            let (name, kind) = (it.next().unwrap(), it.next().unwrap());
+            assert!(
+                name_ok(name) && ["counter", "gauge", "histogram"].contains(&kind),
+                "bad TYPE line {line:?}"
+            );
+            typed.insert(name.to_string(), kind.to_string());
+            continue;
+        }
+        assert!(!line.starts_with('#') && !line.is_empty(), "unexpected line {line:?}");
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line:?}"));
+        let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(name_ok(name), "bad name in {line:?}");
+        if let Some(l) = series.strip_prefix(name) {
+            if !l.is_empty() {
+                assert!(l.starts_with('{') && l.ends_with('}'), "bad labels in {line:?}");
+                for pair in l[1..l.len() - 1].split("\",") {
+                    let (k, v) = pair
+                        .split_once("=\"")
+                        .unwrap_or_else(|| panic!("bad label in {line:?}"));
+                    assert!(name_ok(k), "bad label name in {line:?}");
+                    assert!(
+                        !v.trim_end_matches('"').contains('"') || v.contains("\\\""),
+                        "bad label value in {line:?}"
+                    );
+                }
+            }
+        }
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|b| typed.get(*b).is_some_and(|k| k == "histogram"));
+        assert!(
+            typed.contains_key(name) || base.is_some(),
+            "series without TYPE: {line:?}"
+        );
+        out.insert(series.to_string(), v);
+    }
+    out
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> Resp {
+    raw(addr, format!("GET {path} HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes()).unwrap()
+}
+
+#[test]
+fn metrics_and_access_log() {
+    let m = mock();
+    let dir = temp_dir("metrics");
+    let mut p = proxy(m.addr, &dir, &[]);
+    let mut sent_in = 0i64;
+    for i in 0..5 {
+        let b = body(&format!("metrics {i}"));
+        sent_in += llmops_proxy::mock::mock_usage(b.len()).0;
+        assert_eq!(
+            converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &b).status,
+            200
+        );
+    }
+    assert_eq!(
+        converse(p.addr, "mock.throttle", &good_headers(), &body("t")).status,
+        429
+    );
+    let bad: Vec<_> = good_headers()
+        .into_iter()
+        .filter(|(k, _)| k != "X-Cloudidr-Key")
+        .collect();
+    assert_eq!(converse(p.addr, "amazon.nova-lite-v1:0", &bad, &body("k")).status, 400);
+    let series = |p: &Proc| {
+        let r = get(p.addr, "/metrics");
+        assert_eq!(r.status, 200);
+        assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+        parse_metrics(&r.text())
+    };
+    assert!(wait_for(Duration::from_secs(5), || {
+        series(&p).get("llmops_usage_rows_written_total").copied() == Some(7.0)
+    }));
+    let s = series(&p);
+    let ok = "llmops_requests_total{operation=\"converse\",status=\"200\",model=\"amazon.nova-lite-v1:0\"}";
+    assert_eq!(s.get(ok), Some(&5.0), "{s:#?}");
+    assert_eq!(
+        s.get("llmops_requests_total{operation=\"converse\",status=\"429\",model=\"mock.throttle\"}"),
+        Some(&1.0)
+    );
+    assert_eq!(
+        s.get("llmops_tokens_total{model=\"amazon.nova-lite-v1:0\",kind=\"input\"}"),
+        Some(&(sent_in as f64))
+    );
+    assert!(
+        s.get("llmops_cost_usd_total{model=\"amazon.nova-lite-v1:0\"}")
+            .copied()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(s.get("llmops_errors_total{type=\"ThrottlingException\"}"), Some(&1.0));
+    assert_eq!(s.get("llmops_errors_total{type=\"MissingTrackingKey\"}"), Some(&1.0));
+    assert_eq!(s.get("llmops_request_duration_seconds_count"), Some(&7.0));
+    assert_eq!(s.get("llmops_request_duration_seconds_bucket{le=\"+Inf\"}"), Some(&7.0));
+    assert_eq!(s.get("llmops_upstream_duration_seconds_count"), Some(&6.0));
+    assert_eq!(s.get("usage_records_dropped_total"), Some(&0.0));
+    assert_eq!(
+        s.get("llmops_upstream_connections_open").copied().map(|v| v >= 1.0),
+        Some(true)
+    );
+    let driver = if std::env::var("MONOIO_FORCE_LEGACY_DRIVER").is_ok() {
+        "epoll"
+    } else {
+        "io_uring"
+    };
+    assert_eq!(
+        s.get(&format!("llmops_shard_driver{{shard=\"0\",driver=\"{driver}\"}}")),
+        Some(&1.0),
+        "{s:#?}"
+    );
+    assert!(p.logs().contains(&format!("driver={driver}")));
+    assert_eq!(s.get("llmops_draining"), Some(&0.0));
+
+    assert_eq!(p.terminate(), Some(0));
+    let logs = p.logs();
+    let access: Vec<&str> = logs.lines().filter(|l| l.contains(" access ")).collect();
+    assert_eq!(access.len(), 7, "{logs}");
+    assert!(access
+        .iter()
+        .any(|l| l.contains("status=429") && l.contains("model=mock.throttle")));
+    for secret in [SECRET, TRACKING_KEY, "metrics 0"] {
+        assert!(!logs.contains(secret), "log holds {secret}");
+    }
+}
+
+#[test]
+fn json_logs() {
+    let m = mock();
+    let dir = temp_dir("jsonlog");
+    let mut p = proxy(m.addr, &dir, &["--log-format", "json"]);
+    assert_eq!(
+        converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &body("j")).status,
+        200
+    );
+    assert_eq!(p.terminate(), Some(0));
+    let logs = p.logs();
+    for line in logs.lines() {
+        assert!(line.starts_with("{\"ts\":\"") && line.ends_with('}'), "{line}");
+    }
+    assert!(logs
+        .lines()
+        .any(|l| l.contains("\"event\":\"access\"") && l.contains("\"status\":\"200\"")));
+}
+
+#[test]
+fn sighup_reloads_keys_and_keeps_connections() {
+    let m = mock();
+    let dir = temp_dir("sighup");
+    let keys = dir.join("keys.toml");
+    let write_keys = |tokens: &[(&str, &str)]| {
+        let mut t = String::new();
+        for (name, tok) in tokens {
+            t.push_str(&format!(
+                "[[key]]\nname = \"{name}\"\nsha256 = \"{}\"\n",
+                sha256_hex(tok.as_bytes())
+            ));
+        }
+        std::fs::write(&keys, t).unwrap();
+    };
+    write_keys(&[("first", TRACKING_KEY)]);
+    let p = proxy(m.addr, &dir, &["--keys", keys.to_str().unwrap()]);
+    let new_key = "trk_rotated_key_0000000000001";
+    let with_key = |k: &str| {
+        let mut h = good_headers();
+        h.retain(|(n, _)| n != "X-Cloudidr-Key");
+        h.push(("X-Cloudidr-Key".into(), k.into()));
+        h
+    };
+    // A keep-alive connection opened before the reload.
+    let mut keep = connect(p.addr);
+    let mut pending = Vec::new();
+    keep.write_all(&request(
+        "/bedrock/model/amazon.nova-lite-v1:0/converse",
+        &good_headers(),
+        &body("a"),
+    ))
+    .unwrap();
+    assert_eq!(read_response(&mut keep, &mut pending).unwrap().status, 200);
+    assert_eq!(
+        converse(p.addr, "amazon.nova-lite-v1:0", &with_key(new_key), &body("x")).status,
+        401
+    );
+
+    write_keys(&[("second", new_key)]);
+    p.signal(1);
+    assert!(wait_for(Duration::from_secs(5), || p.logs().contains("reloaded")));
+    assert_eq!(
+        converse(p.addr, "amazon.nova-lite-v1:0", &with_key(new_key), &body("x")).status,
+        200
+    );
+    assert_eq!(
+        converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &body("x")).status,
+        401
+    );
+    // The old connection still works (its next request sees the new keys).
+    keep.write_all(&request(
+        "/bedrock/model/amazon.nova-lite-v1:0/converse",
+        &with_key(new_key),
+        &body("b"),
+    ))
+    .unwrap();
+    assert_eq!(read_response(&mut keep, &mut pending).unwrap().status, 200);
+
+    // A bad file is rejected; the previous keys stay.
+    std::fs::write(&keys, "[[key]]\nname = \"broken\"\nsha256 = \"not-hex\"\n").unwrap();
+    p.signal(1);
+    assert!(wait_for(Duration::from_secs(5), || p
+        .logs()
+        .contains("reload_rejected")));
+    assert_eq!(
+        converse(p.addr, "amazon.nova-lite-v1:0", &with_key(new_key), &body("x")).status,
+        200
+    );
+}
+
+#[test]
+fn help_and_config_errors() {
+    for cmd in ["serve", "mock-upstream", "demo"] {
+        let out = Command::new(BIN).args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("llmops-proxy {cmd}")) && text.contains("--"),
+            "{text}"
+        );
+    }
+    let help =
+        String::from_utf8_lossy(&Command::new(BIN).args(["serve", "--help"]).output().unwrap().stdout).into_owned();
+    for flag in [
+        "--listen",
+        "--threads",
+        "--usage-dir",
+        "--upstream-endpoint",
+        "--keys",
+        "--pricing",
+        "--drain-timeout",
+        "LLMOPS_",
+    ] {
+        assert!(help.contains(flag), "serve --help lacks {flag}");
+    }
+    for (args, flag) in [
+        (vec!["serve", "--threads", "zero"], "--threads"),
+        (vec!["serve", "--listen", "nowhere"], "--listen"),
+        (vec!["serve", "--keys", "/nonexistent/keys.toml"], "--keys"),
+        (vec!["serve", "--upstream-endpoint", "ftp://x"], "--upstream-endpoint"),
+        (vec!["serve", "--log-format", "xml"], "--log-format"),
+        (vec!["serve", "--bogus"], "--bogus"),
+        (vec!["serve", "--require-tls", "--listen", "0.0.0.0:0"], "--require-tls"),
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+    // Environment and config file feed flags too.
+    let dir = temp_dir("cfg");
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "threads = \"many\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+    let out = Command::new(BIN)
+        .args(["serve"])
+        .env("LLMOPS_MAX_BODY_BYTES", "-5")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-body-bytes"));
+}
