@@ -181,6 +181,25 @@ pub const MOCK_FLAGS: &[FlagSpec] = &[
     flag("log-format", "text|json", "log line format [default: text]"),
 ];
 
+/// Flags of `report`.
+pub const REPORT_FLAGS: &[FlagSpec] = &[
+    flag(
+        "usage-dir",
+        "DIR",
+        "where the Parquet usage files are (any partitions) [default: ./usage]",
+    ),
+    flag(
+        "by",
+        "agent|department|project|model|tenant|day",
+        "how rows are grouped [default: project]",
+    ),
+    flag(
+        "html",
+        "FILE",
+        "also write a self-contained HTML page with charts to FILE",
+    ),
+];
+
 /// Flags of `demo`.
 pub const DEMO_FLAGS: &[FlagSpec] = &[
     flag(

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod http;
 pub mod log;
 pub mod mock;
+pub mod report;
 pub mod server;
 pub mod sigv4;
 pub mod tenant;

@@ -17,6 +17,7 @@ Usage:
   llmops-proxy serve [FLAGS]          run the proxy (see `llmops-proxy serve --help`)
   llmops-proxy demo [FLAGS]           offline demo: mock Bedrock + proxy + sample traffic + cost table
   llmops-proxy mock-upstream [FLAGS]  a Bedrock Runtime simulator that verifies SigV4 (tests, demos)
+  llmops-proxy report [FLAGS]         cost, tokens and error rates from the Parquet files (text, --html)
   llmops-proxy help                   this text
 ";
 
@@ -50,6 +51,11 @@ fn run(argv: Vec<String>) -> i32 {
                 config::MOCK_FLAGS,
             ),
             "demo" => config::help("demo", "offline demo on loopback", config::DEMO_FLAGS),
+            "report" => config::help(
+                "report",
+                "cost, tokens and error rates from usage Parquet files",
+                config::REPORT_FLAGS,
+            ),
             _ => USAGE.to_string(),
         };
         print!("{text}");
@@ -151,6 +157,18 @@ fn run(argv: Vec<String>) -> i32 {
             };
             llmops_proxy::demo::run(dir, n)
         }
+        "report" => {
+            let args = match Args::parse(config::REPORT_FLAGS, rest) {
+                Ok(a) => a,
+                Err(e) => return config_exit(&e),
+            };
+            let envf = env;
+            let sources = match Sources::new(&args, &envf) {
+                Ok(s) => s,
+                Err(e) => return config_exit(&e),
+            };
+            report(&sources)
+        }
         "help" => {
             print!("{USAGE}");
             0
@@ -160,4 +178,38 @@ fn run(argv: Vec<String>) -> i32 {
             2
         }
     }
+}
+
+fn report(sources: &Sources<'_>) -> i32 {
+    use llmops_proxy::report::{group, html, text_table, total, GroupBy};
+    let dir = sources.get("usage-dir").unwrap_or_else(|| "./usage".into());
+    let by_s = sources.get("by").unwrap_or_else(|| "project".into());
+    let Some(by) = GroupBy::parse(&by_s) else {
+        return config_exit(&ConfigError::new(
+            "by",
+            format!("`{by_s}` is not one of agent, department, project, model, tenant, day"),
+        ));
+    };
+    let path = std::path::Path::new(&dir);
+    if !path.is_dir() {
+        return config_exit(&ConfigError::new("usage-dir", format!("{dir} is not a directory")));
+    }
+    let rows = match llmops_proxy::usage::read::read_dir(path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("llmops-proxy report: cannot read usage files under {dir}: {e}");
+            return 1;
+        }
+    };
+    let files = llmops_proxy::usage::writer::list_files(path).len();
+    println!("{} rows from {files} Parquet file(s) under {dir}\n", rows.len());
+    print!("{}", text_table(&group(&rows, by), &total(&rows), by));
+    if let Some(out) = sources.get("html") {
+        if let Err(e) = std::fs::write(&out, html(&rows, by, path)) {
+            eprintln!("llmops-proxy report: cannot write {out}: {e}");
+            return 1;
+        }
+        println!("\nHTML report written to {out}");
+    }
+    0
 }
