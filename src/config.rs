@@ -67,7 +67,11 @@ const fn switch(name: &'static str, help: &'static str) -> FlagSpec {
 
 /// Flags of `serve`.
 pub const SERVE_FLAGS: &[FlagSpec] = &[
-    flag("listen", "ADDR", "plain-HTTP listen address [default: 0.0.0.0:8080]"),
+    flag(
+        "listen",
+        "ADDR|none",
+        "plain-HTTP listen address, or `none` [default: 0.0.0.0:8080]",
+    ),
     flag(
         "threads",
         "N",
@@ -139,11 +143,23 @@ pub const SERVE_FLAGS: &[FlagSpec] = &[
     flag(
         "listen-tls",
         "ADDR",
-        "HTTPS listen address (not available in this build)",
+        "HTTPS listen address (TLS 1.2/1.3, sharded like --listen)",
     ),
-    flag("tls-cert", "PEM", "certificate chain for --listen-tls"),
-    flag("tls-key", "PEM", "private key for --listen-tls"),
-    flag("client-ca", "PEM", "require client certificates signed by this CA"),
+    flag(
+        "tls-cert",
+        "PEM",
+        "certificate chain for --listen-tls (leaf first); reloaded on SIGHUP",
+    ),
+    flag(
+        "tls-key",
+        "PEM",
+        "private key for --tls-cert (PKCS#8, PKCS#1 or SEC1); reloaded on SIGHUP",
+    ),
+    flag(
+        "client-ca",
+        "PEM",
+        "mutual TLS: require client certificates signed by this CA; reloaded on SIGHUP",
+    ),
     switch("require-tls", "refuse to serve plain HTTP on a non-loopback address"),
     flag(
         "drain-timeout",
@@ -376,7 +392,12 @@ pub struct UpstreamTimeouts {
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub listen: SocketAddr,
+    /// Plain-HTTP listener (`None`: `--listen none`).
+    pub listen: Option<SocketAddr>,
+    pub listen_tls: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
     pub threads: usize,
     pub usage_dir: PathBuf,
     pub roll_interval: Duration,
@@ -405,12 +426,7 @@ pub fn log_format(s: &Sources<'_>) -> Result<LogFormat, ConfigError> {
 
 impl ServeConfig {
     pub fn from_sources(s: &Sources<'_>) -> Result<Self, ConfigError> {
-        for (f, what) in [
-            ("budgets", "budgets"),
-            ("budget-store", "the shared budget store"),
-            ("listen-tls", "the TLS listener"),
-            ("client-ca", "mutual TLS"),
-        ] {
+        for (f, what) in [("budgets", "budgets"), ("budget-store", "the shared budget store")] {
             if s.get(f).is_some() {
                 return Err(ConfigError::new(
                     f,
@@ -418,7 +434,47 @@ impl ServeConfig {
                 ));
             }
         }
-        let listen = s.addr("listen", "0.0.0.0:8080")?;
+        let listen = match s.get("listen").as_deref() {
+            Some("none" | "off") => None,
+            _ => Some(s.addr("listen", "0.0.0.0:8080")?),
+        };
+        let listen_tls = match s.get("listen-tls") {
+            None => None,
+            Some(_) => Some(s.addr("listen-tls", "")?),
+        };
+        let tls_cert = s.file("tls-cert")?;
+        let tls_key = s.file("tls-key")?;
+        let client_ca = s.file("client-ca")?;
+        match (&listen_tls, &tls_cert, &tls_key) {
+            (Some(_), None, _) => {
+                return Err(ConfigError::new(
+                    "tls-cert",
+                    "--listen-tls needs --tls-cert and --tls-key",
+                ))
+            }
+            (Some(_), _, None) => {
+                return Err(ConfigError::new(
+                    "tls-key",
+                    "--listen-tls needs --tls-cert and --tls-key",
+                ))
+            }
+            (None, Some(_), _) | (None, _, Some(_)) => {
+                return Err(ConfigError::new(
+                    "listen-tls",
+                    "--tls-cert/--tls-key need --listen-tls ADDR",
+                ))
+            }
+            _ => {}
+        }
+        if client_ca.is_some() && listen_tls.is_none() {
+            return Err(ConfigError::new("client-ca", "mutual TLS needs --listen-tls ADDR"));
+        }
+        if listen.is_none() && listen_tls.is_none() {
+            return Err(ConfigError::new(
+                "listen",
+                "no listener: give --listen ADDR and/or --listen-tls ADDR",
+            ));
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads: usize = s.parse_num("threads", cores)?;
         if threads == 0 || threads > 1024 {
@@ -445,20 +501,20 @@ impl ServeConfig {
                 .collect();
         }
         let require_tls = s.switch("require-tls")?;
-        if require_tls && !listen.ip().is_loopback() {
-            return Err(ConfigError::new(
-                "require-tls",
-                format!("refusing to serve plain HTTP on non-loopback {listen}: AWS secrets would cross the network in clear text; listen on 127.0.0.1 or drop --require-tls"),
-            ));
-        }
-        if s.get("tls-cert").is_some() || s.get("tls-key").is_some() {
-            return Err(ConfigError::new(
-                "tls-cert",
-                "needs --listen-tls, which is not available in this build yet",
-            ));
+        if let (true, Some(l)) = (require_tls, listen) {
+            if !l.ip().is_loopback() {
+                return Err(ConfigError::new(
+                    "require-tls",
+                    format!("refusing to serve plain HTTP on non-loopback {l}: AWS secrets would cross the network in clear text; use --listen-tls, --listen 127.0.0.1:PORT or --listen none"),
+                ));
+            }
         }
         Ok(ServeConfig {
             listen,
+            listen_tls,
+            tls_cert,
+            tls_key,
+            client_ca,
             threads,
             usage_dir: s.path("usage-dir")?.unwrap_or_else(|| PathBuf::from("./usage")),
             roll_interval: s.secs("roll-interval", 60)?,
@@ -520,7 +576,7 @@ mod tests {
         let c = ServeConfig::from_sources(&s).unwrap();
         assert_eq!(c.threads, 3);
         assert_eq!(c.usage_dir, PathBuf::from("/tmp/u"));
-        assert_eq!(c.listen.port(), 9);
+        assert_eq!(c.listen.map(|l| l.port()), Some(9));
 
         let bad = Args::parse(SERVE_FLAGS, &argv(&["--threads", "x"])).unwrap();
         let none = |_: &str| None;

@@ -71,7 +71,11 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
     };
     // The proxy.
     let cfg = ServeConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        listen_tls: None,
+        tls_cert: None,
+        tls_key: None,
+        client_ca: None,
         threads: 2,
         usage_dir: dir.clone(),
         roll_interval: Duration::from_secs(60),

@@ -17,14 +17,50 @@ use crate::http::limits::READ_BUFFER_BYTES;
 use crate::http::request::{BodyFraming, Method};
 use crate::http::response::{error_body, HeadWriter};
 
+/// Longest a client TLS handshake may take.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// Verified client-certificate subject under mutual TLS.
+    pub mtls_subject: Option<String>,
+}
+
 /// Serves one plain TCP client connection (TCP_NODELAY on).
 pub async fn serve_tcp(stream: TcpStream, shard: Rc<Shard>) {
     let _ = stream.set_nodelay(true);
-    serve_connection(stream, shard).await;
+    serve_connection(stream, shard, Peer::default()).await;
+}
+
+/// Handshakes TLS (full or resumed, optionally verifying a client certificate), then
+/// serves the connection. Failures are counted by reason; the process never cares.
+pub async fn serve_tls(stream: TcpStream, shard: Rc<Shard>) {
+    let _ = stream.set_nodelay(true);
+    let Some(cfg) = shard.tls_server() else { return };
+    match crate::tls::accept(stream, cfg, TLS_HANDSHAKE_TIMEOUT).await {
+        Ok((tls, info)) => {
+            let s = &shard.stats;
+            ShardStats::inc(if info.resumed {
+                &s.tls_handshakes_resumed
+            } else {
+                &s.tls_handshakes_full
+            });
+            serve_connection(
+                tls,
+                shard.clone(),
+                Peer {
+                    mtls_subject: info.peer_subject,
+                },
+            )
+            .await;
+        }
+        Err(e) => shard.stats.tls_failure(e.reason()),
+    }
 }
 
 /// Serves one client connection until it closes, errs, idles out or the shard drains.
-pub async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(mut stream: S, shard: Rc<Shard>) {
+pub async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(mut stream: S, shard: Rc<Shard>, peer: Peer) {
     let stats = shard.stats.clone();
     ShardStats::inc(&stats.connections_open);
     ShardStats::inc(&stats.connections_total);
@@ -44,7 +80,7 @@ pub async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(mut stream: S, 
         };
         buf = rest;
         ShardStats::inc(&stats.requests_in_flight);
-        let keep = dispatch(&mut stream, head, &mut buf, &shard).await;
+        let keep = dispatch(&mut stream, head, &mut buf, &shard, &peer).await;
         ShardStats::dec(&stats.requests_in_flight);
         if !keep || shard.draining() {
             break;
@@ -60,6 +96,7 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
     head: crate::http::request::RequestHead,
     buf: &mut Vec<u8>,
     shard: &Rc<Shard>,
+    peer: &Peer,
 ) -> bool {
     let received = Instant::now();
     let ts = crate::util::time::unix_now_micros();
@@ -69,7 +106,7 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
     match route {
         Route::Bedrock { op, raw_model } => {
             let raw_model = raw_model.to_vec();
-            proxy::handle(stream, head, buf, op, raw_model, shard, received, ts).await
+            proxy::handle(stream, head, buf, op, raw_model, shard, peer, received, ts).await
         }
         Route::Health | Route::Metrics | Route::NotFound => {
             let close = !head.keep_alive() || unread_body || shard.draining();

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::stats::{Histogram, ShardStats, LATENCY_BUCKETS_MS, UPSTREAM_ERROR_KINDS};
+use super::stats::{Histogram, ShardStats, LATENCY_BUCKETS_MS, TLS_FAILURE_REASONS, UPSTREAM_ERROR_KINDS};
 use super::Shared;
 use crate::usage::record::format_usd;
 
@@ -208,6 +208,37 @@ pub fn render(shared: &Shared) -> String {
         shards,
         |s| &s.upstream_latency,
     );
+
+    // TLS listener.
+    header(
+        &mut out,
+        "llmops_tls_handshakes_total",
+        "completed client TLS handshakes by kind",
+        "counter",
+    );
+    let full: u64 = sum(|s| &s.tls_handshakes_full);
+    let resumed: u64 = sum(|s| &s.tls_handshakes_resumed);
+    let _ = writeln!(out, "llmops_tls_handshakes_total{{kind=\"full\"}} {full}\nllmops_tls_handshakes_total{{kind=\"resumed\"}} {resumed}");
+    header(
+        &mut out,
+        "llmops_tls_handshake_failures_total",
+        "failed client TLS handshakes by reason",
+        "counter",
+    );
+    for (i, reason) in TLS_FAILURE_REASONS.iter().enumerate() {
+        let n: u64 = shards.iter().map(|s| l(&s.tls_failures[i])).sum();
+        let _ = writeln!(out, "llmops_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}");
+    }
+    let not_after = shared.reloadable.lock().ok().and_then(|r| r.cert_not_after);
+    if let Some(t) = not_after {
+        header(
+            &mut out,
+            "llmops_tls_certificate_not_after_seconds",
+            "expiry of the served certificate (unix time)",
+            "gauge",
+        );
+        let _ = writeln!(out, "llmops_tls_certificate_not_after_seconds {t}");
+    }
 
     // Usage pipeline.
     single(

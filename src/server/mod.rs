@@ -53,6 +53,10 @@ impl std::error::Error for ServeError {}
 pub struct Reloadable {
     pub keys: Arc<KeyStore>,
     pub prices: Arc<PriceTable>,
+    /// The TLS listener's configuration (certificate, key, client CA).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The served certificate's notAfter, unix seconds.
+    pub cert_not_after: Option<i64>,
 }
 
 /// State shared by every shard (read-mostly; counters are atomics).
@@ -139,6 +143,12 @@ impl Shard {
     pub fn keys(&self) -> Arc<KeyStore> {
         self.refresh();
         self.current.borrow().1.keys.clone()
+    }
+
+    /// The current TLS server configuration (SIGHUP swaps it; open connections keep theirs).
+    pub fn tls_server(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.refresh();
+        self.current.borrow().1.tls.clone()
     }
 
     pub fn prices(&self) -> Arc<PriceTable> {

@@ -64,6 +64,7 @@ fn validate(
     head: &RequestHead,
     raw_model: &[u8],
     shard: &Shard,
+    peer: &super::conn::Peer,
     rec: &mut UsageRecord,
 ) -> Result<Validated, ProxyError> {
     // Recorded first so that even refused requests carry what they asked for.
@@ -94,7 +95,14 @@ fn validate(
     };
     let keys = shard.keys();
     match keys.tenant(token) {
-        Ok(t) => rec.tenant = t,
+        // Tenant: key name (key file), else the client certificate's subject under
+        // mutual TLS, else the token fingerprint (DESIGN.md §3).
+        Ok(t) => {
+            rec.tenant = match (&peer.mtls_subject, keys.is_open()) {
+                (Some(subject), true) => format!("mtls:{subject}"),
+                _ => t,
+            }
+        }
         Err(e) => {
             let digest = ring::digest::digest(&ring::digest::SHA256, token);
             let mut h = [0u8; 32];
@@ -162,6 +170,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     op: Operation,
     raw_model: Vec<u8>,
     shard: &Rc<Shard>,
+    peer: &super::conn::Peer,
     received: Instant,
     ts_micros: i64,
 ) -> bool {
@@ -179,7 +188,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     };
     let close_requested = !head.keep_alive();
 
-    let validated = validate(&head, &raw_model, shard, &mut rec);
+    let validated = validate(&head, &raw_model, shard, peer, &mut rec);
     let v = match validated {
         Ok(v) => v,
         Err(err) => {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use monoio::net::{ListenerOpts, TcpListener};
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
-use super::conn::serve_tcp;
+use super::conn::{serve_tcp, serve_tls};
 use super::stats::{Driver, ShardStats};
 use super::{Reloadable, ServeError, Shard, Shared};
 use crate::config::{ConfigError, ServeConfig};
@@ -55,9 +55,35 @@ pub fn load_reloadable(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
             ),
         )
     })?;
+    let (tls, cert_not_after) = match (&cfg.listen_tls, &cfg.tls_cert, &cfg.tls_key) {
+        (Some(_), Some(cert), Some(key)) => {
+            let sc = crate::tls::server_config(cert, key, cfg.client_ca.as_deref()).map_err(|e| {
+                let flag = match &e {
+                    crate::tls::TlsConfigError::Key { .. } | crate::tls::TlsConfigError::Mismatch(_) => "tls-key",
+                    crate::tls::TlsConfigError::Read { path, .. } | crate::tls::TlsConfigError::NoCertificate(path)
+                        if cfg
+                            .client_ca
+                            .as_deref()
+                            .is_some_and(|c| c.display().to_string() == *path) =>
+                    {
+                        "client-ca"
+                    }
+                    _ => "tls-cert",
+                };
+                ConfigError::new(flag, e.to_string())
+            })?;
+            let not_after = crate::tls::load_certs(cert)
+                .ok()
+                .and_then(|c| c.first().and_then(|c| crate::tls::not_after(c.as_ref())));
+            (Some(sc), not_after)
+        }
+        _ => (None, None),
+    };
     Ok(Reloadable {
         keys: Arc::new(keys),
         prices: Arc::new(prices),
+        tls,
+        cert_not_after,
     })
 }
 
@@ -69,10 +95,10 @@ fn random_u32() -> u32 {
 
 /// Checks that no other socket holds the address (a same-user SO_REUSEPORT listener
 /// would otherwise share it silently) and resolves port 0 to a concrete port.
-fn probe_bind(addr: SocketAddr) -> Result<SocketAddr, ServeError> {
+fn probe_bind(addr: SocketAddr, flag: &str) -> Result<SocketAddr, ServeError> {
     let l = std::net::TcpListener::bind(addr).map_err(|e| {
         ServeError::Config(ConfigError::new(
-            "listen",
+            flag,
             format!("cannot listen on {addr}: {e} (is another instance running?)"),
         ))
     })?;
@@ -85,8 +111,15 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
     let reloadable = load_reloadable(&cfg).map_err(ServeError::Config)?;
     let tls = crate::upstream::stream::client_config(cfg.upstream_ca.as_deref())
         .map_err(|e| ServeError::Config(ConfigError::new("upstream-ca", e)))?;
-    let addr = probe_bind(cfg.listen)?;
-    if !addr.ip().is_loopback() {
+    let addr = match cfg.listen {
+        Some(a) => Some(probe_bind(a, "listen")?),
+        None => None,
+    };
+    let tls_addr = match cfg.listen_tls {
+        Some(a) => Some(probe_bind(a, "listen-tls")?),
+        None => None,
+    };
+    if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
         crate::log::warn(
             "plaintext_listener",
             &[("listen", &addr.to_string()), ("warning", "clients send AWS secrets in headers: plain HTTP on a non-loopback address exposes them to the network; use TLS or --require-tls")],
@@ -143,7 +176,9 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
     crate::log::info(
         "starting",
         &[
-            ("listen", &addr.to_string()),
+            ("listen", &addr.map_or("none".into(), |a| a.to_string())),
+            ("listen_tls", &tls_addr.map_or("none".into(), |a| a.to_string())),
+            ("mutual_tls", if cfg.client_ca.is_some() { "required" } else { "off" }),
             ("shards", &cfg.threads.to_string()),
             ("upstream", &cfg.endpoint.describe()),
             ("usage_dir", &cfg.usage_dir.display().to_string()),
@@ -162,7 +197,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         ],
     );
 
-    let (started_tx, started_rx) = mpsc::channel::<Result<(usize, i32, Driver), String>>();
+    let (started_tx, started_rx) = mpsc::channel::<Started>();
     let mut threads = Vec::new();
     for (id, sink) in sinks.into_iter().enumerate() {
         let shared = shared.clone();
@@ -170,7 +205,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         let started = started_tx.clone();
         let t = std::thread::Builder::new()
             .name(format!("shard-{id}"))
-            .spawn(move || run_shard(id, addr, shared, sink, tls, started))
+            .spawn(move || run_shard(id, (addr, tls_addr), shared, sink, tls, started))
             .map_err(|e| ServeError::Runtime(format!("cannot start shard thread: {e}")))?;
         threads.push(t);
     }
@@ -178,8 +213,8 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
     let mut listener_fds = Vec::new();
     for _ in 0..cfg.threads {
         match started_rx.recv() {
-            Ok(Ok((id, fd, driver))) => {
-                listener_fds.push(fd);
+            Ok(Ok((id, fds, driver))) => {
+                listener_fds.extend(fds);
                 crate::log::info(
                     "shard_started",
                     &[("shard", &id.to_string()), ("driver", driver.as_str())],
@@ -200,9 +235,14 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
             Err(_) => return Err(ServeError::Runtime("a shard thread died during start-up".into())),
         }
     }
-    crate::log::info("listening", &[("addr", &addr.to_string())]);
-    if let Some(r) = ready {
-        let _ = r.send(addr);
+    if let Some(a) = addr {
+        crate::log::info("listening", &[("addr", &a.to_string())]);
+    }
+    if let Some(a) = tls_addr {
+        crate::log::info("listening_tls", &[("addr", &a.to_string())]);
+    }
+    if let (Some(r), Some(a)) = (ready, addr.or(tls_addr)) {
+        let _ = r.send(a);
     }
 
     loop {
@@ -216,15 +256,19 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
                         r.keys.len().to_string()
                     };
                     let nprices = r.prices.len().to_string();
+                    let ntls = if r.tls.is_some() { "certificate reloaded" } else { "off" }.to_string();
                     if let Ok(mut g) = shared.reloadable.lock() {
                         *g = r;
                     }
                     shared.generation.fetch_add(1, Ordering::Release);
-                    crate::log::info("reloaded", &[("keys", &nkeys), ("prices", &nprices)]);
+                    crate::log::info("reloaded", &[("keys", &nkeys), ("prices", &nprices), ("tls", &ntls)]);
                 }
                 Err(e) => crate::log::error(
                     "reload_rejected",
-                    &[("error", &e.to_string()), ("kept", "previous keys and prices")],
+                    &[
+                        ("error", &e.to_string()),
+                        ("kept", "previous keys, prices and certificate"),
+                    ],
                 ),
             }
         }
@@ -259,13 +303,19 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
     Ok(())
 }
 
+/// What a shard reports when it started: its id, listener fds and driver.
+type Started = Result<(usize, Vec<i32>, Driver), String>;
+
+/// Plain and TLS listen addresses.
+type Addrs = (Option<SocketAddr>, Option<SocketAddr>);
+
 fn run_shard(
     id: usize,
-    addr: SocketAddr,
+    addrs: Addrs,
     shared: Arc<Shared>,
     sink: UsageSink,
     tls: Arc<rustls::ClientConfig>,
-    started: mpsc::Sender<Result<(usize, i32, Driver), String>>,
+    started: mpsc::Sender<Started>,
 ) {
     if !force_legacy() {
         match RuntimeBuilder::<IoUringDriver>::new()
@@ -274,7 +324,7 @@ fn run_shard(
             .build()
         {
             Ok(mut rt) => {
-                rt.block_on(shard_main(id, addr, shared, sink, tls, started, Driver::IoUring));
+                rt.block_on(shard_main(id, addrs, shared, sink, tls, started, Driver::IoUring));
                 return;
             }
             Err(e) => crate::log::warn(
@@ -288,45 +338,34 @@ fn run_shard(
         }
     }
     match RuntimeBuilder::<LegacyDriver>::new().enable_timer().build() {
-        Ok(mut rt) => rt.block_on(shard_main(id, addr, shared, sink, tls, started, Driver::Epoll)),
+        Ok(mut rt) => rt.block_on(shard_main(id, addrs, shared, sink, tls, started, Driver::Epoll)),
         Err(e) => {
             let _ = started.send(Err(format!("shard {id}: cannot build a runtime: {e}")));
         }
     }
 }
 
-async fn shard_main(
-    id: usize,
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    sink: UsageSink,
-    tls: Arc<rustls::ClientConfig>,
-    started: mpsc::Sender<Result<(usize, i32, Driver), String>>,
-    driver: Driver,
-) {
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let opts = ListenerOpts::new()
         .reuse_port(true)
         .reuse_addr(true)
         .backlog(LISTEN_BACKLOG);
-    let listener = match TcpListener::bind_with_config(addr, &opts) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = started.send(Err(format!("shard {id}: cannot listen on {addr}: {e}")));
-            return;
-        }
-    };
-    shared.shard_stats[id].set_driver(driver);
-    let drain_timeout = shared.config.drain_timeout;
-    let shard = Rc::new(Shard::new(id, shared, sink, Some(tls)));
-    let _ = started.send(Ok((id, listener.as_raw_fd(), driver)));
-    drop(started);
+    TcpListener::bind_with_config(addr, &opts)
+}
+
+/// Accepts until the shard drains; `tls` selects the handshake path.
+async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, tls: bool) {
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {
                 if shard.draining() {
                     break;
                 }
-                monoio::spawn(serve_tcp(stream, shard.clone()));
+                if tls {
+                    monoio::spawn(serve_tls(stream, shard.clone()));
+                } else {
+                    monoio::spawn(serve_tcp(stream, shard.clone()));
+                }
             }
             Err(e) => {
                 if shard.draining() {
@@ -335,13 +374,47 @@ async fn shard_main(
                 // EMFILE and friends: back off a little instead of spinning.
                 crate::log::warn(
                     "accept_failed",
-                    &[("shard", &id.to_string()), ("error", &e.to_string())],
+                    &[("shard", &shard.id.to_string()), ("error", &e.to_string())],
                 );
                 monoio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
-    drop(listener);
+}
+
+async fn shard_main(
+    id: usize,
+    addrs: Addrs,
+    shared: Arc<Shared>,
+    sink: UsageSink,
+    tls: Arc<rustls::ClientConfig>,
+    started: mpsc::Sender<Started>,
+    driver: Driver,
+) {
+    let mut listeners = Vec::new();
+    for (addr, is_tls) in [(addrs.0, false), (addrs.1, true)] {
+        let Some(addr) = addr else { continue };
+        match bind(addr) {
+            Ok(l) => listeners.push((l, is_tls)),
+            Err(e) => {
+                let _ = started.send(Err(format!("shard {id}: cannot listen on {addr}: {e}")));
+                return;
+            }
+        }
+    }
+    shared.shard_stats[id].set_driver(driver);
+    let drain_timeout = shared.config.drain_timeout;
+    let shard = Rc::new(Shard::new(id, shared, sink, Some(tls)));
+    let fds = listeners.iter().map(|(l, _)| l.as_raw_fd()).collect();
+    let _ = started.send(Ok((id, fds, driver)));
+    drop(started);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(l, t)| monoio::spawn(accept_loop(l, shard.clone(), t)))
+        .collect();
+    for l in loops {
+        l.await;
+    }
     // Idle connections close now; in-flight requests finish (up to the drain timeout).
     shard.drain.fire();
     let until = Instant::now() + drain_timeout;

@@ -30,6 +30,20 @@ impl Histogram {
     }
 }
 
+/// Client TLS handshake failure reasons (from `tls::HandshakeError::reason`).
+pub const TLS_FAILURE_REASONS: [&str; 10] = [
+    "timeout",
+    "eof",
+    "io",
+    "no_client_cert",
+    "bad_client_cert",
+    "not_tls",
+    "alert",
+    "incompatible",
+    "protocol",
+    "tls",
+];
+
 /// Upstream failure kinds, in the order of `ShardStats::upstream_error_kinds`.
 pub const UPSTREAM_ERROR_KINDS: [&str; 9] = [
     "connect",
@@ -83,6 +97,10 @@ pub struct ShardStats {
     pub upstream_open: Arc<AtomicU64>,
     /// Upstream failures by kind (see [`UPSTREAM_ERROR_KINDS`]).
     pub upstream_error_kinds: [AtomicU64; UPSTREAM_ERROR_KINDS.len()],
+    pub tls_handshakes_full: AtomicU64,
+    pub tls_handshakes_resumed: AtomicU64,
+    /// Client TLS handshake failures by reason (see [`TLS_FAILURE_REASONS`]).
+    pub tls_failures: [AtomicU64; TLS_FAILURE_REASONS.len()],
     /// Request received → last byte sent.
     pub request_latency: Histogram,
     /// Upstream request sent → last byte received.
@@ -116,6 +134,15 @@ impl ShardStats {
         if let Some(i) = UPSTREAM_ERROR_KINDS.iter().position(|k| *k == kind) {
             Self::inc(&self.upstream_error_kinds[i]);
         }
+    }
+
+    /// Counts a failed client TLS handshake.
+    pub fn tls_failure(&self, reason: &str) {
+        let i = TLS_FAILURE_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(TLS_FAILURE_REASONS.len() - 1);
+        Self::inc(&self.tls_failures[i]);
     }
 
     pub fn count_status(&self, status: u16) {

@@ -492,3 +492,126 @@ pub fn tls_get(addr: SocketAddr, ca: &Path, path: &str) -> Resp {
         body: out[n..].to_vec(),
     }
 }
+
+/// Starts the proxy with only a TLS listener (plus extra flags); `addr` is the TLS address.
+pub fn proxy_tls(upstream: SocketAddr, usage_dir: &Path, chain: &Path, key: &Path, extra: &[&str]) -> Proc {
+    let ep = format!("http://{upstream}");
+    let dir = usage_dir.display().to_string();
+    let (c, k) = (chain.display().to_string(), key.display().to_string());
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "none",
+        "--listen-tls",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &c,
+        "--tls-key",
+        &k,
+        "--threads",
+        "2",
+        "--upstream-endpoint",
+        &ep,
+        "--usage-dir",
+        &dir,
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args, "listening_tls addr=", &[])
+}
+
+/// A client certificate signed by a fresh CA: (ca, cert, key) paths.
+pub fn make_client_pki(dir: &Path, cn: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{cn} client CA"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let cert = p.signed_by(&key, &ca).unwrap();
+    let paths = (
+        dir.join(format!("{cn}-client-ca.pem")),
+        dir.join(format!("{cn}-client.pem")),
+        dir.join(format!("{cn}-client-key.pem")),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// A rustls client configuration trusting `ca`, optionally presenting a client cert.
+pub fn tls_client_config(ca: &Path, client: Option<(&Path, &Path)>) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let cfg = match client {
+        None => b.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+                .unwrap()
+                .map(|c| c.unwrap())
+                .collect();
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+            b.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    std::sync::Arc::new(cfg)
+}
+
+/// A TLS connection to `addr` (SNI 127.0.0.1) for keep-alive requests.
+pub fn tls_connect(
+    addr: SocketAddr,
+    cfg: std::sync::Arc<rustls::ClientConfig>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    rustls::StreamOwned::new(conn, connect(addr))
+}
+
+/// Reads one response from any byte stream (Content-Length bodies).
+pub fn read_response_any<S: Read>(s: &mut S, pending: &mut Vec<u8>) -> Option<Resp> {
+    loop {
+        let mut hs = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Response::new(&mut hs);
+        if let Ok(httparse::Status::Complete(n)) = r.parse(pending) {
+            let status = r.code.unwrap_or(0);
+            let headers: Vec<(String, String)> = r
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect();
+            let cl: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))?
+                .1
+                .trim()
+                .parse()
+                .ok()?;
+            while pending.len() < n + cl {
+                let mut b = [0u8; 16384];
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => return None,
+                    Ok(k) => pending.extend_from_slice(&b[..k]),
+                }
+            }
+            let body = pending[n..n + cl].to_vec();
+            pending.drain(..n + cl);
+            return Some(Resp { status, headers, body });
+        }
+        let mut b = [0u8; 16384];
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return None,
+            Ok(k) => pending.extend_from_slice(&b[..k]),
+        }
+    }
+}
