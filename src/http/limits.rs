@@ -27,5 +27,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time allowed between two reads of a request body.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed for a whole request body (32 MiB at ~60 KB/s), so a client trickling
+/// a byte per read timeout cannot hold a connection forever.
+pub const BODY_TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Time allowed for one write to a client to make progress.
 pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);

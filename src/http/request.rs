@@ -4,6 +4,9 @@
 //! `chunked`, obs-fold, bare LF and NUL bytes are all rejected.
 
 use super::limits::{MAX_HEADERS, MAX_HEAD_BYTES, MAX_URI_BYTES};
+
+/// Longest request line: the longest target plus room for method and version.
+const MAX_REQUEST_LINE: usize = MAX_URI_BYTES + 32;
 use super::HttpError;
 
 /// The request method, as far as the proxy cares.
@@ -57,6 +60,13 @@ fn has_token(v: &[u8], token: &[u8]) -> bool {
 /// Parses a request head at the start of `buf`. `Ok(None)`: incomplete, read more.
 /// On success returns the head and its length in bytes.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError> {
+    // A request line longer than any valid one is a URI problem (414), however the bytes
+    // arrived: decide it before the head-size checks.
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(end) if end > MAX_REQUEST_LINE => return Err(HttpError::UriTooLong),
+        None if buf.len() > MAX_REQUEST_LINE => return Err(HttpError::UriTooLong),
+        _ => {}
+    }
     // Leading empty lines before a request line are tolerated by RFC 9112 §2.2, but
     // only as CRLF pairs.
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -77,10 +87,6 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
     let head_len = match status {
         httparse::Status::Partial => {
             if buf.len() > MAX_HEAD_BYTES {
-                // A request line alone that long is a URI problem.
-                if !buf[..MAX_HEAD_BYTES].contains(&b'\n') {
-                    return Err(HttpError::UriTooLong);
-                }
                 return Err(HttpError::HeadersTooLarge);
             }
             return Ok(None);

@@ -10,7 +10,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use super::drain::DrainSignal;
 use crate::http::body::ChunkedDecoder;
 use crate::http::limits::{
-    BODY_READ_TIMEOUT, CLIENT_WRITE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, READ_BUFFER_BYTES,
+    BODY_READ_TIMEOUT, BODY_TOTAL_TIMEOUT, CLIENT_WRITE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, READ_BUFFER_BYTES,
 };
 use crate::http::request::{parse_head, BodyFraming, RequestHead};
 use crate::http::HttpError;
@@ -101,6 +101,7 @@ pub async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
     buf: &mut Vec<u8>,
     max: usize,
 ) -> Result<Vec<u8>, HttpError> {
+    let body_deadline = Instant::now() + BODY_TOTAL_TIMEOUT;
     match head.framing {
         BodyFraming::None => Ok(Vec::new()),
         BodyFraming::Length(n) => {
@@ -116,7 +117,7 @@ pub async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
                 send_continue(stream).await?;
             }
             while body.len() < n {
-                body = read_bounded(stream, body, n, Instant::now() + BODY_READ_TIMEOUT)
+                body = read_bounded(stream, body, n, (Instant::now() + BODY_READ_TIMEOUT).min(body_deadline))
                     .await
                     .map_err(|_| HttpError::UnexpectedEof)?;
             }
@@ -132,7 +133,14 @@ pub async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
             }
             while !dec.is_done() {
                 let b = std::mem::take(buf);
-                match read_more_until(stream, b, READ_BUFFER_BYTES, Instant::now() + BODY_READ_TIMEOUT).await {
+                match read_more_until(
+                    stream,
+                    b,
+                    READ_BUFFER_BYTES,
+                    (Instant::now() + BODY_READ_TIMEOUT).min(body_deadline),
+                )
+                .await
+                {
                     Ok((_, b)) => *buf = b,
                     Err(_) => return Err(HttpError::UnexpectedEof),
                 }

@@ -193,7 +193,8 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
         Ok(v) => v,
         Err(err) => {
             // An unread body makes the connection unusable for another request.
-            let close = close_requested || head.framing != BodyFraming::None;
+            // After a 411 the client may still send a body we cannot frame: close too.
+            let close = close_requested || head.framing != BodyFraming::None || err.code == ErrorCode::LengthRequired;
             let extra: &[(&str, &[u8])] = if err.code == ErrorCode::MethodNotAllowed {
                 &[("allow", b"POST")]
             } else {
