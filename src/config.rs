@@ -132,12 +132,12 @@ pub const SERVE_FLAGS: &[FlagSpec] = &[
     flag(
         "budgets",
         "FILE",
-        "TOML file of spend budgets (not available in this build)",
+        "TOML file of spend budgets ([[budget]] name, scope, value, period, limit_usd, action); reloaded on SIGHUP",
     ),
     flag(
         "budget-store",
         "URL",
-        "redis://HOST:PORT shared budget store (not available in this build)",
+        "redis://HOST:PORT[/DB] shared budget store: instances enforce one limit together",
     ),
     flag("config", "FILE", "TOML file with any of these flags as keys"),
     flag(
@@ -408,6 +408,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     pub keys: Option<PathBuf>,
     pub pricing: Option<PathBuf>,
+    pub budgets: Option<PathBuf>,
+    /// `redis://HOST:PORT[/DB]`.
+    pub budget_store: Option<crate::budget::store::RedisUrl>,
     pub drain_timeout: Duration,
     pub log_format: LogFormat,
     /// One structured access-log line per request (from the writer thread).
@@ -426,14 +429,6 @@ pub fn log_format(s: &Sources<'_>) -> Result<LogFormat, ConfigError> {
 
 impl ServeConfig {
     pub fn from_sources(s: &Sources<'_>) -> Result<Self, ConfigError> {
-        for (f, what) in [("budgets", "budgets"), ("budget-store", "the shared budget store")] {
-            if s.get(f).is_some() {
-                return Err(ConfigError::new(
-                    f,
-                    format!("{what} is not available in this build yet; remove the flag (see README, roadmap)"),
-                ));
-            }
-        }
         let listen = match s.get("listen").as_deref() {
             Some("none" | "off") => None,
             _ => Some(s.addr("listen", "0.0.0.0:8080")?),
@@ -530,6 +525,13 @@ impl ServeConfig {
             max_body_bytes,
             keys: s.file("keys")?,
             pricing: s.file("pricing")?,
+            budgets: s.file("budgets")?,
+            budget_store: match s.get("budget-store") {
+                None => None,
+                Some(u) => {
+                    Some(crate::budget::store::RedisUrl::parse(&u).map_err(|e| ConfigError::new("budget-store", e))?)
+                }
+            },
             drain_timeout: s.secs("drain-timeout", 30)?,
             log_format: log_format(s)?,
             access_log: match s.get("access-log").as_deref() {

@@ -92,6 +92,8 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         max_body_bytes: crate::http::limits::DEFAULT_MAX_BODY_BYTES,
         keys: None,
         pricing: None,
+        budgets: None,
+        budget_store: None,
         drain_timeout: Duration::from_secs(5),
         log_format: crate::config::LogFormat::Text,
         access_log: false,

@@ -8,6 +8,7 @@
 //! verifies signatures), `demo` (the offline demo).
 
 pub mod bedrock;
+pub mod budget;
 pub mod config;
 pub mod demo;
 pub mod http;

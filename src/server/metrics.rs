@@ -240,6 +240,103 @@ pub fn render(shared: &Shared) -> String {
         let _ = writeln!(out, "llmops_tls_certificate_not_after_seconds {t}");
     }
 
+    // Budgets.
+    if let Some(h) = &shared.budgets {
+        let now = crate::util::time::unix_now();
+        let (status, limits) = h
+            .tracker
+            .lock()
+            .map(|t| {
+                (
+                    t.status(now),
+                    t.budgets()
+                        .iter()
+                        .map(|b| (b.name.clone(), b.limit))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .unwrap_or_default();
+        header(
+            &mut out,
+            "llmops_budget_limit_usd",
+            "limit of each budget per period",
+            "gauge",
+        );
+        for (name, limit) in &limits {
+            let _ = writeln!(
+                out,
+                "llmops_budget_limit_usd{{budget=\"{}\"}} {}",
+                label(name),
+                format_usd(*limit)
+            );
+        }
+        header(
+            &mut out,
+            "llmops_budget_spend_usd",
+            "spend of each budget and value in the current period",
+            "gauge",
+        );
+        for st in status.iter().filter(|s| !s.value.is_empty()) {
+            let _ = writeln!(
+                out,
+                "llmops_budget_spend_usd{{budget=\"{}\",value=\"{}\"}} {}",
+                label(&st.budget),
+                label(&st.value),
+                format_usd(st.spent)
+            );
+        }
+        header(
+            &mut out,
+            "llmops_budget_ratio",
+            "spend / limit of each budget and value in the current period",
+            "gauge",
+        );
+        for st in status.iter().filter(|s| !s.value.is_empty()) {
+            let ratio = st.spent as f64 / st.limit.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "llmops_budget_ratio{{budget=\"{}\",value=\"{}\"}} {ratio}",
+                label(&st.budget),
+                label(&st.value)
+            );
+        }
+        header(
+            &mut out,
+            "llmops_budget_blocked_requests_total",
+            "requests refused by each budget",
+            "counter",
+        );
+        for (name, _) in &limits {
+            let n = status
+                .iter()
+                .filter(|x| &x.budget == name)
+                .map(|x| x.blocked_requests)
+                .max()
+                .unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "llmops_budget_blocked_requests_total{{budget=\"{}\"}} {n}",
+                label(name)
+            );
+        }
+    }
+    if let Some(st) = &shared.store_stats {
+        single(
+            &mut out,
+            "llmops_budget_store_up",
+            "1 while the shared budget store answers",
+            "gauge",
+            st.up.load(Ordering::Relaxed) as u64,
+        );
+        single(
+            &mut out,
+            "llmops_budget_store_errors_total",
+            "failed syncs with the shared budget store",
+            "counter",
+            l(&st.errors),
+        );
+    }
+
     // Usage pipeline.
     single(
         &mut out,

@@ -68,6 +68,10 @@ pub struct Shared {
     pub writer_stats: Arc<WriterStats>,
     /// Labelled aggregates kept by the writer thread from the rows.
     pub row_metrics: Arc<Mutex<crate::usage::observe::RowMetrics>>,
+    /// Budget tracking (writer side) and the published block set (shard side).
+    pub budgets: Option<crate::budget::Hook>,
+    /// Health of the shared budget store, when one is configured.
+    pub store_stats: Option<Arc<crate::budget::store::StoreStats>>,
     /// Bumped on every successful reload; shards compare it with a relaxed load.
     pub generation: AtomicU64,
     /// Taken only when `generation` changed (never on the steady-state hot path).
@@ -90,6 +94,7 @@ pub struct Shard {
     pub drain: drain::DrainSignal,
     seq: Cell<u64>,
     current: RefCell<(u64, Reloadable)>,
+    blocks: RefCell<(u64, Arc<crate::budget::BlockSet>)>,
 }
 
 impl Shard {
@@ -113,6 +118,7 @@ impl Shard {
             drain: drain::DrainSignal::new(),
             seq: Cell::new(0),
             current: RefCell::new((gen, cur)),
+            blocks: RefCell::new((u64::MAX, Arc::default())),
         }
     }
 
@@ -154,6 +160,18 @@ impl Shard {
     pub fn prices(&self) -> Arc<PriceTable> {
         self.refresh();
         self.current.borrow().1.prices.clone()
+    }
+
+    /// The budget that refuses this request now, if any: a relaxed atomic load, and a
+    /// lock only when the writer published a new block set since the last request.
+    pub fn blocked(&self, rec: &UsageRecord) -> Option<crate::budget::Blocked> {
+        let hook = self.shared.budgets.as_ref()?;
+        let gen = hook.publisher.generation.load(Ordering::Acquire);
+        if self.blocks.borrow().0 != gen {
+            *self.blocks.borrow_mut() = (gen, hook.publisher.current());
+        }
+        let b = self.blocks.borrow();
+        b.1.check(rec, crate::util::time::unix_now()).cloned()
     }
 
     /// Queues a usage row (never waits; a full queue drops and counts).

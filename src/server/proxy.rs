@@ -205,6 +205,38 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
             return finish_error(stream, resp, err, rec, shard, received, !close).await;
         }
     };
+    if let Some(b) = shard.blocked(&rec) {
+        let reset = crate::util::time::rfc3339_millis(b.reset_at * 1_000_000);
+        let scope = shard
+            .shared
+            .budgets
+            .as_ref()
+            .and_then(|h| {
+                h.publisher
+                    .current()
+                    .budgets
+                    .iter()
+                    .find(|x| x.name == b.budget)
+                    .map(|x| x.scope.as_str())
+            })
+            .unwrap_or("scope");
+        let err = ProxyError::new(
+            ErrorCode::BudgetExceeded,
+            format!(
+                "budget `{}` ({scope} = {}) has spent ${} of its ${} limit; it resets at {reset}",
+                b.budget,
+                b.value,
+                format_usd(b.spent),
+                format_usd(b.limit),
+            ),
+        );
+        let retry = (b.reset_at - crate::util::time::unix_now()).max(1).to_string();
+        let close = close_requested || head.framing != BodyFraming::None;
+        let resp = error_response(&err, &request_id, close, &[("retry-after", retry.as_bytes())]);
+        head.wipe();
+        rec.blocked_by = Some(b.budget.clone());
+        return finish_error(stream, resp, err, rec, shard, received, !close).await;
+    }
     if shard.draining() {
         let err = ProxyError::new(
             ErrorCode::ShuttingDown,

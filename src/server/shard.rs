@@ -87,6 +87,52 @@ pub fn load_reloadable(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
     })
 }
 
+/// Loads the budget file and rebuilds the current periods' spend from the Parquet files
+/// already written (this month's `dt=` partitions), so a restart does not reset a budget.
+fn load_budgets(path: &std::path::Path, usage_dir: &std::path::Path) -> Result<crate::budget::Hook, ConfigError> {
+    let f = crate::budget::BudgetFile::load(path)
+        .map_err(|e| ConfigError::new("budgets", format!("{}: {e}", path.display())))?;
+    let mut tracker = crate::budget::Tracker::new(f.budgets);
+    let now = crate::util::time::unix_now();
+    let today = crate::util::time::Civil::from_unix(now);
+    let prefix = format!("dt={:04}-{:02}-", today.year, today.month);
+    let mut rebuilt = 0usize;
+    if let Ok(rd) = std::fs::read_dir(usage_dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                match crate::usage::read::read_dir(&e.path()) {
+                    Ok(rows) => {
+                        rebuilt += rows.len();
+                        tracker.observe(&rows);
+                    }
+                    Err(err) => crate::log::warn(
+                        "budget_rebuild_skipped",
+                        &[
+                            ("partition", &e.path().display().to_string()),
+                            ("error", &err.to_string()),
+                        ],
+                    ),
+                }
+            }
+        }
+    }
+    let publisher = Arc::new(crate::budget::Publisher::default());
+    if let Some(set) = tracker.evaluate(now) {
+        publisher.publish(set);
+    }
+    crate::log::info(
+        "budgets_loaded",
+        &[
+            ("budgets", &tracker.budgets().len().to_string()),
+            ("rows_rebuilt", &rebuilt.to_string()),
+        ],
+    );
+    Ok(crate::budget::Hook {
+        tracker: Arc::new(Mutex::new(tracker)),
+        publisher,
+    })
+}
+
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
@@ -155,7 +201,27 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
             format!("cannot create {}: {e}", cfg.usage_dir.display()),
         ))
     })?;
+    let budgets = match &cfg.budgets {
+        None => None,
+        Some(p) => Some(load_budgets(p, &cfg.usage_dir).map_err(ServeError::Config)?),
+    };
+    let store_stats = Arc::new(crate::budget::store::StoreStats::default());
+    let store_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store_thread = match (&budgets, &cfg.budget_store) {
+        (Some(h), Some(url)) => Some(
+            crate::budget::store::spawn(url.clone(), h.tracker.clone(), store_stats.clone(), store_stop.clone())
+                .map_err(|e| ServeError::Runtime(format!("cannot start the budget store thread: {e}")))?,
+        ),
+        (None, Some(_)) => {
+            return Err(ServeError::Config(ConfigError::new(
+                "budget-store",
+                "needs --budgets FILE",
+            )));
+        }
+        _ => None,
+    };
     let observer = Observer {
+        budgets: budgets.clone(),
         metrics: Default::default(),
         access_log: cfg.access_log,
     };
@@ -169,6 +235,8 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         dropped,
         writer_stats: writer.stats.clone(),
         row_metrics,
+        budgets: budgets.clone(),
+        store_stats: cfg.budget_store.as_ref().map(|_| store_stats.clone()),
         generation: AtomicU64::new(0),
         reloadable: Mutex::new(reloadable),
         instance: random_u32(),
@@ -248,6 +316,28 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
     loop {
         std::thread::sleep(SIGNAL_POLL);
         if super::signals::take_reload() {
+            if let (Some(h), Some(p)) = (&budgets, &cfg.budgets) {
+                match crate::budget::BudgetFile::load(p) {
+                    Ok(f) => {
+                        let n = f.budgets.len();
+                        if let Ok(mut t) = h.tracker.lock() {
+                            t.set_budgets(f.budgets);
+                            if let Some(set) = t.evaluate(crate::util::time::unix_now()) {
+                                h.publisher.publish(set);
+                            }
+                        }
+                        crate::log::info("budgets_reloaded", &[("budgets", &n.to_string()), ("spend", "kept")]);
+                    }
+                    Err(e) => crate::log::error(
+                        "reload_rejected",
+                        &[
+                            ("file", "budgets"),
+                            ("error", &e.to_string()),
+                            ("kept", "previous budgets"),
+                        ],
+                    ),
+                }
+            }
             match load_reloadable(&cfg) {
                 Ok(r) => {
                     let nkeys = if r.keys.is_open() {
@@ -289,6 +379,10 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         let _ = t.join();
     }
     writer.shutdown();
+    store_stop.store(true, Ordering::Relaxed);
+    if let Some(t) = store_thread {
+        let _ = t.join();
+    }
     let rows = shared.writer_stats.rows_written.load(Ordering::Relaxed);
     crate::log::info(
         "stopped",

@@ -61,6 +61,8 @@ impl RowMetrics {
 pub struct Observer {
     pub metrics: Arc<Mutex<RowMetrics>>,
     pub access_log: bool,
+    /// Budget spend tracking, when budgets are configured.
+    pub budgets: Option<crate::budget::Hook>,
 }
 
 impl Default for Observer {
@@ -68,6 +70,7 @@ impl Default for Observer {
         Observer {
             metrics: Arc::new(Mutex::new(RowMetrics::default())),
             access_log: false,
+            budgets: None,
         }
     }
 }
@@ -107,6 +110,10 @@ pub fn access_line(r: &UsageRecord) -> Vec<u8> {
 impl Observer {
     /// Observes a batch of rows: metrics, then one access-log write for the batch.
     pub fn observe(&self, rows: &[UsageRecord]) {
+        if let Some(b) = &self.budgets {
+            // Also on empty batches: periods roll at midnight without any traffic.
+            b.observe(rows, crate::util::time::unix_now());
+        }
         if rows.is_empty() {
             return;
         }

@@ -119,6 +119,7 @@ pub fn read_file(path: &Path) -> Result<Vec<UsageRecord>, ReadError> {
                 stop_reason: string(&b, "stop_reason", i)?,
                 request_bytes: int(&b, "request_bytes", i)?.unwrap_or(0),
                 response_bytes: int(&b, "response_bytes", i)?.unwrap_or(0),
+                blocked_by: None,
             });
         }
     }

@@ -35,6 +35,8 @@ pub struct UsageRecord {
     pub stop_reason: Option<String>,
     pub request_bytes: i64,
     pub response_bytes: i64,
+    /// Not a column: the budget that refused this request (for metrics).
+    pub blocked_by: Option<String>,
 }
 
 /// Longest `error_message` kept.

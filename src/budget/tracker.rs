@@ -1,0 +1,418 @@
+//! Spend per budget, value and period, kept by the writer thread in exact integer money
+//! (1e-12 USD), and the published [`BlockSet`] shards check before relaying.
+//!
+//! Overshoot: a shard sees a budget as exhausted at most one writer tick (20 ms) plus the
+//! queue drain after the row that crossed the limit was queued; requests already in flight
+//! then still finish. With N instances on a shared store the fleet total is refreshed once
+//! per store tick (500 ms), so the overshoot is what the fleet spends in that window.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::config::{Action, Budget, Period};
+use crate::usage::record::format_usd;
+use crate::usage::UsageRecord;
+use crate::util::time::{civil_from_days, days_from_civil};
+
+/// (budget name, value, period id).
+pub type SpendKey = (String, String, i64);
+
+/// Percentages at which a log line is written (once per key and period).
+pub const ALERT_THRESHOLDS: [u8; 3] = [50, 80, 100];
+
+/// The period id of a unix time: days since epoch, or year*12 + month.
+pub fn period_id(period: Period, unix_secs: i64) -> i64 {
+    let days = unix_secs.div_euclid(86_400);
+    match period {
+        Period::Day => days,
+        Period::Month => {
+            let (y, m, _) = civil_from_days(days);
+            y as i64 * 12 + (m as i64 - 1)
+        }
+    }
+}
+
+/// Unix time when the period `id` ends.
+pub fn period_end(period: Period, id: i64) -> i64 {
+    match period {
+        Period::Day => (id + 1) * 86_400,
+        Period::Month => {
+            let next = id + 1;
+            days_from_civil(next.div_euclid(12) as i32, (next.rem_euclid(12) + 1) as u32, 1) * 86_400
+        }
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    pub budget: String,
+    pub value: String,
+    /// 1e-12 USD.
+    pub limit: i128,
+    pub spent: i128,
+    /// Unix seconds when the period resets.
+    pub reset_at: i64,
+}
+
+/// The exhausted `block` budgets, as published to shards.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockSet {
+    pub budgets: Vec<Budget>,
+    /// (index into `budgets`, value) → why.
+    pub blocked: HashMap<(usize, String), Blocked>,
+}
+
+impl BlockSet {
+    /// Whether a request (its row so far: tenant, tags, models) is refused at `now`.
+    pub fn check(&self, r: &UsageRecord, now: i64) -> Option<&Blocked> {
+        if self.blocked.is_empty() {
+            return None;
+        }
+        for (i, b) in self.budgets.iter().enumerate() {
+            let Some(v) = b.key_for(r) else { continue };
+            if let Some(bl) = self.blocked.get(&(i, v.to_string())) {
+                if now < bl.reset_at {
+                    return Some(bl);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Where the writer publishes the block set and shards pick it up: a generation number
+/// (a relaxed load per request) and the set itself (locked only when the number moved).
+#[derive(Debug, Default)]
+pub struct Publisher {
+    pub generation: std::sync::atomic::AtomicU64,
+    pub set: std::sync::Mutex<Arc<BlockSet>>,
+}
+
+impl Publisher {
+    pub fn publish(&self, set: Arc<BlockSet>) {
+        if let Ok(mut g) = self.set.lock() {
+            *g = set;
+        }
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn current(&self) -> Arc<BlockSet> {
+        self.set.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+}
+
+/// What the writer thread needs to keep budgets.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub tracker: Arc<std::sync::Mutex<Tracker>>,
+    pub publisher: Arc<Publisher>,
+}
+
+impl Hook {
+    /// Counts new rows and republishes if the block set changed.
+    pub fn observe(&self, rows: &[UsageRecord], now: i64) {
+        if let Ok(mut t) = self.tracker.lock() {
+            t.observe(rows);
+            if let Some(set) = t.evaluate(now) {
+                self.publisher.publish(set);
+            }
+        }
+    }
+}
+
+/// One budget key's state, for metrics and the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub budget: String,
+    pub value: String,
+    pub spent: i128,
+    pub limit: i128,
+    pub blocked_requests: u64,
+}
+
+/// The writer-side tracker.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    budgets: Vec<Budget>,
+    local: HashMap<SpendKey, i128>,
+    /// Fleet totals read from the shared store, and how much of `local` they include.
+    fleet: HashMap<SpendKey, (i128, i128)>,
+    alerted: HashSet<(SpendKey, u8)>,
+    blocked_requests: HashMap<String, u64>,
+    published: Arc<BlockSet>,
+}
+
+impl Tracker {
+    pub fn new(budgets: Vec<Budget>) -> Self {
+        Tracker {
+            budgets,
+            ..Default::default()
+        }
+    }
+
+    pub fn budgets(&self) -> &[Budget] {
+        &self.budgets
+    }
+
+    /// New budgets (SIGHUP); spend is kept.
+    pub fn set_budgets(&mut self, budgets: Vec<Budget>) {
+        self.budgets = budgets;
+    }
+
+    /// Adds the cost of each row to every budget it matches.
+    pub fn observe(&mut self, rows: &[UsageRecord]) {
+        for r in rows {
+            if let Some(name) = &r.blocked_by {
+                *self.blocked_requests.entry(name.clone()).or_default() += 1;
+            }
+            let Some(cost) = r.cost_pico_usd.filter(|c| *c > 0) else {
+                continue;
+            };
+            let secs = r.ts_micros.div_euclid(1_000_000);
+            for b in &self.budgets {
+                if let Some(v) = b.key_for(r) {
+                    *self
+                        .local
+                        .entry((b.name.clone(), v.to_string(), period_id(b.period, secs)))
+                        .or_default() += cost;
+                }
+            }
+        }
+    }
+
+    /// Local spend per key (the store thread pushes the growth).
+    pub fn local(&self) -> &HashMap<SpendKey, i128> {
+        &self.local
+    }
+
+    /// Records a fleet total that includes `included_local` of this instance's spend.
+    pub fn set_fleet(&mut self, key: SpendKey, total: i128, included_local: i128) {
+        self.fleet.insert(key, (total, included_local));
+    }
+
+    /// Forgets fleet totals (store unreachable: fall back to local spend).
+    pub fn clear_fleet(&mut self) {
+        self.fleet.clear();
+    }
+
+    /// Spend of a key: the fleet total plus what was recorded locally since, else local.
+    pub fn spend(&self, key: &SpendKey) -> i128 {
+        let local = self.local.get(key).copied().unwrap_or(0);
+        match self.fleet.get(key) {
+            Some((total, included)) => total + (local - included).max(0),
+            None => local,
+        }
+    }
+
+    /// Drops keys of past periods.
+    fn prune(&mut self, now: i64) {
+        let current: HashMap<&str, i64> = self
+            .budgets
+            .iter()
+            .map(|b| (b.name.as_str(), period_id(b.period, now)))
+            .collect();
+        let keep = |k: &SpendKey| current.get(k.0.as_str()).is_none_or(|p| k.2 >= *p);
+        self.local.retain(|k, _| keep(k));
+        self.fleet.retain(|k, _| keep(k));
+        self.alerted.retain(|(k, _)| keep(k));
+    }
+
+    /// Re-evaluates at `now`: logs threshold crossings and returns the new block set if
+    /// it differs from the last one published.
+    pub fn evaluate(&mut self, now: i64) -> Option<Arc<BlockSet>> {
+        self.prune(now);
+        let blockers: Vec<Budget> = self
+            .budgets
+            .iter()
+            .filter(|b| b.action == Action::Block)
+            .cloned()
+            .collect();
+        let mut set = BlockSet {
+            budgets: blockers,
+            blocked: HashMap::new(),
+        };
+        let keys: Vec<SpendKey> = self
+            .local
+            .keys()
+            .chain(self.fleet.keys())
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for key in keys {
+            let Some(b) = self.budgets.iter().find(|b| b.name == key.0) else {
+                continue;
+            };
+            if key.2 != period_id(b.period, now) {
+                continue;
+            }
+            let spent = self.spend(&key);
+            for t in ALERT_THRESHOLDS {
+                if spent * 100 >= b.limit * t as i128 && self.alerted.insert((key.clone(), t)) {
+                    crate::log::warn(
+                        "budget_threshold",
+                        &[
+                            ("budget", &b.name),
+                            ("value", &key.1),
+                            ("percent", &t.to_string()),
+                            ("spent_usd", &format_usd(spent)),
+                            ("limit_usd", &format_usd(b.limit)),
+                            ("action", if b.action == Action::Block { "block" } else { "alert" }),
+                        ],
+                    );
+                }
+            }
+            if b.action == Action::Block && spent >= b.limit {
+                if let Some(i) = set.budgets.iter().position(|x| x.name == b.name) {
+                    set.blocked.insert(
+                        (i, key.1.clone()),
+                        Blocked {
+                            budget: b.name.clone(),
+                            value: key.1.clone(),
+                            limit: b.limit,
+                            spent,
+                            reset_at: period_end(b.period, key.2),
+                        },
+                    );
+                }
+            }
+        }
+        let changed = set.budgets != self.published.budgets
+            || set.blocked.len() != self.published.blocked.len()
+            || set.blocked.keys().any(|k| !self.published.blocked.contains_key(k));
+        if changed {
+            self.published = Arc::new(set);
+            Some(self.published.clone())
+        } else {
+            None
+        }
+    }
+
+    /// Every key of the current periods, for metrics and the report.
+    pub fn status(&self, now: i64) -> Vec<Status> {
+        let mut out: Vec<Status> = Vec::new();
+        let mut keys: Vec<&SpendKey> = self
+            .local
+            .keys()
+            .chain(self.fleet.keys())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        keys.sort();
+        for key in keys {
+            let Some(b) = self.budgets.iter().find(|b| b.name == key.0) else {
+                continue;
+            };
+            if key.2 != period_id(b.period, now) {
+                continue;
+            }
+            out.push(Status {
+                budget: b.name.clone(),
+                value: key.1.clone(),
+                spent: self.spend(key),
+                limit: b.limit,
+                blocked_requests: 0,
+            });
+        }
+        for b in &self.budgets {
+            if let Some(n) = self.blocked_requests.get(&b.name) {
+                if let Some(s) = out.iter_mut().find(|s| s.budget == b.name) {
+                    s.blocked_requests = *n;
+                } else {
+                    out.push(Status {
+                        budget: b.name.clone(),
+                        value: String::new(),
+                        spent: 0,
+                        limit: b.limit,
+                        blocked_requests: *n,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::{BudgetFile, Scope};
+    use super::*;
+
+    fn row(project: &str, cost: i128, ts: i64) -> UsageRecord {
+        UsageRecord {
+            ts_micros: ts * 1_000_000,
+            project: Some(project.into()),
+            tenant: "t".into(),
+            model_effective: "m".into(),
+            cost_pico_usd: Some(cost),
+            ..Default::default()
+        }
+    }
+
+    fn budgets(text: &str) -> Vec<Budget> {
+        BudgetFile::parse(text).unwrap().budgets
+    }
+
+    const PER_PROJECT: &str = "[[budget]]\nname = \"p\"\nscope = \"project\"\nvalue = \"*\"\nperiod = \"day\"\nlimit_usd = \"1.00\"\naction = \"block\"\n";
+    const USD: i128 = 1_000_000_000_000;
+
+    #[test]
+    fn blocks_after_the_crossing_request_per_value_and_rolls_at_midnight() {
+        let noon = 1_764_072_000; // 2025-11-25T12:00:00Z
+        let mut t = Tracker::new(budgets(PER_PROJECT));
+        t.observe(&[row("a", USD / 2, noon)]);
+        assert!(t.evaluate(noon).is_none() || t.published.blocked.is_empty());
+        t.observe(&[row("a", USD / 2, noon + 1)]);
+        let set = t.evaluate(noon + 1).expect("changed");
+        let probe = |p: &str| row(p, 0, noon + 2);
+        assert_eq!(set.check(&probe("a"), noon + 2).map(|b| b.budget.as_str()), Some("p"));
+        assert!(
+            set.check(&probe("b"), noon + 2).is_none(),
+            "another project is separate"
+        );
+        let reset = set.check(&probe("a"), noon + 2).unwrap().reset_at;
+        assert_eq!(reset, (noon / 86_400 + 1) * 86_400);
+        // Past midnight the old entry no longer blocks, and the next evaluation clears it.
+        assert!(set.check(&probe("a"), reset).is_none());
+        let set2 = t.evaluate(reset).expect("cleared at midnight");
+        assert!(set2.blocked.is_empty());
+        assert_eq!(t.spend(&("p".into(), "a".into(), period_id(Period::Day, reset))), 0);
+    }
+
+    #[test]
+    fn alert_never_blocks_and_reload_keeps_spend() {
+        let noon = 1_764_072_000;
+        let alert = PER_PROJECT.replace("block", "alert");
+        let mut t = Tracker::new(budgets(&alert));
+        t.observe(&[row("a", 2 * USD, noon)]);
+        t.evaluate(noon);
+        assert!(t.published.blocked.is_empty());
+        t.set_budgets(budgets(PER_PROJECT));
+        let set = t.evaluate(noon).unwrap();
+        assert_eq!(set.blocked.len(), 1);
+        // Raising the limit unblocks.
+        t.set_budgets(budgets(&PER_PROJECT.replace("1.00", "5.00")));
+        assert!(t.evaluate(noon).unwrap().blocked.is_empty());
+        assert_eq!(t.status(noon)[0].spent, 2 * USD);
+    }
+
+    #[test]
+    fn fleet_totals_and_months() {
+        let noon = 1_764_072_000;
+        let month = PER_PROJECT.replace("\"day\"", "\"month\"");
+        let mut t = Tracker::new(budgets(&month));
+        t.observe(&[row("a", USD / 4, noon)]);
+        let key: SpendKey = ("p".into(), "a".into(), period_id(Period::Month, noon));
+        t.set_fleet(key.clone(), USD, USD / 4);
+        t.observe(&[row("a", USD / 4, noon)]);
+        assert_eq!(t.spend(&key), USD + USD / 4);
+        assert_eq!(t.evaluate(noon).unwrap().blocked.len(), 1);
+        t.clear_fleet();
+        assert_eq!(t.spend(&key), USD / 2);
+        assert_eq!(period_end(Period::Month, key.2), days_from_civil(2025, 12, 1) * 86_400);
+        let dec = period_id(Period::Month, days_from_civil(2025, 12, 31) * 86_400);
+        assert_eq!(period_end(Period::Month, dec), days_from_civil(2026, 1, 1) * 86_400);
+        let _ = Scope::Model;
+    }
+}

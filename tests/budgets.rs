@@ -1,0 +1,269 @@
+//! Budgets: a `block` budget refuses the request after the one that crossed the limit
+//! (not before) with 429 `BudgetExceeded` and `Retry-After`, never reaching the upstream
+//! and recorded as a row; `"*"` budgets keep values apart; `alert` never blocks; a
+//! restart keeps the spend; SIGHUP raising the limit unblocks; two proxies sharing one
+//! Redis enforce one limit together; killing Redis neither stops traffic nor loses rows.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use llmops_proxy::mock::mock_usage;
+use llmops_proxy::usage::read::read_dir;
+
+/// The body every request sends, and its exact cost on amazon.nova-lite-v1:0 ($0.06/$0.24 per 1M).
+fn fixed_body() -> Vec<u8> {
+    body("budget probe")
+}
+
+fn cost_pico() -> i128 {
+    let (i, o, _) = mock_usage(fixed_body().len());
+    i as i128 * 60_000 + o as i128 * 240_000
+}
+
+/// A decimal USD string for `n` times the per-request cost, plus `extra_pico`.
+fn usd(n: i128, extra_pico: i128) -> String {
+    let p = cost_pico() * n + extra_pico;
+    // At most 6 decimals are allowed in the file: round up to whole micro-USD.
+    let micro = (p + 999_999) / 1_000_000;
+    format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)
+}
+
+fn write_budgets(path: &Path, entries: &[(&str, &str, &str, String, &str)]) {
+    let mut t = String::new();
+    for (name, scope, value, limit, action) in entries {
+        t.push_str(&format!(
+            "[[budget]]\nname = \"{name}\"\nscope = \"{scope}\"\nvalue = \"{value}\"\nperiod = \"day\"\nlimit_usd = \"{limit}\"\naction = \"{action}\"\n\n"
+        ));
+    }
+    std::fs::write(path, t).unwrap();
+}
+
+fn call(addr: std::net::SocketAddr, agent: &str, project: &str) -> Resp {
+    let mut h = good_headers();
+    h.push(("X-Agent".into(), agent.into()));
+    h.push(("X-Project".into(), project.into()));
+    converse(addr, "amazon.nova-lite-v1:0", &h, &fixed_body())
+}
+
+fn metric(addr: std::net::SocketAddr, series: &str) -> Option<String> {
+    let r = raw(addr, b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")?;
+    r.text()
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(str::to_string)
+}
+
+/// Waits until the proxy's writer has accounted `rows` usage rows.
+fn settle(addr: std::net::SocketAddr, rows: u64) {
+    assert!(
+        wait_for(Duration::from_secs(5), || metric(
+            addr,
+            "llmops_usage_rows_written_total"
+        )
+        .and_then(|v| v.parse::<u64>().ok())
+            == Some(rows)),
+        "writer did not reach {rows} rows"
+    );
+    std::thread::sleep(Duration::from_millis(60));
+}
+
+#[test]
+fn block_alert_per_value_restart_and_reload() {
+    let m = mock();
+    let dir = temp_dir("budgets");
+    let file = dir.join("budgets.toml");
+    // Crossed by the 3rd request of agent "bot" (2.5 × cost), per project "*" at 1.5 × cost.
+    write_budgets(
+        &file,
+        &[
+            ("bot-daily", "agent", "bot", usd(2, cost_pico() / 2), "block"),
+            ("per-project", "project", "*", usd(1, cost_pico() / 2), "block"),
+            ("watch", "agent", "*", usd(0, 1), "alert"),
+        ],
+    );
+    let usage = dir.join("usage");
+    let budgets = file.to_str().unwrap().to_string();
+    let mut p = proxy(m.addr, &usage, &["--budgets", &budgets]);
+    let a = p.addr;
+
+    // Agent bot over three projects: requests 1..3 pass, the 4th is refused.
+    for (i, proj) in ["p1", "p2", "p3"].iter().enumerate() {
+        assert_eq!(
+            call(a, "bot", proj).status,
+            200,
+            "request {} before the crossing passes",
+            i + 1
+        );
+        settle(a, i as u64 + 1);
+    }
+    let r = call(a, "bot", "p4");
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.code().as_deref(), Some("BudgetExceeded"));
+    assert!(
+        r.text().contains("bot-daily") && r.text().contains("resets at"),
+        "{}",
+        r.text()
+    );
+    let retry: i64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 86_400);
+    let ok_before = stat(&mock_stats(m.addr), "ok");
+    assert_eq!(ok_before, 3, "the refused request never reached the upstream");
+
+    // Per-project "*": p1 has one request (cost < 1.5 × cost): another passes and crosses;
+    // then p1 is refused while p5 still passes.
+    assert_eq!(call(a, "alice", "p1").status, 200);
+    settle(a, 5);
+    assert_eq!(call(a, "alice", "p1").status, 429);
+    assert_eq!(call(a, "alice", "p5").status, 200);
+    settle(a, 7);
+    // The alert budget never blocked anyone but logged its thresholds.
+    assert!(p.logs().contains("budget_threshold budget=watch"));
+    assert_eq!(
+        metric(a, "llmops_budget_blocked_requests_total{budget=\"bot-daily\"}").as_deref(),
+        Some("1")
+    );
+    assert!(metric(a, "llmops_budget_spend_usd{budget=\"bot-daily\",value=\"bot\"}").is_some());
+
+    // Restart: the spend is rebuilt from the Parquet files.
+    assert_eq!(p.terminate(), Some(0));
+    let rows = read_dir(&usage).unwrap();
+    assert_eq!(rows.len(), 7);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.error_type.as_deref() == Some("BudgetExceeded"))
+            .count(),
+        2
+    );
+    let mut p = proxy(m.addr, &usage, &["--budgets", &budgets]);
+    assert!(p.logs().contains("rows_rebuilt=7"), "{}", p.logs());
+    assert_eq!(call(p.addr, "bot", "p9").status, 429, "still blocked after a restart");
+
+    // SIGHUP raising the limit unblocks.
+    write_budgets(
+        &file,
+        &[
+            ("bot-daily", "agent", "bot", usd(10, 0), "block"),
+            ("per-project", "project", "*", usd(1, cost_pico() / 2), "block"),
+        ],
+    );
+    p.signal(1);
+    assert!(wait_for(Duration::from_secs(5), || p
+        .logs()
+        .contains("budgets_reloaded")));
+    assert!(wait_for(Duration::from_secs(2), || call(p.addr, "bot", "p9").status == 200));
+    // A malformed file is rejected and names budget and field.
+    std::fs::write(&file, "[[budget]]\nname = \"x\"\nscope = \"galaxy\"\nvalue = \"*\"\nperiod = \"day\"\nlimit_usd = \"1\"\naction = \"block\"\n").unwrap();
+    p.signal(1);
+    assert!(wait_for(Duration::from_secs(5), || p
+        .logs()
+        .contains("reload_rejected")));
+    assert!(p.logs().contains("budget `x`, field `scope`"), "{}", p.logs());
+    assert_eq!(p.terminate(), Some(0));
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--budgets", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--budgets"));
+}
+
+struct Redis(Child, u16);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn redis() -> Option<Redis> {
+    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let r = Redis(child, port);
+    wait_for(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .then_some(r)
+}
+
+#[test]
+fn two_proxies_share_one_limit_through_redis_and_survive_its_loss() {
+    let Some(mut rd) = redis() else {
+        if std::env::var("LLMOPS_REQUIRE_REDIS").is_ok() {
+            panic!("redis-server is required");
+        }
+        eprintln!("skipping: redis-server not available");
+        return;
+    };
+    let m = mock();
+    let dir = temp_dir("fleet");
+    let file = dir.join("budgets.toml");
+    write_budgets(
+        &file,
+        &[("fleet-bot", "agent", "bot", usd(2, cost_pico() / 2), "block")],
+    );
+    let store = format!("redis://127.0.0.1:{}", rd.1);
+    let flags = ["--budgets", file.to_str().unwrap(), "--budget-store", &store];
+    let (u1, u2) = (dir.join("u1"), dir.join("u2"));
+    let mut p1 = proxy(m.addr, &u1, &flags);
+    let mut p2 = proxy(m.addr, &u2, &flags);
+    // Every answered call is a row: count them all.
+    let calls = std::cell::Cell::new(0usize);
+    let call = |addr, agent: &str, project: &str| {
+        calls.set(calls.get() + 1);
+        call(addr, agent, project)
+    };
+    // Two requests through p1, one through p2: the fleet has crossed 2.5 × cost.
+    assert_eq!(call(p1.addr, "bot", "x").status, 200);
+    assert_eq!(call(p1.addr, "bot", "x").status, 200);
+    assert_eq!(call(p2.addr, "bot", "x").status, 200);
+    // Neither alone has crossed; together they have: both refuse within a few store ticks.
+    assert!(
+        wait_for(Duration::from_secs(5), || call(p1.addr, "bot", "x").status == 429),
+        "p1 never blocked"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || call(p2.addr, "bot", "x").status == 429),
+        "p2 never blocked"
+    );
+    assert_eq!(metric(p1.addr, "llmops_budget_store_up").as_deref(), Some("1"));
+
+    // Kill Redis: traffic for other agents goes on, rows are all written.
+    let _ = rd.0.kill();
+    let _ = rd.0.wait();
+    for i in 0..10 {
+        let r = call(if i % 2 == 0 { p1.addr } else { p2.addr }, "other", "y");
+        assert_eq!(r.status, 200);
+    }
+    assert!(wait_for(Duration::from_secs(5), || metric(
+        p1.addr,
+        "llmops_budget_store_up"
+    )
+    .as_deref()
+        == Some("0")));
+    assert!(p1.logs().contains("budget_store_down"));
+    assert_eq!(p1.terminate(), Some(0));
+    assert_eq!(p2.terminate(), Some(0));
+    let rows = read_dir(&u1).unwrap().len() + read_dir(&u2).unwrap().len();
+    assert_eq!(rows, calls.get(), "one row per answered request, Redis down or not");
+}
