@@ -69,6 +69,13 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         eprintln!("demo: the mock upstream did not start");
         return 1;
     };
+    // A budget that the demo's triage bot will exhaust: $0.000005 per day.
+    let budget_file = std::env::temp_dir().join(format!("llmops-demo-budgets-{}.toml", std::process::id()));
+    let budget_toml = "[[budget]]\nname = \"triage-bot-daily\"\nscope = \"agent\"\nvalue = \"triage-bot\"\nperiod = \"day\"\nlimit_usd = \"0.000005\"\naction = \"block\"\n";
+    if let Err(e) = std::fs::write(&budget_file, budget_toml) {
+        eprintln!("demo: cannot write {}: {e}", budget_file.display());
+        return 1;
+    }
     // The proxy.
     let cfg = ServeConfig {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -92,7 +99,7 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         max_body_bytes: crate::http::limits::DEFAULT_MAX_BODY_BYTES,
         keys: None,
         pricing: None,
-        budgets: None,
+        budgets: Some(budget_file.clone()),
         budget_store: None,
         drain_timeout: Duration::from_secs(5),
         log_format: crate::config::LogFormat::Text,
@@ -106,7 +113,8 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         eprintln!("demo: the proxy did not start");
         return 1;
     };
-    println!("\nllmops-proxy demo: proxy on http://{proxy_addr}, mock Bedrock on http://{mock_addr}\n");
+    println!("\nllmops-proxy demo: proxy on http://{proxy_addr}, mock Bedrock on http://{mock_addr}");
+    println!("budget: agent triage-bot may spend $0.000005 a day (block)\n");
     let teams = [
         ("engineering", "search", "indexer", "amazon.nova-lite-v1:0"),
         ("engineering", "search", "ranker", "anthropic.claude-sonnet-4-6"),
@@ -139,8 +147,10 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
             ("X-Project", proj),
             ("X-Agent", agent),
         ];
+        // Give the writer thread a tick to account the previous row (budgets).
+        std::thread::sleep(Duration::from_millis(50));
         match post(proxy_addr, &path, &headers, body.as_bytes()) {
-            Ok((status, h, _)) => {
+            Ok((status, h, b)) => {
                 let get = |k: &str| {
                     h.iter()
                         .find(|(n, _)| n == k)
@@ -158,6 +168,12 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
                     get("x-llmops-output-tokens"),
                     get("x-llmops-cost-usd")
                 );
+                if String::from_utf8_lossy(&b).contains("\"code\":\"BudgetExceeded\"") {
+                    println!(
+                        "     ^ refused by the proxy: BudgetExceeded (retry after {} s)",
+                        get("retry-after")
+                    );
+                }
             }
             Err(e) => println!("{:<4} request failed: {e}", i + 1),
         }
@@ -171,6 +187,7 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         }
         Err(_) => return 1,
     }
+    let _ = std::fs::remove_file(&budget_file);
     let rows = match crate::usage::read::read_dir(&dir) {
         Ok(r) => r,
         Err(e) => {

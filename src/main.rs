@@ -204,6 +204,18 @@ fn report(sources: &Sources<'_>) -> i32 {
     let files = llmops_proxy::usage::writer::list_files(path).len();
     println!("{} rows from {files} Parquet file(s) under {dir}\n", rows.len());
     print!("{}", text_table(&group(&rows, by), &total(&rows), by));
+    if let Some(bf) = sources.get("budgets") {
+        match llmops_proxy::budget::BudgetFile::load(std::path::Path::new(&bf)) {
+            Ok(f) => {
+                println!("\nBudgets (current UTC day/month):");
+                print!(
+                    "{}",
+                    llmops_proxy::report::budget_table(&rows, &f.budgets, llmops_proxy::util::time::unix_now())
+                );
+            }
+            Err(e) => return config_exit(&ConfigError::new("budgets", format!("{bf}: {e}"))),
+        }
+    }
     if let Some(out) = sources.get("html") {
         if let Err(e) = std::fs::write(&out, html(&rows, by, path)) {
             eprintln!("llmops-proxy report: cannot write {out}: {e}");

@@ -358,3 +358,74 @@ mod tests {
         assert!(page.contains("<svg") && page.contains("/x&lt;y") && !page.contains("<script"));
     }
 }
+
+/// `report --budgets`: each budget's spend in its current period (from the rows), limit,
+/// percentage and the top spenders inside it (its values for `"*"`, else its agents).
+pub fn budget_table(rows: &[UsageRecord], budgets: &[crate::budget::Budget], now: i64) -> String {
+    use crate::budget::tracker::period_id;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<10} {:<16} {:>16} {:>16} {:>7}  top spenders",
+        "budget", "scope", "value", "spent (USD)", "limit (USD)", "used%"
+    );
+    for b in budgets {
+        let current = period_id(b.period, now);
+        let mut per_value: BTreeMap<String, i128> = BTreeMap::new();
+        let mut per_agent: BTreeMap<String, i128> = BTreeMap::new();
+        for r in rows {
+            if period_id(b.period, r.ts_micros.div_euclid(1_000_000)) != current {
+                continue;
+            }
+            let (Some(v), Some(c)) = (b.key_for(r), r.cost_pico_usd) else {
+                continue;
+            };
+            *per_value.entry(v.to_string()).or_default() += c;
+            *per_agent
+                .entry(r.agent.clone().unwrap_or_else(|| "(none)".into()))
+                .or_default() += c;
+        }
+        let mut values: Vec<(String, i128)> = per_value.into_iter().collect();
+        values.sort_by(|a, b| b.1.cmp(&a.1));
+        if b.value == "*" {
+            let top: Vec<String> = values
+                .iter()
+                .take(5)
+                .map(|(v, c)| format!("{v} ${}", format_usd(*c)))
+                .collect();
+            let worst = values.first().map_or(0, |v| v.1);
+            let _ = writeln!(
+                out,
+                "{:<20} {:<10} {:<16} {:>16} {:>16} {:>7.1}  {}",
+                b.name,
+                b.scope.as_str(),
+                format!("* ({} values)", values.len()),
+                format_usd(worst),
+                format_usd(b.limit),
+                100.0 * worst as f64 / b.limit as f64,
+                top.join(", ")
+            );
+        } else {
+            let spent: i128 = values.iter().map(|v| v.1).sum();
+            let mut agents: Vec<(String, i128)> = per_agent.into_iter().collect();
+            agents.sort_by(|a, b| b.1.cmp(&a.1));
+            let top: Vec<String> = agents
+                .iter()
+                .take(5)
+                .map(|(v, c)| format!("{v} ${}", format_usd(*c)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<20} {:<10} {:<16} {:>16} {:>16} {:>7.1}  {}",
+                b.name,
+                b.scope.as_str(),
+                b.value,
+                format_usd(spent),
+                format_usd(b.limit),
+                100.0 * spent as f64 / b.limit as f64,
+                top.join(", ")
+            );
+        }
+    }
+    out
+}
