@@ -386,7 +386,7 @@ pub fn budget_table(rows: &[UsageRecord], budgets: &[crate::budget::Budget], now
                 .or_default() += c;
         }
         let mut values: Vec<(String, i128)> = per_value.into_iter().collect();
-        values.sort_by(|a, b| b.1.cmp(&a.1));
+        values.sort_by_key(|v| std::cmp::Reverse(v.1));
         if b.value == "*" {
             let top: Vec<String> = values
                 .iter()
@@ -408,7 +408,7 @@ pub fn budget_table(rows: &[UsageRecord], budgets: &[crate::budget::Budget], now
         } else {
             let spent: i128 = values.iter().map(|v| v.1).sum();
             let mut agents: Vec<(String, i128)> = per_agent.into_iter().collect();
-            agents.sort_by(|a, b| b.1.cmp(&a.1));
+            agents.sort_by_key(|v| std::cmp::Reverse(v.1));
             let top: Vec<String> = agents
                 .iter()
                 .take(5)
