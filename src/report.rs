@@ -316,49 +316,6 @@ pub fn html(rows: &[UsageRecord], by: GroupBy, source: &Path) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(dept: &str, model: &str, cost: i128, status: u16, day: i64) -> UsageRecord {
-        UsageRecord {
-            ts_micros: day * 86_400_000_000 + 1,
-            department: Some(dept.into()),
-            model_effective: model.into(),
-            cost_pico_usd: Some(cost),
-            input_tokens: Some(10),
-            output_tokens: Some(5),
-            status,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn groups_and_totals_are_exact() {
-        let rows = vec![
-            row("eng", "a", 1_000_000_000_001, 200, 20_000),
-            row("eng", "b", 2, 200, 20_001),
-            row("ops", "a", 3, 429, 20_001),
-        ];
-        let g = group(&rows, GroupBy::Department);
-        assert_eq!(g[0].0, "eng");
-        assert_eq!(g[0].1.cost, 1_000_000_000_003);
-        assert_eq!(g[1].1.errors, 1);
-        let d = group(&rows, GroupBy::Day);
-        assert_eq!(d.len(), 2);
-        assert_eq!(d[0].0, "2024-10-04");
-        let t = total(&rows);
-        assert_eq!(
-            (t.requests, t.errors, t.input_tokens, t.cost),
-            (3, 1, 30, 1_000_000_000_006)
-        );
-        let text = text_table(&g, &t, GroupBy::Department);
-        assert!(text.contains("1.000000000003") && text.contains("TOTAL"));
-        let page = html(&rows, GroupBy::Model, Path::new("/x<y"));
-        assert!(page.contains("<svg") && page.contains("/x&lt;y") && !page.contains("<script"));
-    }
-}
-
 /// `report --budgets`: each budget's spend in its current period (from the rows), limit,
 /// percentage and the top spenders inside it (its values for `"*"`, else its agents).
 pub fn budget_table(rows: &[UsageRecord], budgets: &[crate::budget::Budget], now: i64) -> String {
@@ -428,4 +385,54 @@ pub fn budget_table(rows: &[UsageRecord], budgets: &[crate::budget::Budget], now
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(dept: &str, model: &str, cost: i128, status: u16, day: i64) -> UsageRecord {
+        UsageRecord {
+            ts_micros: day * 86_400_000_000 + 1,
+            department: Some(dept.into()),
+            model_effective: model.into(),
+            cost_pico_usd: Some(cost),
+            input_tokens: Some(10),
+            output_tokens: Some(5),
+            status,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn groups_and_totals_are_exact() {
+        let rows = vec![
+            row("eng", "a", 1_000_000_000_001, 200, 20_000),
+            row("eng", "b", 2, 200, 20_001),
+            row("ops", "a", 3, 429, 20_001),
+        ];
+        let g = group(&rows, GroupBy::Department);
+        assert_eq!(g[0].0, "eng");
+        assert_eq!(g[0].1.cost, 1_000_000_000_003);
+        assert_eq!(g[1].1.errors, 1);
+        let d = group(&rows, GroupBy::Day);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].0, "2024-10-04");
+        let t = total(&rows);
+        assert_eq!(
+            (t.requests, t.errors, t.input_tokens, t.cost),
+            (3, 1, 30, 1_000_000_000_006)
+        );
+        let text = text_table(&g, &t, GroupBy::Department);
+        assert!(text.contains("1.000000000003") && text.contains("TOTAL"));
+        let budgets = crate::budget::BudgetFile::parse(
+            "[[budget]]\nname = \"d\"\nscope = \"department\"\nvalue = \"*\"\nperiod = \"month\"\nlimit_usd = \"2\"\naction = \"block\"\n",
+        )
+        .unwrap()
+        .budgets;
+        let bt = budget_table(&rows, &budgets, 20_001 * 86_400);
+        assert!(bt.contains("d ") && bt.contains("* (2 values)") && bt.contains("eng $1.000000000003"), "{bt}");
+        let page = html(&rows, GroupBy::Model, Path::new("/x<y"));
+        assert!(page.contains("<svg") && page.contains("/x&lt;y") && !page.contains("<script"));
+    }
 }
