@@ -177,9 +177,12 @@ fn upstream_killed_and_restarted_under_load() {
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap();
+            let mut child = child;
             if wait_for(Duration::from_secs(3), || std::net::TcpStream::connect(&port_s).is_ok()) {
                 break child;
             }
+            let _ = child.kill();
+            let _ = child.wait();
             tries += 1;
             assert!(tries < 5, "mock did not come back");
         }
