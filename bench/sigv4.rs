@@ -39,13 +39,19 @@ fn bench(c: &mut Criterion) {
     c.bench_function("sigv4_sign_1KiB_cached_key", |b| {
         b.iter(|| sign_once(&mut signer, &creds, &body, time))
     });
-    let mut n = 0u64;
+    // Two credentials alternating through a one-entry cache: every call misses and runs
+    // the 4-HMAC derivation.
+    let other = Credentials {
+        access_key_id: "AKIAIOSFODNN7EXAMPL2".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKE2".into(),
+        session_token: None,
+    };
+    let mut cold = Signer::new(SigningKeyCache::with_capacity(1));
+    let mut flip = false;
     c.bench_function("sigv4_sign_1KiB_cold_key", |b| {
         b.iter(|| {
-            // A fresh cache each time: the 4-HMAC derivation runs on every call.
-            let mut cold = Signer::new(SigningKeyCache::with_capacity(1));
-            n += 1;
-            sign_once(&mut cold, &creds, &body, time)
+            flip = !flip;
+            sign_once(&mut cold, if flip { &creds } else { &other }, &body, time)
         })
     });
 }
