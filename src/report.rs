@@ -431,7 +431,10 @@ mod tests {
         .unwrap()
         .budgets;
         let bt = budget_table(&rows, &budgets, 20_001 * 86_400);
-        assert!(bt.contains("d ") && bt.contains("* (2 values)") && bt.contains("eng $1.000000000003"), "{bt}");
+        assert!(
+            bt.contains("d ") && bt.contains("* (2 values)") && bt.contains("eng $1.000000000003"),
+            "{bt}"
+        );
         let page = html(&rows, GroupBy::Model, Path::new("/x<y"));
         assert!(page.contains("<svg") && page.contains("/x&lt;y") && !page.contains("<script"));
     }

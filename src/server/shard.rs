@@ -269,7 +269,10 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
     let mut threads = Vec::new();
     for (id, sink) in sinks.into_iter().enumerate() {
         let shared = shared.clone();
-        let tls = tls.clone();
+        // One client configuration per shard: its TLS session cache (resumption on
+        // reconnect) is never shared between threads. Validated above, so this cannot fail
+        // differently; fall back to the validated one if it somehow does.
+        let tls = crate::upstream::stream::client_config(cfg.upstream_ca.as_deref()).unwrap_or_else(|_| tls.clone());
         let started = started_tx.clone();
         let t = std::thread::Builder::new()
             .name(format!("shard-{id}"))
