@@ -146,9 +146,10 @@ impl Shard {
         }
     }
 
-    pub fn keys(&self) -> Arc<KeyStore> {
+    /// The current keys, borrowed (no reference-count traffic between shards).
+    pub fn keys(&self) -> std::cell::Ref<'_, KeyStore> {
         self.refresh();
-        self.current.borrow().1.keys.clone()
+        std::cell::Ref::map(self.current.borrow(), |c| &*c.1.keys)
     }
 
     /// The current TLS server configuration (SIGHUP swaps it; open connections keep theirs).
@@ -157,9 +158,10 @@ impl Shard {
         self.current.borrow().1.tls.clone()
     }
 
-    pub fn prices(&self) -> Arc<PriceTable> {
+    /// The current prices, borrowed.
+    pub fn prices(&self) -> std::cell::Ref<'_, PriceTable> {
         self.refresh();
-        self.current.borrow().1.prices.clone()
+        std::cell::Ref::map(self.current.borrow(), |c| &*c.1.prices)
     }
 
     /// The budget that refuses this request now, if any: a relaxed atomic load, and a
