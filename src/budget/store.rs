@@ -349,7 +349,7 @@ mod tests {
         assert!(parse(b"-ERR x\r\n").is_err());
         assert_eq!(
             parse(b"*2\r\n+OK\r\n:1\r\n").unwrap(),
-            Some((Reply::Array(vec![Reply::Simple("OK".into()), Reply::Int(1)]), 14))
+            Some((Reply::Array(vec![Reply::Simple("OK".into()), Reply::Int(1)]), 13))
         );
         assert_eq!(
             RedisUrl::parse("redis://127.0.0.1:6380/2").unwrap(),
