@@ -1,0 +1,444 @@
+# Shared functions of bench/run.sh and bench/peers.sh (sourced, not run).
+# Everything listens on and sends to 127.0.0.1 only.
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+DURATION="${DURATION:-10}"
+CONC="${CONC:-32}"
+WARMUP="${WARMUP:-2}"
+TTFB_REQUESTS="${TTFB_REQUESTS:-200}"
+MODEL_ID="amazon.nova-lite-v1:0"
+TRACKING_KEY="trk_bench_0123456789abcdef"
+AKID="AKIDBENCH0000000001"
+SECRET="benchsecret0123456789"
+
+PIDS=()          # processes this script started (killed by pid on exit)
+BIN_COPY=""      # private copy of the release binary (removed on exit)
+PROXY_SENT_FILES=()  # oha JSONs of the requests sent to the running llmops-proxy
+WORK=""
+CMDS_FILE=""
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+    if [ -n "${ON_DIE:-}" ]; then
+        local hook="$ON_DIE"
+        ON_DIE=""
+        "$hook" "$*"
+    fi
+    printf '\nbench: ERROR: %s\n' "$*" >&2
+    [ -n "$WORK" ] && printf 'bench: logs and raw results kept in %s\n' "$WORK" >&2
+    exit 1
+}
+
+cleanup() {
+    local rc=$?
+    local p
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] || continue
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] || continue
+        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    [ -n "${BIN_COPY:-}" ] && rm -f "$BIN_COPY"
+    if [ "$rc" -eq 0 ] && [ -n "$WORK" ] && [ -z "${KEEP_WORK:-}" ]; then
+        rm -rf "$WORK"
+    elif [ -n "$WORK" ]; then
+        printf 'bench: work dir kept: %s\n' "$WORK" >&2
+    fi
+}
+
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools -------------------------------------------------------------------------------
+
+ensure_tools() {
+    local missing=()
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing ${missing[*]} (apt-get)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        # Debian's nginx package may start its system service (port 80 on every address)
+        # where an init system runs: the install just started it, so stop it again.
+        if [[ " ${missing[*]} " == *" nginx "* ]] && [ -f /run/nginx.pid ]; then
+            service nginx stop >/dev/null 2>&1 || /usr/sbin/nginx -s quit 2>/dev/null || true
+        fi
+    fi
+    export PATH="$PATH:/usr/sbin"
+    if ! command -v oha >/dev/null 2>&1; then
+        log "installing oha (cargo install oha --locked; a few minutes)"
+        cargo install oha --locked
+    fi
+    oha_flags
+}
+
+# oha_flags: OHA, OHA_JSON, OHA_WAIT, OHA_VERSION for the installed oha.
+oha_flags() {
+    OHA="$(command -v oha)" || die "oha is not installed (cargo install oha --locked)"
+    local help
+    help="$("$OHA" --help 2>&1)"
+    # The JSON flag changed across oha versions: --output-format json (1.5+) or -j/--json.
+    if grep -q -- '--output-format' <<<"$help"; then
+        OHA_JSON=(--output-format json)
+    else
+        OHA_JSON=(--json)
+    fi
+    OHA_WAIT=()
+    if grep -q -- '--wait-ongoing-requests-after-deadline' <<<"$help"; then
+        OHA_WAIT=(--wait-ongoing-requests-after-deadline)
+    fi
+    OHA_VERSION="$("$OHA" --version 2>&1 | sed -n 1p)"
+}
+
+build_proxy() {
+    if [ -n "${BENCH_BIN:-}" ]; then
+        # A binary built elsewhere (another commit, another profile): no build.
+        BIN="$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")"
+        [ -x "$BIN" ] || die "BENCH_BIN=$BENCH_BIN is not an executable"
+        PROXY_COMMIT="binary \`$BENCH_BIN\` given in BENCH_BIN (not built by this script)"
+        return 0
+    fi
+    if [ -n "${BENCH_REF:-}" ]; then
+        build_ref "$BENCH_REF"
+        return 0
+    fi
+    log "cargo build --release (may take ~10 min on 2 cores; waits if another build holds the lock)"
+    (cd "$ROOT" && cargo build --release) >&2 \
+        || die "cargo build --release failed: the working tree does not build (someone editing src/?); fix it, or point BENCH_BIN at a built binary"
+    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/llmops-proxy"
+    [ -x "$BIN" ] || die "no binary at $BIN after cargo build --release"
+    PROXY_COMMIT="commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if [ -n "$(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
+        PROXY_COMMIT="$PROXY_COMMIT plus uncommitted changes in src/"
+    fi
+    PROXY_COMMIT="$PROXY_COMMIT, \`cargo build --release\`"
+    # Others may rebuild target/ while the benchmark runs: every run starts a private copy.
+    BIN_COPY="$(mktemp /tmp/llmops-bench-proxy.XXXXXX)"
+    cp "$BIN" "$BIN_COPY"
+    chmod 755 "$BIN_COPY"
+    BIN="$BIN_COPY"
+}
+
+# build_ref REV: builds a commit from a clean `git archive` export (not the working tree),
+# in its own target dir (~/.cache/llmops-bench/target, seeded once from target/release so
+# only the crate itself compiles); the repository's target/ is left alone.
+build_ref() {
+    local rev src tgt
+    rev="$(cd "$ROOT" && git rev-parse --short "$1^{commit}")" || die "BENCH_REF=$1 is not a commit"
+    src="$(mktemp -d /tmp/llmops-bench-src.XXXXXX)"
+    tgt="${BENCH_REF_TARGET:-$HOME/.cache/llmops-bench/target}"
+    (cd "$ROOT" && git archive "$rev") | tar -x -C "$src"
+    if [ ! -d "$tgt/release" ] && [ -d "$ROOT/target/release/deps" ]; then
+        log "seeding $tgt from target/release (dependencies only are reused)"
+        mkdir -p "$tgt"
+        cp -a "$ROOT/target/release" "$tgt/"
+    fi
+    log "cargo build --release of $rev (BENCH_REF=$1) in $src"
+    (cd "$src" && CARGO_TARGET_DIR="$tgt" cargo build --release) >&2 || { rm -rf "$src"; die "cargo build --release of $rev failed"; }
+    rm -rf "$src"
+    BIN_COPY="$(mktemp /tmp/llmops-bench-proxy.XXXXXX)"
+    cp "$tgt/release/llmops-proxy" "$BIN_COPY"
+    chmod 755 "$BIN_COPY"
+    BIN="$BIN_COPY"
+    PROXY_COMMIT="commit $rev (BENCH_REF=$1: a clean export, working tree not used), \`cargo build --release\`"
+}
+
+make_workdir() {
+    WORK="$(mktemp -d /tmp/llmops-bench.XXXXXX)"
+    mkdir -p "$WORK/www" "$WORK/tmp"
+    # nginx workers started by root run as an unprivileged user: they must read www/.
+    chmod 755 "$WORK" "$WORK/www" "$WORK/tmp"
+    CMDS_FILE="$WORK/commands.txt"
+    : >"$CMDS_FILE"
+    : >"$WORK/results.jsonl"
+    python3 "$BENCH_DIR/stub_payloads.py" "$WORK/payload" >&2
+    cp "$WORK/payload/stream.bin" "$WORK/www/__converse_stream"
+    chmod 644 "$WORK/www/__converse_stream"
+    BODY_FILE="$WORK/payload/request.json"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL [SECONDS]: until URL answers anything (any status), or fail.
+wait_http() {
+    local url="$1" secs="${2:-15}" i
+    for i in $(seq 1 $((secs * 10))); do
+        if curl -s -o /dev/null --max-time 1 "$url"; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# forget_pid PID: a process that has been reaped leaves PIDS (its number may be reused).
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && [ "$p" != "$1" ] && keep+=("$p")
+    done
+    PIDS=("${keep[@]:-}")
+}
+
+record_cmd() { printf '%s\n' "$*" >>"$CMDS_FILE"; }
+
+# --- nginx -------------------------------------------------------------------------------
+
+nginx_common() { # $1 = name
+    cat <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/$1.pid;
+error_log $WORK/$1-error.log warn;
+events { worker_connections 8192; }
+EOF
+}
+
+nginx_http_common() { # $1 = name
+    cat <<EOF
+    access_log off;
+    client_body_temp_path $WORK/tmp/$1-body;
+    proxy_temp_path $WORK/tmp/$1-proxy;
+    fastcgi_temp_path $WORK/tmp/$1-fastcgi;
+    uwsgi_temp_path $WORK/tmp/$1-uwsgi;
+    scgi_temp_path $WORK/tmp/$1-scgi;
+    client_body_buffer_size 64k;
+    client_max_body_size 1m;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    server_tokens off;
+EOF
+}
+
+write_stub_conf() { # $1 = port
+    local json
+    json="$(cat "$WORK/payload/converse.json")"
+    {
+        nginx_common stub
+        cat <<EOF
+http {
+$(nginx_http_common stub)
+    types { }
+    server {
+        listen 127.0.0.1:$1 backlog=4096;
+        # Converse: a fixed answer with a usage block (nginx reads and drops the body).
+        location ~ ^/model/[^/]+/converse\$ {
+            default_type application/json;
+            add_header x-amzn-RequestId \$request_id always;
+            return 200 '$json';
+        }
+        # ConverseStream: the static handler refuses POST, so an error_page redirect
+        # (which turns the request into a GET) serves the pre-encoded event stream.
+        location ~ ^/model/[^/]+/converse-stream\$ {
+            error_page 418 =200 /__converse_stream;
+            return 418;
+        }
+        location = /__converse_stream {
+            internal;
+            root $WORK/www;
+            default_type application/vnd.amazon.eventstream;
+            add_header x-amzn-RequestId \$request_id always;
+        }
+        location / { return 404; }
+    }
+}
+EOF
+    } >"$WORK/stub.conf"
+}
+
+write_rproxy_conf() { # $1 = listen port, $2 = stub port
+    {
+        nginx_common rproxy
+        cat <<EOF
+http {
+$(nginx_http_common rproxy)
+    upstream stub {
+        server 127.0.0.1:$2;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$1 backlog=4096;
+        location / {
+            proxy_pass http://stub;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    } >"$WORK/rproxy.conf"
+}
+
+start_nginx() { # $1 = name (stub|rproxy); sets NGINX_PID_<name>
+    local name="$1"
+    mkdir -p "$WORK/$name-prefix"
+    nginx -t -q -p "$WORK/$name-prefix" -e "$WORK/$name-error.log" -c "$WORK/$name.conf" \
+        || die "nginx rejected $WORK/$name.conf (see $WORK/$name-error.log)"
+    nginx -p "$WORK/$name-prefix" -e "$WORK/$name-error.log" -c "$WORK/$name.conf" \
+        >"$WORK/$name.out" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    printf -v "NGINX_PID_$name" '%s' "$pid"
+}
+
+start_stub() {
+    STUB_PORT="$(free_port)"
+    write_stub_conf "$STUB_PORT"
+    start_nginx stub
+    STUB_PID="$NGINX_PID_stub"
+    wait_http "http://127.0.0.1:$STUB_PORT/" || die "stub nginx did not start (see $WORK/stub-error.log)"
+    local code
+    code="$(curl -s -o "$WORK/check-stub.json" -w '%{http_code}' -X POST --data-binary @"$BODY_FILE" \
+        "http://127.0.0.1:$STUB_PORT/model/$MODEL_ID/converse")"
+    [ "$code" = 200 ] || die "stub answered $code to a converse POST"
+    cmp -s "$WORK/check-stub.json" "$WORK/payload/converse.json" || die "stub converse body differs from converse.json"
+    curl -s -o "$WORK/check-stub.bin" -X POST --data-binary @"$BODY_FILE" \
+        "http://127.0.0.1:$STUB_PORT/model/$MODEL_ID/converse-stream"
+    cmp -s "$WORK/check-stub.bin" "$WORK/payload/stream.bin" || die "stub converse-stream body differs from stream.bin"
+    log "stub upstream (nginx, 1 worker) on 127.0.0.1:$STUB_PORT, pid $STUB_PID"
+}
+
+# --- llmops-proxy ------------------------------------------------------------------------
+
+# start_proxy NAME THREADS [ENV=VALUE...] [-- SERVE_FLAGS...]: sets PROXY_PID, PROXY_PORT,
+# PROXY_USAGE, PROXY_NAME.
+start_proxy() {
+    local name="$1" threads="$2"
+    shift 2
+    local envs=() flags=()
+    while [ $# -gt 0 ]; do
+        if [ "$1" = "--" ]; then shift; flags=("$@"); break; fi
+        envs+=("$1")
+        shift
+    done
+    PROXY_NAME="$name"
+    PROXY_PORT="$(free_port)"
+    PROXY_USAGE="$WORK/usage-$name"
+    mkdir -p "$PROXY_USAGE"
+    local cmd=("$BIN" serve --listen "127.0.0.1:$PROXY_PORT" --threads "$threads"
+        --upstream-endpoint "http://127.0.0.1:$STUB_PORT" --usage-dir "$PROXY_USAGE" "${flags[@]}")
+    record_cmd "${envs[*]:+${envs[*]} }${cmd[*]/#$BIN/target/release/llmops-proxy} 2>$WORK/proxy-$name.log"
+    env "${envs[@]}" "${cmd[@]}" >"$WORK/proxy-$name.out" 2>"$WORK/proxy-$name.log" &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    PROXY_SENT_FILES=(2) # the two check requests below
+    local i
+    for i in $(seq 1 150); do
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$PROXY_PORT/healthz")" = 200 ]; then
+            break
+        fi
+        kill -0 "$PROXY_PID" 2>/dev/null || die "llmops-proxy ($name) exited at start-up: $(tail -n 5 "$WORK/proxy-$name.log")"
+        sleep 0.1
+    done
+    [ "$i" -lt 150 ] || die "llmops-proxy ($name) not healthy after 15 s"
+    # One request of each kind through it, byte-compared with the stub's answers.
+    local code
+    code="$(curl -s -o "$WORK/check-$name.json" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
+        --data-binary @"$BODY_FILE" "http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse")"
+    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse request: $(head -c 300 "$WORK/check-$name.json")"
+    cmp -s "$WORK/check-$name.json" "$WORK/payload/converse.json" || die "llmops-proxy ($name) changed the converse body"
+    code="$(curl -s -o "$WORK/check-$name.bin" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
+        --data-binary @"$BODY_FILE" "http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse-stream")"
+    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse-stream request"
+    cmp -s "$WORK/check-$name.bin" "$WORK/payload/stream.bin" || die "llmops-proxy ($name) changed the event stream"
+    log "llmops-proxy ($name, --threads $threads${envs[*]:+, ${envs[*]}}${flags[*]:+, ${flags[*]}}) on 127.0.0.1:$PROXY_PORT, pid $PROXY_PID"
+}
+
+# stop_proxy LABEL: scrape /metrics, SIGTERM, wait, count the Parquet rows.
+stop_proxy() {
+    local name="$PROXY_NAME" label="$1"
+    curl -s "http://127.0.0.1:$PROXY_PORT/metrics" >"$WORK/metrics-$name.txt" || true
+    kill -TERM "$PROXY_PID" 2>/dev/null || true
+    local i rc=0
+    for i in $(seq 1 600); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$PROXY_PID" 2>/dev/null; then
+        die "llmops-proxy ($name) still running 60 s after SIGTERM"
+    fi
+    wait "$PROXY_PID" || rc=$?
+    forget_pid "$PROXY_PID"
+    [ "$rc" -eq 0 ] || die "llmops-proxy ($name) exited with status $rc after SIGTERM: $(tail -n 5 "$WORK/proxy-$name.log")"
+    python3 "$BENCH_DIR/benchlib.py" proxy-check "$label" "$WORK/metrics-$name.txt" "$PROXY_USAGE" \
+        "$WORK/proxy-$name.log" "${PROXY_SENT_FILES[@]}" >>"$WORK/results.jsonl" || die "llmops-proxy ($name) usage/metrics check failed"
+}
+
+PROXY_HEADERS=(
+    "X-Cloudidr-Key: $TRACKING_KEY"
+    "X-Aws-Access-Key-Id: $AKID"
+    "X-Aws-Secret-Access-Key: $SECRET"
+    "X-Aws-Region: us-east-1"
+    "X-Department: bench"
+    "Content-Type: application/json"
+)
+PROXY_HEADERS_CURL=()
+PROXY_HEADERS_OHA=()
+for h in "${PROXY_HEADERS[@]}"; do
+    PROXY_HEADERS_CURL+=(-H "$h")
+    PROXY_HEADERS_OHA+=(-H "$h")
+done
+unset h
+
+# --- measuring ---------------------------------------------------------------------------
+
+cpu_seconds() { python3 "$BENCH_DIR/benchlib.py" cpu "$@"; }
+
+# measure SCENARIO LABEL PID URL [oha args...]: warm-up, then a timed oha run; the CPU
+# seconds of PID and its children over the timed run go with oha's JSON into results.jsonl.
+measure() {
+    local scenario="$1" label="$2" pid="$3" url="$4"
+    shift 4
+    local extra=("$@")
+    local out="$WORK/oha-$scenario.json"
+    if [ "$WARMUP" -gt 0 ]; then
+        "$OHA" -z "${WARMUP}s" -c "$CONC" --no-tui "${OHA_JSON[@]}" "${OHA_WAIT[@]}" -m POST -D "$BODY_FILE" \
+            "${extra[@]}" "$url" >"$WORK/oha-$scenario-warmup.json" 2>"$WORK/oha-$scenario-warmup.err" || true
+        [ "$pid" = "${PROXY_PID:-}" ] && PROXY_SENT_FILES+=("$WORK/oha-$scenario-warmup.json")
+    fi
+    local cmd=("$OHA" -z "${DURATION}s" -c "$CONC" --no-tui "${OHA_JSON[@]}" "${OHA_WAIT[@]}" -m POST -D "$BODY_FILE" "${extra[@]}" "$url")
+    record_cmd "# ($scenario) $label"
+    record_cmd "$(printf '%q ' oha "${cmd[@]:1}" | sed "s#$WORK/payload/##g")"
+    log "($scenario) $label: oha ${DURATION}s -c $CONC ${extra[*]:+(${extra[*]})}"
+    local c0 c1
+    c0="$(cpu_seconds "$pid")"
+    "${cmd[@]}" >"$out" 2>"$WORK/oha-$scenario.err" || die "oha failed for ($scenario): $(tail -n 3 "$WORK/oha-$scenario.err")"
+    c1="$(cpu_seconds "$pid")"
+    [ "$pid" = "${PROXY_PID:-}" ] && PROXY_SENT_FILES+=("$out")
+    python3 "$BENCH_DIR/benchlib.py" oha "$scenario" "$label" "$out" "$c0" "$c1" >>"$WORK/results.jsonl" \
+        || die "($scenario) $label: fewer than 99% of responses were 200 (see $out)"
+    python3 "$BENCH_DIR/benchlib.py" show "$WORK/results.jsonl" "$scenario" >&2
+}
+
+# ttfb SCENARIO LABEL URL [curl args...]: TTFB_REQUESTS sequential keep-alive requests from
+# one curl process; time_starttransfer of each.
+ttfb() {
+    local scenario="$1" label="$2" url="$3"
+    shift 3
+    local args=() i
+    for i in $(seq 1 "$TTFB_REQUESTS"); do args+=(-o /dev/null "$url"); done
+    record_cmd "# ($scenario) $label: one curl process, $TTFB_REQUESTS sequential requests on one keep-alive connection"
+    record_cmd "$(printf '%q ' curl -s -X POST --data-binary @request.json "$@" -w '%{http_code} %{time_starttransfer} %{time_total}\n' -o /dev/null "$url") # x$TTFB_REQUESTS"
+    log "($scenario) $label: $TTFB_REQUESTS sequential requests"
+    curl -s -X POST --data-binary @"$BODY_FILE" "$@" \
+        -w '%{http_code} %{time_starttransfer} %{time_total}\n' "${args[@]}" >"$WORK/ttfb-$scenario.txt" \
+        || die "curl failed for ($scenario)"
+    [ -n "${TTFB_TO_PROXY:-}" ] && PROXY_SENT_FILES+=("$TTFB_REQUESTS")
+    python3 "$BENCH_DIR/benchlib.py" ttfb "$scenario" "$label" "$WORK/ttfb-$scenario.txt" >>"$WORK/results.jsonl" \
+        || die "($scenario) $label: not every streaming response was 200 (see $WORK/ttfb-$scenario.txt)"
+    python3 "$BENCH_DIR/benchlib.py" show "$WORK/results.jsonl" "$scenario" >&2
+}
+
+machine_facts() {
+    MACHINE_NPROC="$(nproc)"
+    MACHINE_CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    MACHINE_KERNEL="$(uname -r)"
+    MACHINE_CLK_TCK="$(getconf CLK_TCK)"
+    export MACHINE_NPROC MACHINE_CPU MACHINE_KERNEL MACHINE_CLK_TCK
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Load benchmark of llmops-proxy against a fast nginx stub upstream and an nginx reverse
+# proxy, all on 127.0.0.1. Appends a dated section to bench/RESULTS.md.
+#
+#   bash bench/run.sh                       # 10 s per run, 32 connections
+#   DURATION=30 CONC=64 bash bench/run.sh
+#
+# Environment: DURATION (s, default 10), CONC (connections, default 32), WARMUP (s before
+# each measured run, default 2), TTFB_REQUESTS (streaming samples, default 200),
+# KEEP_WORK=1 (keep the temporary work dir with logs and raw oha JSON), RESULTS=FILE
+# (append elsewhere), BENCH_REF=COMMIT (build a clean export of that commit instead of the
+# working tree), BENCH_BIN=PATH (measure that binary, no build). See bench/README.md.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+ensure_tools
+build_proxy
+make_workdir
+machine_facts
+log "work dir $WORK"
+
+export BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+export BENCH_INVOCATION="DURATION=$DURATION CONC=$CONC bash bench/run.sh"
+export NGINX_VERSION="$(nginx -v 2>&1 | sed 's#.*: ##')"
+export OHA_VERSION PROXY_COMMIT DURATION WARMUP CONC TTFB_REQUESTS CMDS_FILE
+export BODY_BYTES="$(wc -c <"$BODY_FILE" | tr -d ' ')"
+export STREAM_BYTES="$(wc -c <"$WORK/payload/stream.bin" | tr -d ' ')"
+
+record_cmd "# stub upstream and reverse proxy: nginx -p PREFIX -c stub.conf / rproxy.conf (configs below)"
+start_stub
+NGX_PORT="$(free_port)"
+write_rproxy_conf "$NGX_PORT" "$STUB_PORT"
+start_nginx rproxy
+RPROXY_PID="$NGINX_PID_rproxy"
+wait_http "http://127.0.0.1:$NGX_PORT/" || die "nginx reverse proxy did not start (see $WORK/rproxy-error.log)"
+log "nginx reverse proxy (1 worker, keepalive 64) on 127.0.0.1:$NGX_PORT, pid $RPROXY_PID"
+
+STUB_URL="http://127.0.0.1:$STUB_PORT/model/$MODEL_ID/converse"
+NGX_URL="http://127.0.0.1:$NGX_PORT/model/$MODEL_ID/converse"
+CT=(-H "Content-Type: application/json")
+
+# (a) the stub alone, (b) nginx -> stub: CPU of the nginx under test (master + worker).
+measure a "stub direct (nginx return 200, 1 worker)" "$STUB_PID" "$STUB_URL" "${CT[@]}"
+measure b "nginx reverse proxy → stub (1 worker, keepalive 64)" "$RPROXY_PID" "$NGX_URL" "${CT[@]}"
+
+# (c) llmops-proxy, one shard, default driver (io_uring).
+start_proxy c 1
+PROXY_URL="http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse"
+measure c "llmops-proxy --threads 1 → stub (io_uring)" "$PROXY_PID" "$PROXY_URL" "${PROXY_HEADERS_OHA[@]}"
+
+# Fixed rate at half of (c)'s rate: stub direct, then the same proxy.
+FIXED_RATE="$(python3 "$BENCH_DIR/benchlib.py" rate "$WORK/results.jsonl" c)"
+export FIXED_RATE
+measure fixed-stub "stub direct at $FIXED_RATE req/s" "$STUB_PID" "$STUB_URL" -q "$FIXED_RATE" "${CT[@]}"
+measure fixed-proxy "llmops-proxy --threads 1 → stub at $FIXED_RATE req/s" "$PROXY_PID" "$PROXY_URL" \
+    -q "$FIXED_RATE" "${PROXY_HEADERS_OHA[@]}"
+
+# Streaming: time to first byte of ConverseStream under load (oha's first-byte
+# percentiles, same fixed rate), then unloaded (curl, sequential), direct / nginx / proxy.
+STUB_STREAM_URL="http://127.0.0.1:$STUB_PORT/model/$MODEL_ID/converse-stream"
+PROXY_STREAM_URL="http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse-stream"
+measure stream-fixed-stub "stub direct, converse-stream at $FIXED_RATE req/s" "$STUB_PID" "$STUB_STREAM_URL" \
+    -q "$FIXED_RATE" "${CT[@]}"
+measure stream-fixed-proxy "llmops-proxy --threads 1 → stub, converse-stream at $FIXED_RATE req/s" "$PROXY_PID" \
+    "$PROXY_STREAM_URL" -q "$FIXED_RATE" "${PROXY_HEADERS_OHA[@]}"
+ttfb stream-stub "stub direct" "$STUB_STREAM_URL" "${CT[@]}"
+ttfb stream-nginx "nginx reverse proxy → stub" "http://127.0.0.1:$NGX_PORT/model/$MODEL_ID/converse-stream" "${CT[@]}"
+TTFB_TO_PROXY=1 ttfb stream-proxy "llmops-proxy --threads 1 → stub" "$PROXY_STREAM_URL" "${PROXY_HEADERS_CURL[@]}"
+stop_proxy "c: io_uring, 1 thread"
+
+# (c) again on the epoll driver.
+start_proxy c-epoll 1 MONOIO_FORCE_LEGACY_DRIVER=1
+PROXY_URL="http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse"
+measure c-epoll "llmops-proxy --threads 1 → stub (epoll, MONOIO_FORCE_LEGACY_DRIVER=1)" "$PROXY_PID" "$PROXY_URL" \
+    "${PROXY_HEADERS_OHA[@]}"
+stop_proxy "c-epoll: epoll, 1 thread"
+
+# (c) again without the per-request access log line on stderr (default: on), to price it.
+SERVE_HELP="$("$BIN" serve --help 2>&1 || true)"
+if grep -q -- '--access-log' <<<"$SERVE_HELP"; then
+    start_proxy c-nolog 1 -- --access-log off
+    PROXY_URL="http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse"
+    measure c-nolog "llmops-proxy --threads 1 --access-log off → stub (io_uring)" "$PROXY_PID" "$PROXY_URL" \
+        "${PROXY_HEADERS_OHA[@]}"
+    stop_proxy "c-nolog: io_uring, 1 thread, --access-log off"
+fi
+
+# (d) llmops-proxy on every core.
+start_proxy d "$MACHINE_NPROC"
+PROXY_URL="http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse"
+measure d "llmops-proxy --threads $MACHINE_NPROC → stub (io_uring)" "$PROXY_PID" "$PROXY_URL" "${PROXY_HEADERS_OHA[@]}"
+stop_proxy "d: io_uring, $MACHINE_NPROC threads"
+
+{
+    echo "# nginx configs of this run (paths under the temporary work dir)"
+    sed 's/^/# stub.conf: /' "$WORK/stub.conf"
+    sed 's/^/# rproxy.conf: /' "$WORK/rproxy.conf"
+} >>"$CMDS_FILE"
+
+RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}"
+if [ ! -f "$RESULTS" ]; then
+    cat >"$RESULTS" <<'EOF'
+# Load benchmark results
+
+Sections are appended by `bash bench/run.sh` (llmops-proxy against an nginx stub upstream and an
+nginx reverse proxy) and `bash bench/peers.sh` (LiteLLM's proxy on the same load); see
+`bench/README.md` for what each figure means. The machines are shared and noisy: compare ratios
+within one section, not absolute figures across sections.
+EOF
+fi
+python3 "$BENCH_DIR/benchlib.py" report "$WORK/results.jsonl" run >"$WORK/section.md"
+cat "$WORK/section.md" >>"$RESULTS"
+cat "$WORK/section.md"
+log "appended to $RESULTS"
