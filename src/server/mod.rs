@@ -130,7 +130,18 @@ impl Shard {
     pub fn next_request_id(&self) -> String {
         let n = self.seq.get() + 1;
         self.seq.set(n);
-        format!("{:08x}{:04x}{:012x}", self.shared.instance, self.id as u16, n)
+        // {instance:08x}{shard:04x}{seq:012x}, written without the formatting machinery.
+        let mut out = [0u8; 24];
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                out[i] = b"0123456789abcdef"[(v & 0xf) as usize];
+                v >>= 4;
+            }
+        };
+        put(0, 8, self.shared.instance as u64);
+        put(8, 4, self.id as u64);
+        put(12, 12, n);
+        out.iter().map(|&b| b as char).collect()
     }
 
     fn refresh(&self) {

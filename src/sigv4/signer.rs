@@ -95,17 +95,21 @@ impl SigningTime {
     /// From unix seconds (UTC).
     pub fn from_unix(secs: i64) -> Self {
         let c = Civil::from_unix(secs);
-        let s = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            c.year.clamp(0, 9999),
-            c.month,
-            c.day,
-            c.hour,
-            c.minute,
-            c.second
-        );
         let mut amz_date = [b'0'; 16];
-        amz_date.copy_from_slice(&s.as_bytes()[..16]);
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (at..at + width).rev() {
+                amz_date[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, c.year.clamp(0, 9999) as u32);
+        put(4, 2, c.month);
+        put(6, 2, c.day);
+        put(9, 2, c.hour);
+        put(11, 2, c.minute);
+        put(13, 2, c.second);
+        amz_date[8] = b'T';
+        amz_date[15] = b'Z';
         SigningTime { amz_date, unix: secs }
     }
 

@@ -52,15 +52,27 @@ pub fn cut_message(s: &str) -> String {
 /// Formats 1e-12 USD units as a decimal string with 12 fractional digits trimmed to at
 /// least 6 (`0.000123000000` → `0.000123`).
 pub fn format_usd(pico: i128) -> String {
-    let neg = pico < 0;
     let v = pico.unsigned_abs();
     let int = v / 1_000_000_000_000;
-    let frac = v % 1_000_000_000_000;
-    let mut f = format!("{frac:012}");
-    while f.len() > 6 && f.ends_with('0') {
-        f.pop();
+    let mut frac = (v % 1_000_000_000_000) as u64;
+    let mut out = String::with_capacity(24);
+    if pico < 0 {
+        out.push('-');
     }
-    format!("{}{int}.{f}", if neg { "-" } else { "" })
+    out.push_str(&int.to_string());
+    out.push('.');
+    // Twelve digits, trailing zeros trimmed down to six.
+    let mut digits = [b'0'; 12];
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    let mut end = 12;
+    while end > 6 && digits[end - 1] == b'0' {
+        end -= 1;
+    }
+    out.extend(digits[..end].iter().map(|&b| b as char));
+    out
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Usage scan of a Converse response body with simd-json: `usage.*Tokens`,
 //! `metrics.latencyMs`, `stopReason`. simd-json parses in place, so the body is copied
-//! into a reused scratch buffer first (the client gets the bytes untouched). Malformed
-//! JSON, missing or odd fields yield `None`s, never an error.
+//! into a reused scratch buffer first (the client gets the bytes untouched), and read
+//! through its tape (no value tree is built). Malformed JSON, missing or odd fields yield
+//! `None`s, never an error.
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
@@ -43,6 +44,31 @@ fn int(v: Option<&BorrowedValue<'_>>) -> Option<i64> {
         .filter(|n| *n >= 0)
 }
 
+fn tape_int(v: Option<simd_json::tape::Value<'_, '_>>) -> Option<i64> {
+    let v = v?;
+    v.as_i64()
+        .or_else(|| v.as_u64().and_then(|u| i64::try_from(u).ok()))
+        .filter(|n| *n >= 0)
+}
+
+/// [`usage_from_value`] over a simd-json tape.
+pub fn usage_from_tape(v: simd_json::tape::Value<'_, '_>) -> Usage {
+    let usage = v.get("usage");
+    let metrics = v.get("metrics");
+    let u = |k: &str| tape_int(usage.as_ref().and_then(|u| u.get(k)));
+    Usage {
+        input_tokens: u("inputTokens"),
+        output_tokens: u("outputTokens"),
+        total_tokens: u("totalTokens"),
+        cache_read_tokens: u("cacheReadInputTokens"),
+        cache_write_tokens: u("cacheWriteInputTokens"),
+        latency_ms: tape_int(metrics.as_ref().and_then(|m| m.get("latencyMs"))),
+        stop_reason: v
+            .get("stopReason")
+            .and_then(|s| s.as_str().map(|s| s.chars().take(MAX_STOP_REASON).collect())),
+    }
+}
+
 /// Reads the usage fields out of a parsed Converse body or stream `metadata` event.
 pub fn usage_from_value(v: &BorrowedValue<'_>) -> Usage {
     let usage = v.get("usage");
@@ -70,11 +96,12 @@ impl Scanner {
     pub fn scan(&mut self, body: &[u8]) -> Option<Usage> {
         self.scratch.clear();
         self.scratch.extend_from_slice(body);
-        let v = simd_json::to_borrowed_value_with_buffers(&mut self.scratch, &mut self.buffers).ok()?;
+        let tape = simd_json::to_tape_with_buffers(&mut self.scratch, &mut self.buffers).ok()?;
+        let v = tape.as_value();
         if !v.is_object() {
             return None;
         }
-        Some(usage_from_value(&v))
+        Some(usage_from_tape(v))
     }
 }
 
