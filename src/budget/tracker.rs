@@ -135,7 +135,9 @@ pub struct Status {
 #[derive(Debug, Default)]
 pub struct Tracker {
     budgets: Vec<Budget>,
-    local: HashMap<SpendKey, i128>,
+    /// budget name → period → value → spend. Nested so that counting a row allocates
+    /// nothing once its keys exist (this runs for every budget on every row).
+    local: HashMap<String, HashMap<i64, HashMap<String, i128>>>,
     /// Fleet totals read from the shared store, and how much of `local` they include.
     fleet: HashMap<SpendKey, (i128, i128)>,
     alerted: HashSet<(SpendKey, u8)>,
@@ -171,19 +173,58 @@ impl Tracker {
             };
             let secs = r.ts_micros.div_euclid(1_000_000);
             for b in &self.budgets {
-                if let Some(v) = b.key_for(r) {
-                    *self
-                        .local
-                        .entry((b.name.clone(), v.to_string(), period_id(b.period, secs)))
-                        .or_default() += cost;
+                let Some(v) = b.key_for(r) else { continue };
+                let pid = period_id(b.period, secs);
+                let periods = match self.local.get_mut(b.name.as_str()) {
+                    Some(p) => p,
+                    None => self.local.entry(b.name.clone()).or_default(),
+                };
+                let values = periods.entry(pid).or_default();
+                match values.get_mut(v) {
+                    Some(x) => *x += cost,
+                    None => {
+                        values.insert(v.to_string(), cost);
+                    }
                 }
             }
         }
     }
 
     /// Local spend per key (the store thread pushes the growth).
-    pub fn local(&self) -> &HashMap<SpendKey, i128> {
-        &self.local
+    pub fn local(&self) -> HashMap<SpendKey, i128> {
+        let mut out = HashMap::new();
+        for (name, periods) in &self.local {
+            for (pid, values) in periods {
+                for (v, c) in values {
+                    out.insert((name.clone(), v.clone(), *pid), *c);
+                }
+            }
+        }
+        out
+    }
+
+    fn local_spend(&self, key: &SpendKey) -> i128 {
+        self.local
+            .get(key.0.as_str())
+            .and_then(|p| p.get(&key.2))
+            .and_then(|v| v.get(key.1.as_str()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every key with local or fleet spend.
+    fn keys(&self) -> Vec<SpendKey> {
+        let mut keys: HashSet<SpendKey> = self.fleet.keys().cloned().collect();
+        for (name, periods) in &self.local {
+            for (pid, values) in periods {
+                for v in values.keys() {
+                    keys.insert((name.clone(), v.clone(), *pid));
+                }
+            }
+        }
+        let mut keys: Vec<SpendKey> = keys.into_iter().collect();
+        keys.sort();
+        keys
     }
 
     /// Records a fleet total that includes `included_local` of this instance's spend.
@@ -198,7 +239,7 @@ impl Tracker {
 
     /// Spend of a key: the fleet total plus what was recorded locally since, else local.
     pub fn spend(&self, key: &SpendKey) -> i128 {
-        let local = self.local.get(key).copied().unwrap_or(0);
+        let local = self.local_spend(key);
         match self.fleet.get(key) {
             Some((total, included)) => total + (local - included).max(0),
             None => local,
@@ -213,7 +254,11 @@ impl Tracker {
             .map(|b| (b.name.as_str(), period_id(b.period, now)))
             .collect();
         let keep = |k: &SpendKey| current.get(k.0.as_str()).is_none_or(|p| k.2 >= *p);
-        self.local.retain(|k, _| keep(k));
+        for (name, periods) in self.local.iter_mut() {
+            if let Some(cur) = current.get(name.as_str()) {
+                periods.retain(|pid, _| pid >= cur);
+            }
+        }
         self.fleet.retain(|k, _| keep(k));
         self.alerted.retain(|(k, _)| keep(k));
     }
@@ -232,15 +277,7 @@ impl Tracker {
             budgets: blockers,
             blocked: HashMap::new(),
         };
-        let keys: Vec<SpendKey> = self
-            .local
-            .keys()
-            .chain(self.fleet.keys())
-            .cloned()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        for key in keys {
+        for key in self.keys() {
             let Some(b) = self.budgets.iter().find(|b| b.name == key.0) else {
                 continue;
             };
@@ -292,15 +329,7 @@ impl Tracker {
     /// Every key of the current periods, for metrics and the report.
     pub fn status(&self, now: i64) -> Vec<Status> {
         let mut out: Vec<Status> = Vec::new();
-        let mut keys: Vec<&SpendKey> = self
-            .local
-            .keys()
-            .chain(self.fleet.keys())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        keys.sort();
-        for key in keys {
+        for key in self.keys() {
             let Some(b) = self.budgets.iter().find(|b| b.name == key.0) else {
                 continue;
             };
@@ -310,7 +339,7 @@ impl Tracker {
             out.push(Status {
                 budget: b.name.clone(),
                 value: key.1.clone(),
-                spent: self.spend(key),
+                spent: self.spend(&key),
                 limit: b.limit,
                 blocked_requests: 0,
             });
