@@ -30,6 +30,29 @@ fn env(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
 
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// Parses a subcommand's flags and hands its configuration sources to `f`; a bad flag
+/// exits with code 2 naming it.
+fn with_sources(
+    specs: &[config::FlagSpec],
+    rest: &[String],
+    use_env: bool,
+    f: impl FnOnce(&Args, &Sources<'_>) -> i32,
+) -> i32 {
+    let args = match Args::parse(specs, rest) {
+        Ok(a) => a,
+        Err(e) => return config_exit(&e),
+    };
+    let envf: &dyn Fn(&str) -> Option<String> = if use_env { &env } else { &no_env };
+    match Sources::new(&args, envf) {
+        Ok(s) => f(&args, &s),
+        Err(e) => config_exit(&e),
+    }
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let code = run(argv);
@@ -62,113 +85,19 @@ fn run(argv: Vec<String>) -> i32 {
         return 0;
     }
     match cmd.as_str() {
-        "serve" => {
-            let args = match Args::parse(config::SERVE_FLAGS, rest) {
-                Ok(a) => a,
-                Err(e) => return config_exit(&e),
-            };
-            let envf = env;
-            let sources = match Sources::new(&args, &envf) {
-                Ok(s) => s,
-                Err(e) => return config_exit(&e),
-            };
-            let cfg = match ServeConfig::from_sources(&sources) {
-                Ok(c) => c,
-                Err(e) => return config_exit(&e),
-            };
-            llmops_proxy::log::set_json(cfg.log_format == config::LogFormat::Json);
-            match llmops_proxy::server::serve(cfg, None) {
-                Ok(()) => 0,
-                Err(ServeError::Config(e)) => config_exit(&e),
-                Err(ServeError::Runtime(e)) => {
-                    llmops_proxy::log::error("fatal", &[("error", &e)]);
-                    1
-                }
-            }
-        }
-        "mock-upstream" => {
-            let args = match Args::parse(config::MOCK_FLAGS, rest) {
-                Ok(a) => a,
-                Err(e) => return config_exit(&e),
-            };
-            let envf = env;
-            let sources = match Sources::new(&args, &envf) {
-                Ok(s) => s,
-                Err(e) => return config_exit(&e),
-            };
-            if let Ok(f) = config::log_format(&sources) {
-                llmops_proxy::log::set_json(f == config::LogFormat::Json);
-            }
-            let listen: SocketAddr = match sources.addr("listen", "127.0.0.1:9000") {
-                Ok(a) => a,
-                Err(e) => return config_exit(&e),
-            };
-            let mut cfg = MockConfig::new(listen);
-            match (sources.get("tls-cert"), sources.get("tls-key")) {
-                (None, None) => {}
-                (Some(c), Some(k)) => match llmops_proxy::tls::server_config(c.as_ref(), k.as_ref(), None) {
-                    Ok(t) => cfg.tls = Some(t),
-                    Err(e) => return config_exit(&ConfigError::new("tls-cert", e.to_string())),
-                },
-                (Some(_), None) => return config_exit(&ConfigError::new("tls-key", "needed with --tls-cert")),
-                (None, Some(_)) => return config_exit(&ConfigError::new("tls-cert", "needed with --tls-key")),
-            }
-            match sources.parse_num::<u64>("idle-close-ms", 0) {
-                Ok(0) => {}
-                Ok(ms) => cfg.idle_close = Some(std::time::Duration::from_millis(ms)),
-                Err(e) => return config_exit(&e),
-            }
-            for c in args.all("credential") {
-                match Credential::parse(c) {
-                    Some(c) => cfg.credentials.push(c),
-                    None => {
-                        return config_exit(&ConfigError::new(
-                            "credential",
-                            format!("`{c}` is not AKID:SECRET[:TOKEN]"),
-                        ))
-                    }
-                }
-            }
-            match llmops_proxy::mock::run(cfg, None, Arc::new(AtomicBool::new(false))) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("llmops-proxy mock-upstream: {e}");
-                    1
-                }
-            }
-        }
-        "demo" => {
-            let args = match Args::parse(config::DEMO_FLAGS, rest) {
-                Ok(a) => a,
-                Err(e) => return config_exit(&e),
-            };
-            let none = |_: &str| None;
-            let sources = match Sources::new(&args, &none) {
-                Ok(s) => s,
-                Err(e) => return config_exit(&e),
-            };
+        "serve" => with_sources(config::SERVE_FLAGS, rest, true, |_, sources| serve(sources)),
+        "mock-upstream" => with_sources(config::MOCK_FLAGS, rest, true, mock_upstream),
+        "demo" => with_sources(config::DEMO_FLAGS, rest, false, |_, sources| {
             let n: usize = match sources.parse_num("requests", 12) {
                 Ok(n) => n,
                 Err(e) => return config_exit(&e),
             };
-            let dir = match sources.path("usage-dir") {
-                Ok(d) => d,
-                Err(e) => return config_exit(&e),
-            };
-            llmops_proxy::demo::run(dir, n)
-        }
-        "report" => {
-            let args = match Args::parse(config::REPORT_FLAGS, rest) {
-                Ok(a) => a,
-                Err(e) => return config_exit(&e),
-            };
-            let envf = env;
-            let sources = match Sources::new(&args, &envf) {
-                Ok(s) => s,
-                Err(e) => return config_exit(&e),
-            };
-            report(&sources)
-        }
+            match sources.path("usage-dir") {
+                Ok(dir) => llmops_proxy::demo::run(dir, n),
+                Err(e) => config_exit(&e),
+            }
+        }),
+        "report" => with_sources(config::REPORT_FLAGS, rest, true, |_, sources| report(sources)),
         "help" => {
             print!("{USAGE}");
             0
@@ -176,6 +105,65 @@ fn run(argv: Vec<String>) -> i32 {
         other => {
             eprintln!("llmops-proxy: unknown command `{other}`\n\n{USAGE}");
             2
+        }
+    }
+}
+
+fn serve(sources: &Sources<'_>) -> i32 {
+    let cfg = match ServeConfig::from_sources(sources) {
+        Ok(c) => c,
+        Err(e) => return config_exit(&e),
+    };
+    llmops_proxy::log::set_json(cfg.log_format == config::LogFormat::Json);
+    match llmops_proxy::server::serve(cfg, None) {
+        Ok(()) => 0,
+        Err(ServeError::Config(e)) => config_exit(&e),
+        Err(ServeError::Runtime(e)) => {
+            llmops_proxy::log::error("fatal", &[("error", &e)]);
+            1
+        }
+    }
+}
+
+fn mock_upstream(args: &Args, sources: &Sources<'_>) -> i32 {
+    if let Ok(f) = config::log_format(sources) {
+        llmops_proxy::log::set_json(f == config::LogFormat::Json);
+    }
+    let listen: SocketAddr = match sources.addr("listen", "127.0.0.1:9000") {
+        Ok(a) => a,
+        Err(e) => return config_exit(&e),
+    };
+    let mut cfg = MockConfig::new(listen);
+    match (sources.get("tls-cert"), sources.get("tls-key")) {
+        (None, None) => {}
+        (Some(c), Some(k)) => match llmops_proxy::tls::server_config(c.as_ref(), k.as_ref(), None) {
+            Ok(t) => cfg.tls = Some(t),
+            Err(e) => return config_exit(&ConfigError::new("tls-cert", e.to_string())),
+        },
+        (Some(_), None) => return config_exit(&ConfigError::new("tls-key", "needed with --tls-cert")),
+        (None, Some(_)) => return config_exit(&ConfigError::new("tls-cert", "needed with --tls-key")),
+    }
+    match sources.parse_num::<u64>("idle-close-ms", 0) {
+        Ok(0) => {}
+        Ok(ms) => cfg.idle_close = Some(std::time::Duration::from_millis(ms)),
+        Err(e) => return config_exit(&e),
+    }
+    for c in args.all("credential") {
+        match Credential::parse(c) {
+            Some(c) => cfg.credentials.push(c),
+            None => {
+                return config_exit(&ConfigError::new(
+                    "credential",
+                    format!("`{c}` is not AKID:SECRET[:TOKEN]"),
+                ))
+            }
+        }
+    }
+    match llmops_proxy::mock::run(cfg, None, Arc::new(AtomicBool::new(false))) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("llmops-proxy mock-upstream: {e}");
+            1
         }
     }
 }

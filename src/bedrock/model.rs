@@ -31,15 +31,6 @@ impl std::fmt::Display for ModelIdError {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn allowed(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-' | b'+' | b'@' | b'=' | b',' | b'~')
 }
@@ -55,8 +46,8 @@ pub fn decode_model_id(raw: &[u8]) -> Result<String, ModelIdError> {
         let b = raw[i];
         if b == b'%' {
             let (Some(h), Some(l)) = (
-                raw.get(i + 1).and_then(|&c| hex(c)),
-                raw.get(i + 2).and_then(|&c| hex(c)),
+                raw.get(i + 1).and_then(|&c| crate::util::hex::digit_value(c)),
+                raw.get(i + 2).and_then(|&c| crate::util::hex::digit_value(c)),
             ) else {
                 return Err(ModelIdError::BadEscape);
             };

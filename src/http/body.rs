@@ -78,7 +78,7 @@ impl ChunkedDecoder {
                 State::Done => return Ok(i),
                 State::Size { digits } => {
                     self.bump_line()?;
-                    match hex(b) {
+                    match crate::util::hex::digit_value(b) {
                         Some(d) => {
                             if digits >= 15 {
                                 return Err(BAD_CHUNK);
@@ -177,15 +177,6 @@ impl ChunkedDecoder {
             return Err(BAD_CHUNK);
         }
         Ok(())
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -147,7 +147,10 @@ pub fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < input.len() {
         if input[i] == b'%' && i + 2 < input.len() {
-            if let (Some(h), Some(l)) = (hex_val(input[i + 1]), hex_val(input[i + 2])) {
+            if let (Some(h), Some(l)) = (
+                crate::util::hex::digit_value(input[i + 1]),
+                crate::util::hex::digit_value(input[i + 2]),
+            ) {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;
@@ -157,15 +160,6 @@ pub fn percent_decode(input: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn cmp_lower(a: &str, b: &str) -> std::cmp::Ordering {

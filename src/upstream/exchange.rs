@@ -154,30 +154,23 @@ pub async fn write_request(
     // own owned buffer, never copied. (monoio's vectored write-all mishandles partial
     // writes of large buffers, so two plain writes are used instead.)
     let mut head = head;
-    let body = if body.len() <= SMALL_BODY_BYTES {
+    let small = body.len() <= SMALL_BODY_BYTES;
+    if small {
         head.extend_from_slice(&body);
-        let r = monoio::time::timeout_at(deadline.into(), conn.write_all(head)).await;
-        match r {
-            Err(_) => return (Err(UpstreamError::Deadline), body),
-            Ok((Err(error), mut h)) => {
-                h.zeroize();
+    }
+    // The head holds the signature and any session token: zero it once written.
+    match monoio::time::timeout_at(deadline.into(), conn.write_all(head)).await {
+        Err(_) => return (Err(UpstreamError::Deadline), body),
+        Ok((res, mut h)) => {
+            h.zeroize();
+            if let Err(error) = res {
                 return (Err(UpstreamError::Io { started: false, error }), body);
             }
-            Ok((Ok(_), mut h)) => {
-                h.zeroize();
-                body
-            }
         }
+    }
+    let body = if small {
+        body
     } else {
-        let r = monoio::time::timeout_at(deadline.into(), conn.write_all(head)).await;
-        match r {
-            Err(_) => return (Err(UpstreamError::Deadline), body),
-            Ok((Err(error), mut h)) => {
-                h.zeroize();
-                return (Err(UpstreamError::Io { started: false, error }), body);
-            }
-            Ok((Ok(_), mut h)) => h.zeroize(),
-        }
         match monoio::time::timeout_at(deadline.into(), conn.write_all(body)).await {
             Err(_) => return (Err(UpstreamError::Deadline), Vec::new()),
             Ok((Err(error), b)) => return (Err(UpstreamError::Io { started: false, error }), b),

@@ -2,6 +2,16 @@
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The value of one hexadecimal digit (either case).
+pub fn digit_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// Writes `bytes` as lower-case hex into `out`, which must be twice as long.
 pub fn encode_into(bytes: &[u8], out: &mut [u8]) {
     debug_assert_eq!(out.len(), bytes.len() * 2);
