@@ -95,6 +95,7 @@ pub struct Shard {
     seq: Cell<u64>,
     current: RefCell<(u64, Reloadable)>,
     blocks: RefCell<(u64, Arc<crate::budget::BlockSet>)>,
+    tls_local: RefCell<(u64, Option<Arc<rustls::ServerConfig>>)>,
 }
 
 impl Shard {
@@ -119,6 +120,7 @@ impl Shard {
             seq: Cell::new(0),
             current: RefCell::new((gen, cur)),
             blocks: RefCell::new((u64::MAX, Arc::default())),
+            tls_local: RefCell::new((u64::MAX, None)),
         }
     }
 
@@ -164,9 +166,22 @@ impl Shard {
     }
 
     /// The current TLS server configuration (SIGHUP swaps it; open connections keep theirs).
+    ///
+    /// Each shard serves from its own copy with its own session cache (stateful
+    /// resumption without a lock shared between cores); the ticket keys stay shared, so a
+    /// ticket issued by one shard resumes on any other.
     pub fn tls_server(&self) -> Option<Arc<rustls::ServerConfig>> {
         self.refresh();
-        self.current.borrow().1.tls.clone()
+        let gen = self.current.borrow().0;
+        if self.tls_local.borrow().0 != gen {
+            let local = self.current.borrow().1.tls.as_ref().map(|shared| {
+                let mut c = (**shared).clone();
+                c.session_storage = rustls::server::ServerSessionMemoryCache::new(crate::tls::SESSION_CACHE_ENTRIES);
+                Arc::new(c)
+            });
+            *self.tls_local.borrow_mut() = (gen, local);
+        }
+        self.tls_local.borrow().1.clone()
     }
 
     /// The current prices, borrowed.
