@@ -55,9 +55,9 @@ pub fn write_canonical_uri(path: &[u8], normalize: bool, enc: PathEncoding, out:
         uri_encode(path, keep, out);
         return;
     }
-    // Normalise into segments. Paths here are short, so a small segment stack is fine.
-    let mut segs: [(usize, usize); 128] = [(0, 0); 128];
-    let mut n = 0usize;
+    // Normalise into a stack of segment ranges (any number of segments: a fuzzer found
+    // that a fixed-size stack silently dropped the 129th).
+    let mut segs: Vec<(usize, usize)> = Vec::with_capacity(8);
     let trailing =
         path.ends_with(b"/") || path.ends_with(b"/.") || path.ends_with(b"/..") || path == b"." || path == b"..";
     for seg in split_segments(path) {
@@ -65,25 +65,20 @@ pub fn write_canonical_uri(path: &[u8], normalize: bool, enc: PathEncoding, out:
             (s, e) if e == s => {}
             (s, e) if &path[s..e] == b"." => {}
             (s, e) if &path[s..e] == b".." => {
-                n = n.saturating_sub(1);
+                segs.pop();
             }
-            (s, e) => {
-                if n < segs.len() {
-                    segs[n] = (s, e);
-                    n += 1;
-                }
-            }
+            (s, e) => segs.push((s, e)),
         }
     }
     out.push(b'/');
-    for (i, &(s, e)) in segs[..n].iter().enumerate() {
+    for (i, &(s, e)) in segs.iter().enumerate() {
         if i > 0 {
             out.push(b'/');
         }
         // Segments hold no '/', so `keep` only matters for '%'.
         uri_encode(&path[s..e], keep, out);
     }
-    if trailing && n > 0 {
+    if trailing && !segs.is_empty() {
         out.push(b'/');
     }
 }
