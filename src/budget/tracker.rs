@@ -59,8 +59,9 @@ pub struct Blocked {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockSet {
     pub budgets: Vec<Budget>,
-    /// (index into `budgets`, value) → why.
-    pub blocked: HashMap<(usize, String), Blocked>,
+    /// index into `budgets` → value → why. Only budgets with a blocked value are keys,
+    /// so a check looks at those alone, without allocating.
+    pub blocked: HashMap<usize, HashMap<String, Blocked>>,
 }
 
 impl BlockSet {
@@ -69,9 +70,10 @@ impl BlockSet {
         if self.blocked.is_empty() {
             return None;
         }
-        for (i, b) in self.budgets.iter().enumerate() {
+        for (i, values) in &self.blocked {
+            let Some(b) = self.budgets.get(*i) else { continue };
             let Some(v) = b.key_for(r) else { continue };
-            if let Some(bl) = self.blocked.get(&(i, v.to_string())) {
+            if let Some(bl) = values.get(v) {
                 if now < bl.reset_at {
                     return Some(bl);
                 }
@@ -162,23 +164,28 @@ impl Tracker {
         self.budgets = budgets;
     }
 
-    /// Adds the cost of each row to every budget it matches.
+    /// Adds the cost of each row to every budget it matches. Budgets are the outer loop so
+    /// that a budget's maps are looked up once per batch; per matching row it costs one
+    /// integer and one string hash, and no allocation once the keys exist.
     pub fn observe(&mut self, rows: &[UsageRecord]) {
         for r in rows {
             if let Some(name) = &r.blocked_by {
                 *self.blocked_requests.entry(name.clone()).or_default() += 1;
             }
-            let Some(cost) = r.cost_pico_usd.filter(|c| *c > 0) else {
+        }
+        for b in &self.budgets {
+            if !self.local.contains_key(b.name.as_str()) {
+                self.local.insert(b.name.clone(), HashMap::new());
+            }
+            let Some(periods) = self.local.get_mut(b.name.as_str()) else {
                 continue;
             };
-            let secs = r.ts_micros.div_euclid(1_000_000);
-            for b in &self.budgets {
-                let Some(v) = b.key_for(r) else { continue };
-                let pid = period_id(b.period, secs);
-                let periods = match self.local.get_mut(b.name.as_str()) {
-                    Some(p) => p,
-                    None => self.local.entry(b.name.clone()).or_default(),
+            for r in rows {
+                let Some(cost) = r.cost_pico_usd.filter(|c| *c > 0) else {
+                    continue;
                 };
+                let Some(v) = b.key_for(r) else { continue };
+                let pid = period_id(b.period, r.ts_micros.div_euclid(1_000_000));
                 let values = periods.entry(pid).or_default();
                 match values.get_mut(v) {
                     Some(x) => *x += cost,
@@ -302,8 +309,8 @@ impl Tracker {
             }
             if b.action == Action::Block && spent >= b.limit {
                 if let Some(i) = set.budgets.iter().position(|x| x.name == b.name) {
-                    set.blocked.insert(
-                        (i, key.1.clone()),
+                    set.blocked.entry(i).or_default().insert(
+                        key.1.clone(),
                         Blocked {
                             budget: b.name.clone(),
                             value: key.1.clone(),
@@ -317,7 +324,12 @@ impl Tracker {
         }
         let changed = set.budgets != self.published.budgets
             || set.blocked.len() != self.published.blocked.len()
-            || set.blocked.keys().any(|k| !self.published.blocked.contains_key(k));
+            || set.blocked.iter().any(|(i, vals)| {
+                self.published
+                    .blocked
+                    .get(i)
+                    .is_none_or(|old| old.len() != vals.len() || vals.keys().any(|v| !old.contains_key(v)))
+            });
         if changed {
             self.published = Arc::new(set);
             Some(self.published.clone())
