@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Helpers of bench/run.sh and bench/peers.sh: CPU time, oha JSON, TTFB, proxy checks, report.
+"""Helpers of bench/run.sh, peers.sh, tls.sh and budgets.sh: CPU time, oha JSON, TTFB, proxy checks, report.
 
     benchlib.py cpu PID...                           CPU seconds (utime+stime) of PIDs and descendants
     benchlib.py oha SCEN LABEL JSON CPU0 CPU1 [TARGET]  one JSON line; exit 1 if < 99% of answers are 200
@@ -7,7 +7,13 @@
     benchlib.py proxy-check NAME METRICS USAGE_DIR LOG [SENT_JSON...]  one JSON line
     benchlib.py show RESULTS.jsonl SCEN              prints one scenario's figures
     benchlib.py rate RESULTS.jsonl SCEN              half of SCEN's requests/s, as an integer
-    benchlib.py report RESULTS.jsonl KIND            the markdown section (KIND: run | peers)
+    benchlib.py report RESULTS.jsonl KIND            the markdown section (KIND: run | peers | tls | budgets)
+    benchlib.py handshakes SCEN LABEL M0 M1          TLS handshakes llmops-proxy counted between two /metrics scrapes
+    benchlib.py handshakes-count SCEN LABEL RESUMED FULL  the same, counted elsewhere (nginx's log)
+    benchlib.py note SCEN TEXT                       a line for the report
+    benchlib.py busy PID                             machine busy ticks, PID's tree ticks, monotonic time
+    benchlib.py other SCEN B0 O0 T0 B1 O1 T1      one JSON line: CPU of other processes between two `busy`
+    benchlib.py show-any RESULTS.jsonl SCEN          show, plus handshake and tls_resume.py records
 
 CPU ticks come from /proc/PID/stat fields 14 and 15 (utime, stime; every thread of the
 process), divided by CLK_TCK (os.sysconf("SC_CLK_TCK"), as `getconf CLK_TCK`). For nginx
@@ -526,6 +532,366 @@ def cmd_report(path, kind):
     return 0
 
 
+# --- bench/tls.sh and bench/budgets.sh ---------------------------------------------------
+
+
+def tree_ticks(pid):
+    """utime+stime+cutime+cstime of PID and every descendant (children already reaped
+    are in their parent's cutime/cstime, so the sum does not drop when one exits)."""
+    seen, todo, total = set(), [int(pid)], 0
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+        todo.extend(children(p))
+    return total
+
+
+def cmd_busy(pid):
+    """Prints "BUSY OURS T": ticks the whole machine spent in user+nice+system (/proc/stat),
+    ticks of PID's process tree, and CLOCK_MONOTONIC seconds."""
+    import time  # noqa: PLC0415
+
+    with open("/proc/stat") as f:
+        cpu = f.readline().split()
+    busy = int(cpu[1]) + int(cpu[2]) + int(cpu[3])
+    print(f"{busy} {tree_ticks(pid)} {time.monotonic():.3f}")
+    return 0
+
+
+def cmd_other(scen, b0, o0, t0, b1, o1, t1):
+    """CPU seconds that processes outside the benchmark's tree used between two `busy`."""
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = (int(b1) - int(b0)) / hz
+    ours = (int(o1) - int(o0)) / hz
+    rec = {
+        "kind": "other",
+        "scenario": scen,
+        "wall_s": round(float(t1) - float(t0), 2),
+        "busy_s": round(busy, 2),
+        "ours_s": round(ours, 2),
+        "other_s": round(max(0.0, busy - ours), 2),
+    }
+    print(json.dumps(rec))
+    return 0
+
+
+def other_line(recs, lines):
+    """One line: CPU of other processes during each measured run, flagged when it is more
+    than 5 % of the machine."""
+    os_ = [r for r in recs if r["kind"] == "other"]
+    if not os_:
+        return
+    cores = int(os.environ.get("MACHINE_NPROC", "1") or 1)
+    parts = []
+    for r in os_:
+        cap = cores * r["wall_s"]
+        flag = " **(disturbed)**" if cap and r["other_s"] > 0.05 * cap else ""
+        parts.append(f"{r['scenario']} {r['other_s']:.1f} of {cap:.0f}{flag}")
+    lines.append("")
+    lines.append(
+        f"Other load: CPU seconds used by processes outside the benchmark during each measured run, of "
+        f"{cores} cores × the run's wall time (/proc/stat user+nice+system less the benchmark's own process "
+        "tree, so kernel time not charged to a process counts as other; more than 5 % is flagged): "
+        + ", ".join(parts) + "."
+    )
+
+
+def tls_counts(path):
+    m = parse_metrics(path)
+    hs = {"full": 0, "resumed": 0}
+    for labels, v in m.get("llmops_tls_handshakes_total", []):
+        k = re.search(r'kind="([^"]+)"', labels)
+        if k:
+            hs[k.group(1)] = hs.get(k.group(1), 0) + int(v)
+    fails = {}
+    for labels, v in m.get("llmops_tls_handshake_failures_total", []):
+        k = re.search(r'reason="([^"]+)"', labels)
+        if k:
+            fails[k.group(1)] = fails.get(k.group(1), 0) + int(v)
+    return hs, fails, bool(m)
+
+
+def cmd_handshakes(scen, label, m0, m1):
+    """Handshakes llmops-proxy counted between two /metrics scrapes over TLS, less the
+    second scrape's own (full) handshake."""
+    (h0, f0, ok0), (h1, f1, ok1) = tls_counts(m0), tls_counts(m1)
+    if not (ok0 and ok1):
+        sys.stderr.write(f"({scen}) cannot read /metrics scrapes {m0} {m1}\n")
+        return 1
+    fails = {k: f1.get(k, 0) - f0.get(k, 0) for k in set(f0) | set(f1)}
+    rec = {
+        "kind": "handshakes",
+        "scenario": scen,
+        "label": label,
+        "source": "llmops_tls_handshakes_total (/metrics, less the scrape's own handshake)",
+        "full": h1["full"] - h0["full"] - 1,
+        "resumed": h1["resumed"] - h0["resumed"],
+        "failures": {k: v for k, v in fails.items() if v},
+    }
+    print(json.dumps(rec))
+    return 0
+
+
+def cmd_handshakes_count(scen, label, resumed, full):
+    rec = {
+        "kind": "handshakes",
+        "scenario": scen,
+        "label": label,
+        "source": "nginx access log, $ssl_session_reused per request",
+        "full": int(full),
+        "resumed": int(resumed),
+        "failures": None,
+    }
+    print(json.dumps(rec))
+    return 0
+
+
+def cmd_note(scen, text):
+    print(json.dumps({"kind": "note", "scenario": scen, "text": text}))
+    return 0
+
+
+def cmd_show_any(path, scen):
+    """Shows the handshake and tls_resume.py records of SCEN (measure shows oha's)."""
+    recs = [r for r in load(path) if r.get("scenario") == scen]
+    for r in recs:
+        if r["kind"] == "oha":
+            continue
+        if r["kind"] == "handshakes":
+            print(f"    -> handshakes: {r['full']:,} full, {r['resumed']:,} resumed, failures {r['failures']}")
+        elif r["kind"] == "resume":
+            print(
+                f"    -> {r['conn_per_s']:,.0f} connections/s ({r['mode']}), p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
+                f"client saw {r['client_reused']}/{r['connections']} resumed, {r['ok']} 200, "
+                f"CPU {r['cpu_s']} s ({r['cpu_s_per_1k']} s/1k), {r['version']} {r['cipher']}"
+            )
+    return 0
+
+
+def commands_block(lines):
+    cmds = os.environ.get("CMDS_FILE")
+    if cmds and os.path.exists(cmds):
+        lines.append("")
+        lines.append("<details><summary>Exact commands</summary>")
+        lines.append("")
+        lines.append("```sh")
+        with open(cmds) as f:
+            lines.extend(x.rstrip("\n") for x in f)
+        lines.append("```")
+        lines.append("")
+        lines.append("</details>")
+
+
+def tls_ratio_line(lines, name, plain, tls, target=None):
+    if not (plain and tls and plain.get("rps") and tls.get("rps")):
+        return
+    r = tls["rps"] / plain["rps"]
+    verdict = ""
+    if target is not None:
+        verdict = f" (target ≥ {target:.2f}: **{'met' if r >= target else 'NOT met'}**)"
+    cpu = ""
+    if plain.get("cpu_s_per_1k") and tls.get("cpu_s_per_1k"):
+        cpu = (
+            f"; CPU per request TLS/plain {tls['cpu_s_per_1k'] / plain['cpu_s_per_1k']:.2f}× "
+            f"({tls['cpu_s_per_1k'] * 1000:.1f} vs {plain['cpu_s_per_1k'] * 1000:.1f} µs)"
+        )
+    lines.append(f"- {name}: TLS/plain requests/s **{r:.2f}**{verdict}{cpu}")
+
+
+def cmd_report_tls(path):
+    recs = load(path)
+    e = os.environ
+    lines = []
+    header_lines("tls", lines)
+    lines.append(
+        f"- TLS: {e.get('TLS_CERT_DESC', '?')}; chain = leaf + CA. llmops-proxy: rustls (ring), session cache "
+        "+ tickets; nginx: `ssl_session_cache shared:SSL:10m; ssl_session_tickets on;`, built with "
+        f"{e.get('NGINX_SSL', '?')}. oha trusts the test CA with `--cacert` (no `--insecure`)."
+    )
+    for r in recs:
+        if r["kind"] == "note" and r["scenario"] == "negotiated":
+            lines.append(f"- {r['text']}")
+    g = {s: find(recs, s, "oha") for s in (
+        "ka-proxy-plain", "ka-proxy-tls", "ka-nginx-plain", "ka-nginx-tls",
+        "nc-proxy-plain", "nc-proxy-tls", "nc-nginx-plain", "nc-nginx-tls")}
+    lines.append("")
+    lines.append("### Keep-alive: the handshake amortised over the run")
+    lines.append("")
+    lines.append(
+        f"{e.get('CONC', '?')} keep-alive connections (`oha -c {e.get('CONC', '?')}`), same body and headers as "
+        "run.sh's (c). CPU = utime+stime of the server under test (llmops-proxy: whole process; nginx: master + "
+        "worker) per 1,000 answers with status 200; the stub's CPU is not counted, nor oha's (which also pays for "
+        "TLS on the client side of the same 2 cores)."
+    )
+    lines.append("")
+    oha_table(recs, ["ka-proxy-plain", "ka-proxy-tls", "ka-nginx-plain", "ka-nginx-tls"], lines)
+    lines.append("")
+    tls_ratio_line(lines, "llmops-proxy --threads 1", g["ka-proxy-plain"], g["ka-proxy-tls"], 0.85)
+    tls_ratio_line(lines, "nginx (1 worker)", g["ka-nginx-plain"], g["ka-nginx-tls"])
+    a, b = g["ka-proxy-tls"], g["ka-nginx-tls"]
+    if a and b:
+        lines.append(f"- llmops-proxy TLS vs nginx TLS requests/s: {ratio(a['rps'], b['rps'])}")
+    lines.append("")
+    lines.append("### New connection per request: handshake bound (`oha --disable-keepalive`)")
+    lines.append("")
+    lines.append(
+        "Every request opens a TCP connection (and, over TLS, does a handshake); the handshake counts are the "
+        "server's own for the measured run only (llmops-proxy: `llmops_tls_handshakes_total` scraped over TLS "
+        "after the warm-up and after the run, less the scrape's own handshake; nginx: one `$ssl_session_reused` "
+        "log line per request on its second TLS port)."
+    )
+    lines.append("")
+    oha_table(recs, ["nc-proxy-plain", "nc-proxy-tls", "nc-nginx-plain", "nc-nginx-tls"], lines)
+    lines.append("")
+    lines.append("| run | full handshakes | resumed handshakes | failed handshakes | requests (oha) |")
+    lines.append("| --- | ---: | ---: | --- | ---: |")
+    for s in ("nc-proxy-tls", "nc-nginx-tls"):
+        h, o = find(recs, s, "handshakes"), g[s]
+        if h:
+            f = h["failures"]
+            fs = "not counted" if f is None else (", ".join(f"{k}: {v}" for k, v in f.items()) or "0")
+            lines.append(
+                f"| ({s}) {h['label']} | {h['full']:,} | {h['resumed']:,} | {fs} | {o['requests'] if o else 0:,} |"
+            )
+    lines.append("")
+    lines.append(
+        "oha's TLS client is rustls with one shared client configuration: it resumes with TLS 1.3 tickets, "
+        "keeps at most 8 per server and uses each once, so when more than 8 of its connections open at the "
+        "same moment the others find no ticket and do a full handshake, whatever the server does; how many "
+        "depends on how the openings bunch up. A full handshake here is therefore not a refused ticket: "
+        "the sequential runs below offer a ticket on every connection and show how many each server accepts."
+    )
+    lines.append("")
+    tls_ratio_line(lines, "llmops-proxy, new connection per request", g["nc-proxy-plain"], g["nc-proxy-tls"])
+    tls_ratio_line(lines, "nginx, new connection per request", g["nc-nginx-plain"], g["nc-nginx-tls"])
+    res = [r for r in recs if r["kind"] == "resume"]
+    if res:
+        lines.append("")
+        lines.append("### Sequential connections: resumed vs full handshakes (Python `ssl`)")
+        lines.append("")
+        r0 = res[0]
+        lines.append(
+            f"`bench/tls_resume.py`: {r0['connections']:,} connections one after another, each: connect, "
+            "handshake, one Converse POST with `Connection: close`, read the answer, close. `resumed` offers the "
+            "previous connection's session (`session=prev.session`; the first connection has none, so it is "
+            "full), `full` offers none (`session=None`). Client: "
+            f"{r0['openssl']}. CPU = the server's, per 1,000 connections."
+        )
+        lines.append("")
+        lines.append(
+            "| target | mode | protocol | connections/s | p50 ms | p99 ms | CPU s | CPU s per 1k conn | client saw resumed | "
+            "server: full / resumed | 200s |"
+        )
+        lines.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
+        for r in res:
+            h = find(recs, r["scenario"], "handshakes")
+            hs = f"{h['full']:,} / {h['resumed']:,}" if h else "–"
+            lines.append(
+                f"| {r['label']} | {r['mode']} | {r['version']} {r['cipher']} | {fmt(r['conn_per_s'], 0)} | {fmt(r['p50_ms'], 3)} | {fmt(r['p99_ms'], 3)} | "
+                f"{fmt(r['cpu_s'], 2)} | {fmt(r['cpu_s_per_1k'], 4)} | {r['client_reused']:,} / {r['connections']:,} | "
+                f"{hs} | {r['ok']:,} / {r['connections']:,} |"
+            )
+        lines.append("")
+        by = {r["scenario"]: r for r in res}
+        for who in ("proxy", "nginx"):
+            fu, re_ = by.get(f"seq-{who}-full"), by.get(f"seq-{who}-resumed")
+            if fu and re_:
+                cpu = ""
+                if fu.get("cpu_s_per_1k") and re_.get("cpu_s_per_1k"):
+                    cpu = f"; server CPU per connection full/resumed {fu['cpu_s_per_1k'] / re_['cpu_s_per_1k']:.2f}×"
+                lines.append(
+                    f"- {'llmops-proxy' if who == 'proxy' else 'nginx'}: resumed/full connections/s "
+                    f"**{re_['conn_per_s'] / fu['conn_per_s']:.2f}**{cpu}"
+                )
+    for r in recs:
+        if r["kind"] == "note" and r["scenario"] != "negotiated":
+            lines.append(f"- {r['text']}")
+    other_line(recs, lines)
+    proxy_table(recs, lines)
+    commands_block(lines)
+    print("\n".join(lines))
+    return 0
+
+
+def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def cmd_report_budgets(path):
+    recs = load(path)
+    e = os.environ
+    lines = []
+    header_lines("budgets", lines)
+    configs = [("none", "no budgets"), ("b100", "100 budgets"), ("b100x", "100 budgets, one exhausted")]
+    runs = [r for r in recs if r["kind"] == "oha"]
+    lines.append("")
+    lines.append("### Budgets on the hot path: llmops-proxy --threads 1, plain HTTP, keep-alive")
+    lines.append("")
+    lines.append(
+        f"The load of run.sh's (c) ({e.get('CONC', '?')} connections, `X-Department: bench`, no project or agent), "
+        f"configurations interleaved over {e.get('ROUNDS', '?')} rounds, a fresh proxy for each run. "
+        f"{e.get('BUDGETS_DESC', '')}"
+    )
+    lines.append("")
+    oha_table(recs, [r["scenario"] for r in runs], lines)
+    lines.append("")
+    lines.append("| configuration | req/s of each run | mean req/s | mean / no budgets | CPU s per 1k req (mean) | p99 ms of each run |")
+    lines.append("| --- | --- | ---: | ---: | ---: | --- |")
+    base = mean([r["rps"] for r in runs if r["scenario"].startswith("none-")])
+    base_cpu = mean([r["cpu_s_per_1k"] for r in runs if r["scenario"].startswith("none-")])
+    summary = {}
+    for key, name in configs:
+        rs = [r for r in runs if r["scenario"].startswith(key + "-")]
+        if not rs:
+            continue
+        m = mean([r["rps"] for r in rs])
+        c = mean([r["cpu_s_per_1k"] for r in rs])
+        summary[key] = (m, c)
+        lines.append(
+            f"| {name} | {', '.join(fmt(r['rps'], 0) for r in rs)} | {fmt(m, 0)} | "
+            f"{ratio(m, base)} ({(m / base - 1) * 100:+.1f} %) | {fmt(c, 4)} | {', '.join(fmt(r['p99_ms'], 3) for r in rs)} |"
+        )
+    lines.append("")
+    for key, name in configs[1:]:
+        if key in summary and base:
+            m, c = summary[key]
+            pair = []
+            for r in runs:
+                if r["scenario"].startswith(key + "-"):
+                    n = find(recs, "none-" + r["scenario"].split("-")[-1], "oha")
+                    if n:
+                        pair.append(f"{r['rps'] / n['rps']:.3f}")
+            d = (m / base - 1) * 100
+            lines.append(
+                f"- {name} vs none: mean ratio **{m / base:.3f}** ({d:+.1f} %; goal: within 2 %: "
+                f"**{'met' if abs(d) < 2 else 'NOT met'}**), per round {', '.join(pair)}; CPU per request "
+                f"{c / base_cpu:.3f}× ({c * 1000:.1f} vs {base_cpu * 1000:.1f} µs)"
+            )
+    nones = [r["rps"] for r in runs if r["scenario"].startswith("none-")]
+    if len(nones) > 1:
+        lines.append(
+            f"- Noise: the no-budget runs alone differ by {(max(nones) / min(nones) - 1) * 100:.1f} % (max/min)."
+        )
+    for r in recs:
+        if r["kind"] == "note":
+            lines.append(f"- {r['text']}")
+    other_line(recs, lines)
+    proxy_table(recs, lines)
+    commands_block(lines)
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
@@ -543,8 +909,24 @@ def main(argv):
         return cmd_show(*args)
     if cmd == "rate":
         return cmd_rate(*args)
+    if cmd == "report" and args[1:2] == ["tls"]:
+        return cmd_report_tls(args[0])
+    if cmd == "report" and args[1:2] == ["budgets"]:
+        return cmd_report_budgets(args[0])
     if cmd == "report":
         return cmd_report(*args)
+    if cmd == "handshakes":
+        return cmd_handshakes(*args)
+    if cmd == "handshakes-count":
+        return cmd_handshakes_count(*args)
+    if cmd == "note":
+        return cmd_note(*args)
+    if cmd == "busy":
+        return cmd_busy(*args)
+    if cmd == "other":
+        return cmd_other(*args)
+    if cmd == "show-any":
+        return cmd_show_any(*args)
     sys.exit(f"unknown command {cmd}")
 
 

@@ -442,3 +442,290 @@ machine_facts() {
     MACHINE_CLK_TCK="$(getconf CLK_TCK)"
     export MACHINE_NPROC MACHINE_CPU MACHINE_KERNEL MACHINE_CLK_TCK
 }
+
+# --- TLS (bench/tls.sh) ------------------------------------------------------------------
+
+TLS_KEY_TYPE="${TLS_KEY_TYPE:-ec}" # ec: ECDSA P-256 | rsa: RSA 2048
+
+# make_test_ca DIR: a throw-away CA and a leaf for 127.0.0.1 / localhost signed by it
+# (rustls refuses a self-signed CA:TRUE leaf). Sets TLS_CA (CA cert), TLS_CHAIN (leaf +
+# CA), TLS_KEY (leaf key, PKCS#8 PEM), TLS_CERT_DESC.
+make_test_ca() {
+    local d="$1" alg=() ku="digitalSignature"
+    case "$TLS_KEY_TYPE" in
+        ec) alg=(-algorithm EC -pkeyopt ec_paramgen_curve:P-256) ;;
+        rsa) alg=(-algorithm RSA -pkeyopt rsa_keygen_bits:2048); ku="digitalSignature,keyEncipherment" ;;
+        *) die "TLS_KEY_TYPE must be ec or rsa, not $TLS_KEY_TYPE" ;;
+    esac
+    mkdir -p "$d"
+    {
+        openssl genpkey "${alg[@]}" -out "$d/ca.key" &&
+            openssl req -x509 -new -key "$d/ca.key" -sha256 -days 30 -subj "/CN=llmops-bench test CA" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+                -out "$d/ca.pem" &&
+            openssl genpkey "${alg[@]}" -out "$d/server.key" &&
+            openssl req -new -key "$d/server.key" -subj "/CN=127.0.0.1" -out "$d/server.csr" &&
+            printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,%s\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n' \
+                "$ku" >"$d/server.ext" &&
+            openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+                -set_serial "0x$(openssl rand -hex 8)" -days 30 -sha256 -extfile "$d/server.ext" \
+                -out "$d/server.pem" &&
+            cat "$d/server.pem" "$d/ca.pem" >"$d/chain.pem" &&
+            openssl verify -CAfile "$d/ca.pem" "$d/server.pem"
+    } >"$d/openssl.log" 2>&1 || die "openssl could not make the test CA and certificate (see $d/openssl.log)"
+    chmod 644 "$d"/*.pem
+    TLS_CA="$d/ca.pem"
+    TLS_CHAIN="$d/chain.pem"
+    TLS_KEY="$d/server.key"
+    case "$TLS_KEY_TYPE" in
+        ec) TLS_CERT_DESC="ECDSA P-256 leaf signed by an ECDSA P-256 test CA (SHA-256), SAN IP:127.0.0.1" ;;
+        rsa) TLS_CERT_DESC="RSA 2048 leaf signed by an RSA 2048 test CA (SHA-256), SAN IP:127.0.0.1" ;;
+    esac
+}
+
+# write_tls_rproxy_conf KA_PORT NC_PORT STUB_PORT: nginx terminating TLS (one worker) and
+# proxying to the stub like rproxy.conf; TLS 1.2 and 1.3 as rustls (nginx 1.22's default
+# lacks 1.3). KA_PORT: access log off (the keep-alive runs);
+# NC_PORT: one buffered log line per request holding $ssl_session_reused (r: resumed,
+# .: full) and $ssl_protocol, to count the handshakes of the new-connection runs.
+write_tls_rproxy_conf() {
+    {
+        nginx_common tlsproxy
+        cat <<NGINX_TLS_CONF
+http {
+$(nginx_http_common tlsproxy)
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate $TLS_CHAIN;
+    ssl_certificate_key $TLS_KEY;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;
+    log_format reused '\$ssl_session_reused \$ssl_protocol';
+    upstream stub {
+        server 127.0.0.1:$3;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$1 ssl backlog=4096;
+        location / {
+            proxy_pass http://stub;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+    server {
+        listen 127.0.0.1:$2 ssl backlog=4096;
+        access_log $WORK/tlsproxy-reused.log reused buffer=64k flush=1s;
+        location / {
+            proxy_pass http://stub;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+NGINX_TLS_CONF
+    } >"$WORK/tlsproxy.conf"
+}
+
+# nginx_reused_count: "RESUMED FULL" requests in tlsproxy-reused.log so far (nginx
+# flushes it within 1 s: call this 2 s after the load stopped).
+nginx_reused_count() {
+    local f="$WORK/tlsproxy-reused.log" r n
+    [ -f "$f" ] || { echo "0 0"; return 0; }
+    r="$(grep -c '^r ' "$f" || true)"
+    n="$(wc -l <"$f" | tr -d ' ')"
+    printf '%s %s\n' "$r" "$((n - r))"
+}
+
+# start_proxy_tls NAME THREADS [ENV=VALUE...] [-- SERVE_FLAGS...]: like start_proxy, but
+# HTTPS only (--listen none --listen-tls), with the certificate of make_test_ca; the
+# checks go over TLS (curl --cacert). Sets PROXY_PID, PROXY_PORT (the TLS port),
+# PROXY_USAGE, PROXY_NAME.
+start_proxy_tls() {
+    local name="$1" threads="$2"
+    shift 2
+    local envs=() flags=()
+    while [ $# -gt 0 ]; do
+        if [ "$1" = "--" ]; then shift; flags=("$@"); break; fi
+        envs+=("$1")
+        shift
+    done
+    PROXY_NAME="$name"
+    PROXY_PORT="$(free_port)"
+    PROXY_USAGE="$WORK/usage-$name"
+    mkdir -p "$PROXY_USAGE"
+    local cmd=("$BIN" serve --listen none --listen-tls "127.0.0.1:$PROXY_PORT" --tls-cert "$TLS_CHAIN" --tls-key "$TLS_KEY"
+        --threads "$threads" --upstream-endpoint "http://127.0.0.1:$STUB_PORT" --usage-dir "$PROXY_USAGE" "${flags[@]}")
+    record_cmd "${envs[*]:+${envs[*]} }${cmd[*]/#$BIN/target/release/llmops-proxy} 2>$WORK/proxy-$name.log"
+    env "${envs[@]}" "${cmd[@]}" >"$WORK/proxy-$name.out" 2>"$WORK/proxy-$name.log" &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    PROXY_SENT_FILES=(2) # the two check requests below
+    local base="https://127.0.0.1:$PROXY_PORT" i
+    for i in $(seq 1 150); do
+        if [ "$(curl -s --cacert "$TLS_CA" -o /dev/null -w '%{http_code}' --max-time 1 "$base/healthz")" = 200 ]; then
+            break
+        fi
+        kill -0 "$PROXY_PID" 2>/dev/null || die "llmops-proxy ($name) exited at start-up: $(tail -n 5 "$WORK/proxy-$name.log")"
+        sleep 0.1
+    done
+    [ "$i" -lt 150 ] || die "llmops-proxy ($name) not healthy over TLS after 15 s: $(tail -n 5 "$WORK/proxy-$name.log")"
+    local code
+    code="$(curl -s --cacert "$TLS_CA" -o "$WORK/check-$name.json" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
+        --data-binary @"$BODY_FILE" "$base/bedrock/model/$MODEL_ID/converse")"
+    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse request over TLS: $(head -c 300 "$WORK/check-$name.json")"
+    cmp -s "$WORK/check-$name.json" "$WORK/payload/converse.json" || die "llmops-proxy ($name) changed the converse body"
+    code="$(curl -s --cacert "$TLS_CA" -o "$WORK/check-$name.bin" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
+        --data-binary @"$BODY_FILE" "$base/bedrock/model/$MODEL_ID/converse-stream")"
+    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse-stream request over TLS"
+    cmp -s "$WORK/check-$name.bin" "$WORK/payload/stream.bin" || die "llmops-proxy ($name) changed the event stream"
+    log "llmops-proxy ($name, TLS only, --threads $threads${flags[*]:+, ${flags[*]}}) on https://127.0.0.1:$PROXY_PORT, pid $PROXY_PID"
+}
+
+# tls_negotiated PORT: "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519" as openssl s_client sees it.
+tls_negotiated() {
+    local out
+    out="$(timeout 5 openssl s_client -connect "127.0.0.1:$1" -CAfile "$TLS_CA" </dev/null 2>&1 || true)"
+    # "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384" (the SSL-Session block may be missing).
+    printf '%s %s, verify: %s\n' "$(sed -n 's/^New, \([^,]*\), Cipher is \(.*\)/\1 \2/p' <<<"$out" | head -1)" \
+        "$(sed -n 's/^Server Temp Key: //p' <<<"$out" | head -1)" \
+        "$(sed -n 's/^ *Verify return code: //p' <<<"$out" | head -1)"
+}
+
+# tls_metrics FILE: scrapes /metrics of the running TLS-only llmops-proxy (the scrape's own
+# connection is one more full handshake, already counted in what it returns).
+tls_metrics() {
+    curl -s --cacert "$TLS_CA" "https://127.0.0.1:$PROXY_PORT/metrics" >"$1" || true
+}
+
+# stop_proxy_tls LABEL: stop_proxy for start_proxy_tls (the /metrics scrape goes over TLS).
+stop_proxy_tls() {
+    local name="$PROXY_NAME" label="$1"
+    tls_metrics "$WORK/metrics-$name.txt"
+    kill -TERM "$PROXY_PID" 2>/dev/null || true
+    local i rc=0
+    for i in $(seq 1 600); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$PROXY_PID" 2>/dev/null; then
+        die "llmops-proxy ($name) still running 60 s after SIGTERM"
+    fi
+    wait "$PROXY_PID" || rc=$?
+    forget_pid "$PROXY_PID"
+    [ "$rc" -eq 0 ] || die "llmops-proxy ($name) exited with status $rc after SIGTERM: $(tail -n 5 "$WORK/proxy-$name.log")"
+    python3 "$BENCH_DIR/benchlib.py" proxy-check "$label" "$WORK/metrics-$name.txt" "$PROXY_USAGE" \
+        "$WORK/proxy-$name.log" "${PROXY_SENT_FILES[@]}" >>"$WORK/results.jsonl" || die "llmops-proxy ($name) usage/metrics check failed"
+}
+
+# warm_up SCENARIO PID URL [oha args...]: measure's warm-up on its own, so that a counter
+# can be read between the warm-up and the measured run (then call measure with WARMUP=0).
+warm_up() {
+    local scenario="$1" pid="$2" url="$3"
+    shift 3
+    [ "$WARMUP" -gt 0 ] || return 0
+    "$OHA" -z "${WARMUP}s" -c "$CONC" --no-tui "${OHA_JSON[@]}" "${OHA_WAIT[@]}" -m POST -D "$BODY_FILE" \
+        "$@" "$url" >"$WORK/oha-$scenario-warmup.json" 2>"$WORK/oha-$scenario-warmup.err" || true
+    if [ "$pid" = "${PROXY_PID:-}" ]; then PROXY_SENT_FILES+=("$WORK/oha-$scenario-warmup.json"); fi
+    return 0
+}
+
+# --- budgets (bench/budgets.sh) ----------------------------------------------------------
+
+# write_budgets FILE N [EXHAUSTED_VALUE]: N budgets cycling over the five scopes; even ones
+# value "*", odd ones a specific value (for tenant, department and model the first specific
+# one is the value the load sends, so it matches); two in four `block`, two `alert`; all
+# per day, limit $1,000,000 (never reached). With EXHAUSTED_VALUE, the last department
+# budget becomes `b-exhausted`: department = EXHAUSTED_VALUE, block, limit $0.000001,
+# which one request with that department exhausts. Prints how many budgets the load of
+# run.sh matches.
+write_budgets() {
+    python3 - "$@" <<'PY_BUDGETS'
+import hashlib, sys
+path, n = sys.argv[1], int(sys.argv[2])
+exhausted = sys.argv[3] if len(sys.argv) > 3 else None
+tenant = "trk:" + hashlib.sha256(b"trk_bench_0123456789abcdef").hexdigest()[:12]
+scopes = ["tenant", "department", "project", "agent", "model"]
+load_value = {"tenant": tenant, "department": "bench", "model": "amazon.nova-lite-v1:0"}
+out, specific = [], set()
+last_dept = max(i for i in range(n) if scopes[i % 5] == "department" and i % 2 == 1)
+for i in range(n):
+    scope = scopes[i % 5]
+    if i % 2 == 0:
+        value = "*"
+    elif scope not in specific and scope in load_value:
+        specific.add(scope)
+        value = load_value[scope]
+    else:
+        value = f"{scope}-{i:03d}"
+    action = "block" if (i // 2) % 2 == 0 else "alert"
+    name, limit = f"b{i:03d}-{scope}", "1000000.00"
+    if exhausted and i == last_dept:
+        name, value, limit, action = "b-exhausted", exhausted, "0.000001", "block"
+    out.append(
+        f'[[budget]]\nname = "{name}"\nscope = "{scope}"\nvalue = "{value}"\nperiod = "day"\n'
+        f'limit_usd = "{limit}"\naction = "{action}"\n'
+    )
+with open(path, "w") as f:
+    f.write("\n".join(out))
+# How many of them the load (tenant, department, model; no project or agent) matches.
+print(sum(1 for b in out if any(f'scope = "{k}"' in b and (f'value = "{v}"' in b or 'value = "*"' in b)
+                               for k, v in load_value.items())))
+PY_BUDGETS
+}
+
+# --- other load (bench/tls.sh, bench/budgets.sh) -----------------------------------------
+
+# other_cpu_begin / other_cpu_end SCENARIO: the CPU that processes outside this script's
+# process tree used in between (other people's builds, fuzzers...), as an "other" record.
+other_cpu_begin() { OTHER_CPU_0="$(python3 "$BENCH_DIR/benchlib.py" busy $$)"; }
+other_cpu_end() {
+    local b1
+    b1="$(python3 "$BENCH_DIR/benchlib.py" busy $$)"
+    # shellcheck disable=SC2086 # three numbers each
+    python3 "$BENCH_DIR/benchlib.py" other "$1" $OTHER_CPU_0 $b1 >>"$WORK/results.jsonl"
+    python3 - "$WORK/results.jsonl" <<'PY_OTHER' >&2
+import json, sys
+r = [json.loads(x) for x in open(sys.argv[1]) if x.strip()][-1]
+print(f"    -> other processes: {r['other_s']} CPU s in {r['wall_s']} s")
+PY_OTHER
+}
+
+# wait_quiet: waits (up to QUIET_WAIT seconds, default 300; 0: never) until processes
+# outside this script's tree use less than a fifth of a core over one second, so that a
+# measured run does not start beside someone's build or fuzzer. It cannot stop one that
+# starts during the run: the "other" records say that.
+QUIET_WAIT="${QUIET_WAIT:-300}"
+wait_quiet() {
+    [ "$QUIET_WAIT" -gt 0 ] || return 0
+    local start=$SECONDS a b other said=""
+    while :; do
+        a="$(python3 "$BENCH_DIR/benchlib.py" busy $$)"
+        sleep 1
+        b="$(python3 "$BENCH_DIR/benchlib.py" busy $$)"
+        # shellcheck disable=SC2086 # three numbers each
+        other="$(python3 "$BENCH_DIR/benchlib.py" other quiet $a $b | python3 -c 'import json,sys; print(json.load(sys.stdin)["other_s"])')"
+        if python3 -c "import sys; sys.exit(0 if $other < 0.2 else 1)"; then
+            [ -z "$said" ] || log "machine quiet again after $((SECONDS - start)) s"
+            return 0
+        fi
+        if [ $((SECONDS - start)) -ge "$QUIET_WAIT" ]; then
+            log "other processes still use $other CPU s per second after ${QUIET_WAIT} s: measuring anyway"
+            return 0
+        fi
+        if [ -z "$said" ]; then
+            log "other processes use $other CPU s per second: waiting for a quiet machine (QUIET_WAIT=$QUIET_WAIT): $(ps -eo pcpu,comm --sort=-pcpu | sed -n 2,3p | tr -s ' ' | tr '\n' ' ')"
+            said=1
+        fi
+        sleep 4
+    done
+}
+
+# measure_watched SCENARIO LABEL PID URL [oha args...]: measure, with its warm-up run apart
+# (warm_up), after wait_quiet, recording the CPU other processes used during the measured
+# run alone.
+measure_watched() {
+    local scenario="$1" label="$2" pid="$3" url="$4"
+    shift 4
+    wait_quiet
+    warm_up "$scenario" "$pid" "$url" "$@"
+    other_cpu_begin
+    WARMUP=0 measure "$scenario" "$label" "$pid" "$url" "$@"
+    other_cpu_end "$scenario"
+}
