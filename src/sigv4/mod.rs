@@ -6,8 +6,12 @@
 //! drop, keyed by an HMAC fingerprint that includes the secret, so two secrets with one
 //! access key id never share a key).
 //!
-//! Cost (criterion, `cargo bench --bench sigv4`, 1 KiB body, this 2-core VM, busy):
-//! see `bench/README.md` for the figures and how they were produced.
+//! Cost of signing a 1 KiB body (payload hash, canonical request, string to sign,
+//! signature, `Authorization` value), measured with
+//! `cargo bench --bench sigv4 -- --warm-up-time 1 --measurement-time 5` on the shared 2-core
+//! VM on 2026-11-25 while another build ran (so upper bounds): **3.1 µs** with the signing key
+//! cached (a shard's steady state; interval 2.86-3.29 µs) and **5.1 µs** cold (the
+//! 4-HMAC derivation on every call; interval 4.79-5.45 µs).
 
 pub mod cache;
 pub mod canonical;
