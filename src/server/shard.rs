@@ -292,15 +292,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
                 );
             }
             Ok(Err(e)) => {
-                shared.draining.store(true, Ordering::SeqCst);
-                for fd in &listener_fds {
-                    // SAFETY: shutting down our own listening sockets wakes their accept.
-                    unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
-                }
-                for t in threads {
-                    let _ = t.join();
-                }
-                writer.shutdown();
+                stop_shards(&shared, &listener_fds, threads, writer);
                 return Err(ServeError::Runtime(e));
             }
             Err(_) => return Err(ServeError::Runtime("a shard thread died during start-up".into())),
@@ -373,15 +365,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         "draining",
         &[("drain_timeout_s", &cfg.drain_timeout.as_secs().to_string())],
     );
-    shared.draining.store(true, Ordering::SeqCst);
-    for fd in &listener_fds {
-        // SAFETY: shutting down our own listening sockets wakes their pending accept.
-        unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
-    }
-    for t in threads {
-        let _ = t.join();
-    }
-    writer.shutdown();
+    stop_shards(&shared, &listener_fds, threads, writer);
     store_stop.store(true, Ordering::Relaxed);
     if let Some(t) = store_thread {
         let _ = t.join();
@@ -398,6 +382,26 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         ],
     );
     Ok(())
+}
+
+/// Drains: marks the shards draining, wakes their accept loops by shutting their
+/// listening sockets down, waits for them (each finishes its in-flight requests up to the
+/// drain timeout), then lets the writer write every queued row and close its file.
+fn stop_shards(
+    shared: &Shared,
+    listener_fds: &[i32],
+    threads: Vec<std::thread::JoinHandle<()>>,
+    writer: writer::WriterHandle,
+) {
+    shared.draining.store(true, Ordering::SeqCst);
+    for fd in listener_fds {
+        // SAFETY: shutting down our own listening sockets wakes their pending accept.
+        unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    writer.shutdown();
 }
 
 /// What a shard reports when it started: its id, listener fds and driver.

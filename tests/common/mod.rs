@@ -143,41 +143,14 @@ fn nanos() -> u128 {
         .as_nanos()
 }
 
-/// Starts the proxy against `upstream` with extra flags.
+/// Starts the proxy against `upstream` with extra flags (two shards).
 pub fn proxy(upstream: SocketAddr, usage_dir: &Path, extra: &[&str]) -> Proc {
-    let ep = format!("http://{upstream}");
-    let dir = usage_dir.display().to_string();
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--threads",
-        "2",
-        "--upstream-endpoint",
-        &ep,
-        "--usage-dir",
-        &dir,
-    ];
-    args.extend_from_slice(extra);
-    spawn(&args, "listening addr=", &[])
-}
-
-pub fn proxy_env(upstream: SocketAddr, usage_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Proc {
-    let ep = format!("http://{upstream}");
-    let dir = usage_dir.display().to_string();
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--threads",
-        "2",
-        "--upstream-endpoint",
-        &ep,
-        "--usage-dir",
-        &dir,
-    ];
-    args.extend_from_slice(extra);
-    spawn(&args, "listening addr=", env)
+    // Later flags win, so `extra` may override `--threads 2`.
+    proxy_url(
+        &format!("http://{upstream}"),
+        usage_dir,
+        &[&["--threads", "2"], extra].concat(),
+    )
 }
 
 /// A parsed response.
