@@ -179,6 +179,22 @@ pub fn render(shared: &Shared) -> String {
     );
     header(
         &mut out,
+        "llmops_upstream_idle_dropped_total",
+        "pooled connections dropped instead of reused",
+        "counter",
+    );
+    let expired: u64 = shards.iter().map(|s| l(&s.pool.expired)).sum();
+    let dead: u64 = shards.iter().map(|s| l(&s.pool.dead)).sum();
+    let _ = writeln!(
+        out,
+        "llmops_upstream_idle_dropped_total{{reason=\"expired\"}} {expired}"
+    );
+    let _ = writeln!(
+        out,
+        "llmops_upstream_idle_dropped_total{{reason=\"closed_by_peer\"}} {dead}"
+    );
+    header(
+        &mut out,
         "llmops_upstream_errors_total",
         "upstream failures by kind",
         "counter",

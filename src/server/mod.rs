@@ -101,6 +101,7 @@ pub struct Shard {
 impl Shard {
     pub fn new(id: usize, shared: Arc<Shared>, sink: UsageSink, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         let stats = shared.shard_stats[id].clone();
+        let pool = Pool::new(stats.pool.clone());
         let gen = shared.generation.load(Ordering::Acquire);
         let cur = shared
             .reloadable
@@ -112,7 +113,7 @@ impl Shard {
             shared,
             stats,
             signer: RefCell::new(Signer::default()),
-            pool: Pool::new(),
+            pool,
             tls,
             sink: RefCell::new(sink),
             scanner: RefCell::new(Scanner::new()),

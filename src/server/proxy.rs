@@ -498,7 +498,6 @@ async fn connect(
         .resolve(&target.host, target.port)
         .map_err(UpstreamError::Connect)?;
     ShardStats::inc(&shard.stats.upstream_connects);
-    shard.pool.note_opened();
     let t = &shard.shared.config.timeouts;
     UpstreamStream::connect(
         target,

@@ -93,6 +93,8 @@ pub struct ShardStats {
     pub upstream_retries: AtomicU64,
     pub unpriced: AtomicU64,
     pub bad_requests: AtomicU64,
+    /// Idle upstream connections dropped instead of reused.
+    pub pool: Arc<crate::upstream::pool::PoolCounters>,
     /// Open upstream connections (pooled or in use).
     pub upstream_open: Arc<AtomicU64>,
     /// Upstream failures by kind (see [`UPSTREAM_ERROR_KINDS`]).

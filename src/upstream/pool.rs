@@ -6,6 +6,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::endpoint::Target;
@@ -23,13 +25,14 @@ struct Idle {
     since: Instant,
 }
 
-/// Counters for metrics and tests.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PoolStats {
-    pub reused: u64,
-    pub opened: u64,
-    pub expired: u64,
-    pub dead: u64,
+/// Idle connections the pool dropped instead of reusing, for metrics: atomics written
+/// only by the owning shard, read by `/metrics` on any shard.
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    /// Older than [`IDLE_EXPIRY`].
+    pub expired: AtomicU64,
+    /// Closed (or sent bytes) while idle: the peer went away.
+    pub dead: AtomicU64,
 }
 
 /// The pool.
@@ -37,29 +40,30 @@ pub struct PoolStats {
 pub struct Pool {
     idle: RefCell<HashMap<Target, Vec<Idle>>>,
     dns: RefCell<HashMap<(String, u16), (SocketAddr, Instant)>>,
-    stats: RefCell<PoolStats>,
+    counters: Arc<PoolCounters>,
 }
 
 impl Pool {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(counters: Arc<PoolCounters>) -> Self {
+        Pool {
+            counters,
+            ..Default::default()
+        }
     }
 
     /// An idle, live connection to `target`, newest first.
     pub fn take(&self, target: &Target) -> Option<UpstreamStream> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(target)?;
-        let mut stats = self.stats.borrow_mut();
         while let Some(c) = list.pop() {
             if c.since.elapsed() >= IDLE_EXPIRY {
-                stats.expired += 1;
+                self.counters.expired.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             if !c.stream.idle_alive() {
-                stats.dead += 1;
+                self.counters.dead.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            stats.reused += 1;
             return Some(c.stream);
         }
         None
@@ -76,18 +80,6 @@ impl Pool {
             stream,
             since: Instant::now(),
         });
-    }
-
-    pub fn note_opened(&self) {
-        self.stats.borrow_mut().opened += 1;
-    }
-
-    pub fn stats(&self) -> PoolStats {
-        *self.stats.borrow()
-    }
-
-    pub fn idle_count(&self) -> usize {
-        self.idle.borrow().values().map(Vec::len).sum()
     }
 
     /// Resolves `host:port`, caching the answer for [`DNS_TTL`]. IP literals never block;

@@ -5,7 +5,6 @@
 //! `None`s, never an error.
 
 use simd_json::prelude::*;
-use simd_json::BorrowedValue;
 
 /// Longest `stopReason` kept.
 pub const MAX_STOP_REASON: usize = 64;
@@ -37,13 +36,6 @@ impl Default for Scanner {
     }
 }
 
-fn int(v: Option<&BorrowedValue<'_>>) -> Option<i64> {
-    let v = v?;
-    v.as_i64()
-        .or_else(|| v.as_u64().and_then(|u| i64::try_from(u).ok()))
-        .filter(|n| *n >= 0)
-}
-
 fn tape_int(v: Option<simd_json::tape::Value<'_, '_>>) -> Option<i64> {
     let v = v?;
     v.as_i64()
@@ -51,7 +43,7 @@ fn tape_int(v: Option<simd_json::tape::Value<'_, '_>>) -> Option<i64> {
         .filter(|n| *n >= 0)
 }
 
-/// [`usage_from_value`] over a simd-json tape.
+/// Reads the usage fields out of a parsed Converse body or stream `metadata` event.
 pub fn usage_from_tape(v: simd_json::tape::Value<'_, '_>) -> Usage {
     let usage = v.get("usage");
     let metrics = v.get("metrics");
@@ -66,24 +58,6 @@ pub fn usage_from_tape(v: simd_json::tape::Value<'_, '_>) -> Usage {
         stop_reason: v
             .get("stopReason")
             .and_then(|s| s.as_str().map(|s| s.chars().take(MAX_STOP_REASON).collect())),
-    }
-}
-
-/// Reads the usage fields out of a parsed Converse body or stream `metadata` event.
-pub fn usage_from_value(v: &BorrowedValue<'_>) -> Usage {
-    let usage = v.get("usage");
-    let metrics = v.get("metrics");
-    Usage {
-        input_tokens: int(usage.and_then(|u| u.get("inputTokens"))),
-        output_tokens: int(usage.and_then(|u| u.get("outputTokens"))),
-        total_tokens: int(usage.and_then(|u| u.get("totalTokens"))),
-        cache_read_tokens: int(usage.and_then(|u| u.get("cacheReadInputTokens"))),
-        cache_write_tokens: int(usage.and_then(|u| u.get("cacheWriteInputTokens"))),
-        latency_ms: int(metrics.and_then(|m| m.get("latencyMs"))),
-        stop_reason: v
-            .get("stopReason")
-            .and_then(|s| s.as_str())
-            .map(|s| s.chars().take(MAX_STOP_REASON).collect()),
     }
 }
 
