@@ -174,7 +174,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     received: Instant,
     ts_micros: i64,
 ) -> bool {
-    let stats = shard.stats.clone();
+    let stats = &shard.stats;
     ShardStats::inc(&stats.requests_total);
     let request_id = shard.next_request_id();
     let mut rec = UsageRecord {
