@@ -30,7 +30,7 @@ fn metric(
 ) -> f64 {
     let mut s = tls_connect(addr, tls_client_config(ca, client));
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n").unwrap();
-    let r = read_response_any(&mut s, &mut Vec::new()).unwrap();
+    let r = read_response(&mut s, &mut Vec::new()).unwrap();
     r.text()
         .lines()
         .find(|l| l.starts_with(name))
@@ -130,7 +130,7 @@ fn tls_clients_curl_python_node() {
     for _ in 0..3 {
         let mut s = tls_connect(p.addr, cfg.clone());
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: p\r\n\r\n").unwrap();
-        assert_eq!(read_response_any(&mut s, &mut Vec::new()).unwrap().status, 200);
+        assert_eq!(read_response(&mut s, &mut Vec::new()).unwrap().status, 200);
     }
     assert!(metric(p.addr, &ca, None, "llmops_tls_handshakes_total{kind=\"resumed\"}") >= 1.0);
     assert!(metric(p.addr, &ca, None, "llmops_tls_certificate_not_after_seconds") > 1.7e9);
@@ -163,7 +163,7 @@ fn mutual_tls_refuses_and_attributes() {
     // Without a certificate: refused in the handshake.
     let mut s = tls_connect(p.addr, tls_client_config(&ca, None));
     let sent = s.write_all(&req).and_then(|_| s.flush());
-    let resp = read_response_any(&mut s, &mut Vec::new());
+    let resp = read_response(&mut s, &mut Vec::new());
     assert!(
         sent.is_err() || resp.is_none(),
         "a client without a certificate was served"
@@ -183,7 +183,7 @@ fn mutual_tls_refuses_and_attributes() {
     let client = Some((client_cert.as_path(), client_key.as_path()));
     let mut s = tls_connect(p.addr, tls_client_config(&ca, client));
     s.write_all(&req).unwrap();
-    let r = read_response_any(&mut s, &mut Vec::new()).unwrap();
+    let r = read_response(&mut s, &mut Vec::new()).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(
         metric(
@@ -225,7 +225,7 @@ fn sighup_swaps_certificate_and_keeps_connections() {
         &body("one"),
     ))
     .unwrap();
-    assert_eq!(read_response_any(&mut keep, &mut pending).unwrap().status, 200);
+    assert_eq!(read_response(&mut keep, &mut pending).unwrap().status, 200);
 
     // New certificate from a new CA, same paths.
     let sub = dir.join("new");
@@ -242,7 +242,7 @@ fn sighup_swaps_certificate_and_keeps_connections() {
     // New handshakes verify against the new CA only.
     let mut s = tls_connect(p.addr, tls_client_config(&new_ca, None));
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: p\r\n\r\n").unwrap();
-    assert_eq!(read_response_any(&mut s, &mut Vec::new()).unwrap().status, 200);
+    assert_eq!(read_response(&mut s, &mut Vec::new()).unwrap().status, 200);
     // The old connection still works.
     keep.write_all(&request(
         "/bedrock/model/amazon.nova-lite-v1:0/converse",
@@ -250,7 +250,7 @@ fn sighup_swaps_certificate_and_keeps_connections() {
         &body("two"),
     ))
     .unwrap();
-    assert_eq!(read_response_any(&mut keep, &mut pending).unwrap().status, 200);
+    assert_eq!(read_response(&mut keep, &mut pending).unwrap().status, 200);
 
     // A bad new key is rejected; the current certificate stays.
     std::fs::write(

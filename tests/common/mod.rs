@@ -180,7 +180,7 @@ impl Resp {
 }
 
 /// Reads one response from a stream (Content-Length or chunked bodies).
-pub fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Resp> {
+pub fn read_response<S: Read>(s: &mut S, pending: &mut Vec<u8>) -> Option<Resp> {
     loop {
         let mut hs = [httparse::EMPTY_HEADER; 64];
         let mut r = httparse::Response::new(&mut hs);
@@ -259,7 +259,7 @@ pub fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Resp> {
     }
 }
 
-fn fill(s: &mut TcpStream, pending: &mut Vec<u8>) -> bool {
+fn fill<S: Read>(s: &mut S, pending: &mut Vec<u8>) -> bool {
     let mut b = [0u8; 65536];
     match s.read(&mut b) {
         Ok(0) | Err(_) => false,
@@ -549,42 +549,4 @@ pub fn tls_connect(
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let conn = rustls::ClientConnection::new(cfg, name).unwrap();
     rustls::StreamOwned::new(conn, connect(addr))
-}
-
-/// Reads one response from any byte stream (Content-Length bodies).
-pub fn read_response_any<S: Read>(s: &mut S, pending: &mut Vec<u8>) -> Option<Resp> {
-    loop {
-        let mut hs = [httparse::EMPTY_HEADER; 64];
-        let mut r = httparse::Response::new(&mut hs);
-        if let Ok(httparse::Status::Complete(n)) = r.parse(pending) {
-            let status = r.code.unwrap_or(0);
-            let headers: Vec<(String, String)> = r
-                .headers
-                .iter()
-                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
-                .collect();
-            let cl: usize = headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))?
-                .1
-                .trim()
-                .parse()
-                .ok()?;
-            while pending.len() < n + cl {
-                let mut b = [0u8; 16384];
-                match s.read(&mut b) {
-                    Ok(0) | Err(_) => return None,
-                    Ok(k) => pending.extend_from_slice(&b[..k]),
-                }
-            }
-            let body = pending[n..n + cl].to_vec();
-            pending.drain(..n + cl);
-            return Some(Resp { status, headers, body });
-        }
-        let mut b = [0u8; 16384];
-        match s.read(&mut b) {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => pending.extend_from_slice(&b[..k]),
-        }
-    }
 }
