@@ -102,7 +102,7 @@ python3 "$BENCH_DIR/benchlib.py" note blocked "Check of *one exhausted* (each ro
 } >>"$CMDS_FILE"
 
 RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}"
-[ -f "$RESULTS" ] || printf '# Load benchmark results\n\nSections are appended by the scripts of bench/; see bench/README.md.\n' >"$RESULTS"
+ensure_results_file
 python3 "$BENCH_DIR/benchlib.py" report "$WORK/results.jsonl" budgets >"$WORK/section.md"
 cat "$WORK/section.md" >>"$RESULTS"
 cat "$WORK/section.md"

@@ -311,9 +311,15 @@ start_stub() {
 
 # start_proxy NAME THREADS [ENV=VALUE...] [-- SERVE_FLAGS...]: sets PROXY_PID, PROXY_PORT,
 # PROXY_USAGE, PROXY_NAME.
-start_proxy() {
-    local name="$1" threads="$2"
-    shift 2
+start_proxy() { launch_proxy plain "$@"; }
+
+# launch_proxy plain|tls NAME THREADS [ENV=VALUE...] [-- SERVE_FLAGS...]: starts llmops-proxy
+# against the stub (plain: --listen; tls: --listen none --listen-tls with make_test_ca's
+# certificate), waits until it is healthy and byte-compares one converse and one
+# converse-stream answer with the stub's.
+launch_proxy() {
+    local mode="$1" name="$2" threads="$3"
+    shift 3
     local envs=() flags=()
     while [ $# -gt 0 ]; do
         if [ "$1" = "--" ]; then shift; flags=("$@"); break; fi
@@ -324,7 +330,14 @@ start_proxy() {
     PROXY_PORT="$(free_port)"
     PROXY_USAGE="$WORK/usage-$name"
     mkdir -p "$PROXY_USAGE"
-    local cmd=("$BIN" serve --listen "127.0.0.1:$PROXY_PORT" --threads "$threads"
+    local listen=(--listen "127.0.0.1:$PROXY_PORT") base="http://127.0.0.1:$PROXY_PORT" tls_curl=() over=""
+    if [ "$mode" = tls ]; then
+        listen=(--listen none --listen-tls "127.0.0.1:$PROXY_PORT" --tls-cert "$TLS_CHAIN" --tls-key "$TLS_KEY")
+        base="https://127.0.0.1:$PROXY_PORT"
+        tls_curl=(--cacert "$TLS_CA")
+        over=" over TLS"
+    fi
+    local cmd=("$BIN" serve "${listen[@]}" --threads "$threads"
         --upstream-endpoint "http://127.0.0.1:$STUB_PORT" --usage-dir "$PROXY_USAGE" "${flags[@]}")
     record_cmd "${envs[*]:+${envs[*]} }${cmd[*]/#$BIN/target/release/llmops-proxy} 2>$WORK/proxy-$name.log"
     env "${envs[@]}" "${cmd[@]}" >"$WORK/proxy-$name.out" 2>"$WORK/proxy-$name.log" &
@@ -333,24 +346,28 @@ start_proxy() {
     PROXY_SENT_FILES=(2) # the two check requests below
     local i
     for i in $(seq 1 150); do
-        if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$PROXY_PORT/healthz")" = 200 ]; then
+        if [ "$(curl -s "${tls_curl[@]}" -o /dev/null -w '%{http_code}' --max-time 1 "$base/healthz")" = 200 ]; then
             break
         fi
         kill -0 "$PROXY_PID" 2>/dev/null || die "llmops-proxy ($name) exited at start-up: $(tail -n 5 "$WORK/proxy-$name.log")"
         sleep 0.1
     done
-    [ "$i" -lt 150 ] || die "llmops-proxy ($name) not healthy after 15 s"
+    [ "$i" -lt 150 ] || die "llmops-proxy ($name) not healthy$over after 15 s: $(tail -n 5 "$WORK/proxy-$name.log")"
     # One request of each kind through it, byte-compared with the stub's answers.
     local code
-    code="$(curl -s -o "$WORK/check-$name.json" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
-        --data-binary @"$BODY_FILE" "http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse")"
-    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse request: $(head -c 300 "$WORK/check-$name.json")"
+    code="$(curl -s "${tls_curl[@]}" -o "$WORK/check-$name.json" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
+        --data-binary @"$BODY_FILE" "$base/bedrock/model/$MODEL_ID/converse")"
+    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse request$over: $(head -c 300 "$WORK/check-$name.json")"
     cmp -s "$WORK/check-$name.json" "$WORK/payload/converse.json" || die "llmops-proxy ($name) changed the converse body"
-    code="$(curl -s -o "$WORK/check-$name.bin" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
-        --data-binary @"$BODY_FILE" "http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse-stream")"
-    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse-stream request"
+    code="$(curl -s "${tls_curl[@]}" -o "$WORK/check-$name.bin" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
+        --data-binary @"$BODY_FILE" "$base/bedrock/model/$MODEL_ID/converse-stream")"
+    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse-stream request$over"
     cmp -s "$WORK/check-$name.bin" "$WORK/payload/stream.bin" || die "llmops-proxy ($name) changed the event stream"
-    log "llmops-proxy ($name, --threads $threads${envs[*]:+, ${envs[*]}}${flags[*]:+, ${flags[*]}}) on 127.0.0.1:$PROXY_PORT, pid $PROXY_PID"
+    if [ "$mode" = tls ]; then
+        log "llmops-proxy ($name, TLS only, --threads $threads${flags[*]:+, ${flags[*]}}) on $base, pid $PROXY_PID"
+    else
+        log "llmops-proxy ($name, --threads $threads${envs[*]:+, ${envs[*]}}${flags[*]:+, ${flags[*]}}) on 127.0.0.1:$PROXY_PORT, pid $PROXY_PID"
+    fi
 }
 
 # stop_proxy LABEL: scrape /metrics, SIGTERM, wait, count the Parquet rows.
@@ -540,46 +557,7 @@ nginx_reused_count() {
 # HTTPS only (--listen none --listen-tls), with the certificate of make_test_ca; the
 # checks go over TLS (curl --cacert). Sets PROXY_PID, PROXY_PORT (the TLS port),
 # PROXY_USAGE, PROXY_NAME.
-start_proxy_tls() {
-    local name="$1" threads="$2"
-    shift 2
-    local envs=() flags=()
-    while [ $# -gt 0 ]; do
-        if [ "$1" = "--" ]; then shift; flags=("$@"); break; fi
-        envs+=("$1")
-        shift
-    done
-    PROXY_NAME="$name"
-    PROXY_PORT="$(free_port)"
-    PROXY_USAGE="$WORK/usage-$name"
-    mkdir -p "$PROXY_USAGE"
-    local cmd=("$BIN" serve --listen none --listen-tls "127.0.0.1:$PROXY_PORT" --tls-cert "$TLS_CHAIN" --tls-key "$TLS_KEY"
-        --threads "$threads" --upstream-endpoint "http://127.0.0.1:$STUB_PORT" --usage-dir "$PROXY_USAGE" "${flags[@]}")
-    record_cmd "${envs[*]:+${envs[*]} }${cmd[*]/#$BIN/target/release/llmops-proxy} 2>$WORK/proxy-$name.log"
-    env "${envs[@]}" "${cmd[@]}" >"$WORK/proxy-$name.out" 2>"$WORK/proxy-$name.log" &
-    PROXY_PID=$!
-    PIDS+=("$PROXY_PID")
-    PROXY_SENT_FILES=(2) # the two check requests below
-    local base="https://127.0.0.1:$PROXY_PORT" i
-    for i in $(seq 1 150); do
-        if [ "$(curl -s --cacert "$TLS_CA" -o /dev/null -w '%{http_code}' --max-time 1 "$base/healthz")" = 200 ]; then
-            break
-        fi
-        kill -0 "$PROXY_PID" 2>/dev/null || die "llmops-proxy ($name) exited at start-up: $(tail -n 5 "$WORK/proxy-$name.log")"
-        sleep 0.1
-    done
-    [ "$i" -lt 150 ] || die "llmops-proxy ($name) not healthy over TLS after 15 s: $(tail -n 5 "$WORK/proxy-$name.log")"
-    local code
-    code="$(curl -s --cacert "$TLS_CA" -o "$WORK/check-$name.json" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
-        --data-binary @"$BODY_FILE" "$base/bedrock/model/$MODEL_ID/converse")"
-    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse request over TLS: $(head -c 300 "$WORK/check-$name.json")"
-    cmp -s "$WORK/check-$name.json" "$WORK/payload/converse.json" || die "llmops-proxy ($name) changed the converse body"
-    code="$(curl -s --cacert "$TLS_CA" -o "$WORK/check-$name.bin" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
-        --data-binary @"$BODY_FILE" "$base/bedrock/model/$MODEL_ID/converse-stream")"
-    [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse-stream request over TLS"
-    cmp -s "$WORK/check-$name.bin" "$WORK/payload/stream.bin" || die "llmops-proxy ($name) changed the event stream"
-    log "llmops-proxy ($name, TLS only, --threads $threads${flags[*]:+, ${flags[*]}}) on https://127.0.0.1:$PROXY_PORT, pid $PROXY_PID"
-}
+start_proxy_tls() { launch_proxy tls "$@"; }
 
 # tls_negotiated PORT: "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519" as openssl s_client sees it.
 tls_negotiated() {
@@ -728,4 +706,26 @@ measure_watched() {
     other_cpu_begin
     WARMUP=0 measure "$scenario" "$label" "$pid" "$url" "$@"
     other_cpu_end "$scenario"
+}
+
+# ensure_results_file: creates $RESULTS with its introduction if it does not exist yet.
+ensure_results_file() {
+    [ -f "$RESULTS" ] && return 0
+    cat >"$RESULTS" <<'EOF'
+# Load benchmark results
+
+Sections are appended by the scripts of bench/ (`run.sh`, `peers.sh`, `tls.sh`, `budgets.sh`);
+see `bench/README.md` for what each figure means. The machines are shared and noisy: compare
+ratios within one section, not absolute figures across sections.
+EOF
+}
+
+# start_rproxy: the one-worker nginx reverse proxy in front of the stub; sets NGX_PORT and
+# RPROXY_PID.
+start_rproxy() {
+    NGX_PORT="$(free_port)"
+    write_rproxy_conf "$NGX_PORT" "$STUB_PORT"
+    start_nginx rproxy
+    RPROXY_PID="$NGINX_PID_rproxy"
+    wait_http "http://127.0.0.1:$NGX_PORT/" || die "nginx reverse proxy did not start (see $WORK/rproxy-error.log)"
 }

@@ -21,19 +21,6 @@ LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/llmops-bench/litellm-venv}"
 LITELLM_MASTER_KEY="sk-llmops-bench-master-0123456789"
 RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}"
 
-ensure_results_file() {
-    if [ ! -f "$RESULTS" ]; then
-        cat >"$RESULTS" <<'EOF'
-# Load benchmark results
-
-Sections are appended by `bash bench/run.sh` (llmops-proxy against an nginx stub upstream and an
-nginx reverse proxy) and `bash bench/peers.sh` (LiteLLM's proxy on the same load); see
-`bench/README.md` for what each figure means. The machines are shared and noisy: compare ratios
-within one section, not absolute figures across sections.
-EOF
-    fi
-}
-
 # peer_failed MESSAGE [LOGFILE]: record the failure in RESULTS.md and stop.
 peer_failed() {
     ensure_results_file

@@ -30,11 +30,7 @@ export STREAM_BYTES="$(wc -c <"$WORK/payload/stream.bin" | tr -d ' ')"
 
 record_cmd "# stub upstream and reverse proxy: nginx -p PREFIX -c stub.conf / rproxy.conf (configs below)"
 start_stub
-NGX_PORT="$(free_port)"
-write_rproxy_conf "$NGX_PORT" "$STUB_PORT"
-start_nginx rproxy
-RPROXY_PID="$NGINX_PID_rproxy"
-wait_http "http://127.0.0.1:$NGX_PORT/" || die "nginx reverse proxy did not start (see $WORK/rproxy-error.log)"
+start_rproxy
 log "nginx reverse proxy (1 worker, keepalive 64) on 127.0.0.1:$NGX_PORT, pid $RPROXY_PID"
 
 STUB_URL="http://127.0.0.1:$STUB_PORT/model/$MODEL_ID/converse"
@@ -100,16 +96,7 @@ stop_proxy "d: io_uring, $MACHINE_NPROC threads"
 } >>"$CMDS_FILE"
 
 RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}"
-if [ ! -f "$RESULTS" ]; then
-    cat >"$RESULTS" <<'EOF'
-# Load benchmark results
-
-Sections are appended by `bash bench/run.sh` (llmops-proxy against an nginx stub upstream and an
-nginx reverse proxy) and `bash bench/peers.sh` (LiteLLM's proxy on the same load); see
-`bench/README.md` for what each figure means. The machines are shared and noisy: compare ratios
-within one section, not absolute figures across sections.
-EOF
-fi
+ensure_results_file
 python3 "$BENCH_DIR/benchlib.py" report "$WORK/results.jsonl" run >"$WORK/section.md"
 cat "$WORK/section.md" >>"$RESULTS"
 cat "$WORK/section.md"

@@ -43,11 +43,7 @@ export BODY_BYTES="$(wc -c <"$BODY_FILE" | tr -d ' ')"
 record_cmd "# test CA and certificate: openssl genpkey/req/x509 ($TLS_CERT_DESC), chain.pem = server.pem + ca.pem"
 record_cmd "# stub upstream, nginx reverse proxy, nginx TLS terminator: nginx -p PREFIX -c stub.conf / rproxy.conf / tlsproxy.conf (configs below)"
 start_stub
-NGX_PORT="$(free_port)"
-write_rproxy_conf "$NGX_PORT" "$STUB_PORT"
-start_nginx rproxy
-RPROXY_PID="$NGINX_PID_rproxy"
-wait_http "http://127.0.0.1:$NGX_PORT/" || die "nginx reverse proxy did not start (see $WORK/rproxy-error.log)"
+start_rproxy
 NGX_TLS_PORT="$(free_port)"
 NGX_TLS_NC_PORT="$(free_port)"
 write_tls_rproxy_conf "$NGX_TLS_PORT" "$NGX_TLS_NC_PORT" "$STUB_PORT"
@@ -174,7 +170,7 @@ fi
 } >>"$CMDS_FILE"
 
 RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}"
-[ -f "$RESULTS" ] || printf '# Load benchmark results\n\nSections are appended by the scripts of bench/; see bench/README.md.\n' >"$RESULTS"
+ensure_results_file
 python3 "$BENCH_DIR/benchlib.py" report "$WORK/results.jsonl" tls >"$WORK/section.md"
 cat "$WORK/section.md" >>"$RESULTS"
 cat "$WORK/section.md"
