@@ -14,6 +14,7 @@ pub mod demo;
 pub mod http;
 pub mod log;
 pub mod mock;
+pub mod pricing;
 pub mod report;
 pub mod server;
 pub mod sigv4;

@@ -32,7 +32,7 @@ use llmops_proxy::sigv4::canonical::{
     uri_encode, write_canonical_headers, write_canonical_query, write_canonical_uri, PathEncoding, MAX_SIGNED_HEADERS,
 };
 use llmops_proxy::sigv4::{Credentials, SignError, SignRequest, Signer, SigningKeyCache, SigningTime};
-use llmops_proxy::usage::scan::{Scanner, Usage, MAX_STOP_REASON};
+use llmops_proxy::usage::scan::{Scanner, Usage, MAX_INVOKED_MODEL, MAX_STOP_REASON};
 
 /// `len * sel / 255`: a cut point anywhere in `0..=len` chosen by one input byte.
 fn cut(len: usize, sel: u8) -> usize {
@@ -447,14 +447,22 @@ pub fn check_eventstream(data: &[u8]) {
 
 fn check_usage(u: &Usage) {
     for (name, v) in [
-        ("input", u.input_tokens),
-        ("output", u.output_tokens),
+        ("input", u.metered.input),
+        ("output", u.metered.output),
         ("total", u.total_tokens),
-        ("cache read", u.cache_read_tokens),
-        ("cache write", u.cache_write_tokens),
+        ("cache read", u.metered.cache_read),
+        ("cache write", u.metered.cache_write),
+        ("cache write 5m", u.metered.cache_write_5m),
+        ("cache write 1h", u.metered.cache_write_1h),
         ("latency", u.latency_ms),
     ] {
         assert!(v.is_none_or(|n| n >= 0), "{name} = {v:?}");
+    }
+    if let Some(g) = &u.metered.guardrail {
+        assert!(g.iter().all(|n| *n >= 0), "guardrail units {g:?}");
+    }
+    if let Some(m) = &u.invoked_model {
+        assert!(m.len() <= MAX_INVOKED_MODEL, "invokedModelId of {} bytes", m.len());
     }
     if let Some(s) = &u.stop_reason {
         assert!(

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::usage::pricing::parse_price;
+use crate::pricing::decimal::parse_usd;
 use crate::usage::UsageRecord;
 
 /// What a budget is about.
@@ -173,7 +173,7 @@ impl BudgetFile {
                 _ => return Err(err("period", "must be day or month")),
             };
             let limit = match t.get("limit_usd") {
-                Some(toml::Value::String(v)) => parse_price(v).map_err(|e| err("limit_usd", &e))?,
+                Some(toml::Value::String(v)) => parse_usd(v).map_err(|e| err("limit_usd", &e))?,
                 Some(_) => return Err(err("limit_usd", "must be a decimal string such as \"50.00\"")),
                 None => return Err(err("limit_usd", "missing")),
             };
@@ -185,14 +185,12 @@ impl BudgetFile {
                 "alert" => Action::Alert,
                 _ => return Err(err("action", "must be block or alert")),
             };
-            // parse_price reads USD per 1M tokens into 1e-12 USD per token, i.e. it
-            // multiplies by 1e6; a limit in USD needs 1e12: one more factor of 1e6.
             budgets.push(Budget {
                 name,
                 scope,
                 value,
                 period,
-                limit: limit * 1_000_000,
+                limit,
                 action,
             });
         }

@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::ServeConfig;
+use crate::pricing::PriceTable;
 use crate::sigv4::Signer;
 use crate::tenant::KeyStore;
 use crate::upstream::pool::Pool;
-use crate::usage::pricing::PriceTable;
 use crate::usage::queue::UsageSink;
 use crate::usage::scan::Scanner;
 use crate::usage::writer::WriterStats;

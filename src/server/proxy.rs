@@ -20,14 +20,15 @@ use crate::bedrock::route::Operation;
 use crate::http::limits::SMALL_BODY_BYTES;
 use crate::http::request::{BodyFraming, Method, RequestHead};
 use crate::http::response::HeadWriter;
+use crate::pricing::{Query, Trace};
 use crate::sigv4::signer::payload_hash;
 use crate::sigv4::{Credentials, SecretString, SignRequest, SigningTime, BEDROCK_SERVICE};
 use crate::tenant::KeyError;
 use crate::upstream::exchange::{read_head, read_response, write_request, Head, UpstreamResponse};
 use crate::upstream::stream::UpstreamStream;
 use crate::upstream::UpstreamError;
-use crate::usage::pricing::Tokens;
 use crate::usage::record::{cut_message, format_usd, UsageRecord, MAX_TAG_CHARS};
+use crate::usage::scan::Usage;
 
 /// Longest region value recorded when it is invalid.
 const MAX_RECORDED_REGION: usize = 64;
@@ -332,7 +333,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
 
     let up_started = Instant::now();
     let deadline = up_started + shard.shared.config.timeouts.total;
-    let result = send(shard, &target, up_head, body, op == Operation::ConverseStream, deadline).await;
+    let (result, body) = send(shard, &target, up_head, body, op == Operation::ConverseStream, deadline).await;
     let upstream_ms = up_started.elapsed().as_secs_f64() * 1000.0;
     let resp = match result {
         Ok(r) => r,
@@ -367,6 +368,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
                     deadline,
                     received,
                     close: close_requested,
+                    request_body: body,
                 };
                 return super::stream::relay_stream(stream, h, b, conn, rec, shard, ctx).await;
             }
@@ -384,7 +386,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     rec.upstream_latency_ms = Some(up_started.elapsed().as_secs_f64() * 1000.0);
     rec.upstream_ttfb_ms = Some(resp.ttfb.as_secs_f64() * 1000.0);
     rec.upstream_request_id = resp.request_id.clone();
-    relay(stream, resp, rec, shard, received, close_requested).await
+    relay(stream, resp, rec, shard, received, close_requested, &body).await
 }
 
 /// Appends `Name: value\r\n` lines.
@@ -441,7 +443,8 @@ async fn attempt(
 }
 
 /// One request over a pooled or new connection, retried once on a fresh connection when
-/// a reused one fails before any response byte.
+/// a reused one fails before any response byte. The request body comes back with the
+/// result (its `serviceTier` is the pricing fallback when the response does not say).
 async fn send(
     shard: &Rc<Shard>,
     target: &crate::upstream::endpoint::Target,
@@ -449,7 +452,7 @@ async fn send(
     body: Vec<u8>,
     stream: bool,
     deadline: Instant,
-) -> Result<Upstream, UpstreamError> {
+) -> (Result<Upstream, UpstreamError>, Vec<u8>) {
     use zeroize::Zeroize;
     let ttfb = shard.shared.config.timeouts.ttfb;
     let (mut conn, reused) = match shard.pool.take(target) {
@@ -457,9 +460,15 @@ async fn send(
             ShardStats::inc(&shard.stats.upstream_reused);
             (c, true)
         }
-        None => (connect(shard, target).await?, false),
+        None => match connect(shard, target).await {
+            Ok(c) => (c, false),
+            Err(e) => {
+                head.zeroize();
+                return (Err(e), body);
+            }
+        },
     };
-    let (mut res, mut streamed, body) = attempt(&mut conn, head.clone(), body, stream, ttfb, deadline).await;
+    let (mut res, mut streamed, mut body) = attempt(&mut conn, head.clone(), body, stream, ttfb, deadline).await;
     if let Err(e) = &res {
         if reused && e.before_response() {
             ShardStats::inc(&shard.stats.upstream_retries);
@@ -468,25 +477,30 @@ async fn send(
                 Ok(c) => c,
                 Err(e) => {
                     head.zeroize();
-                    return Err(e);
+                    return (Err(e), body);
                 }
             };
             let again = attempt(&mut conn, head.clone(), body, stream, ttfb, deadline).await;
             res = again.0;
             streamed = again.1;
+            body = again.2;
         }
     }
     head.zeroize();
-    match (res?, streamed) {
-        (Some(resp), _) => {
+    let out = match res {
+        Err(e) => Err(e),
+        Ok(Some(resp)) => {
             if resp.reusable {
                 shard.pool.put(target, conn);
             }
             Ok(Upstream::Complete(resp))
         }
-        (None, Some((head, buf, ttfb))) => Ok(Upstream::Streaming { head, buf, ttfb, conn }),
-        (None, None) => Err(UpstreamError::Protocol("no response")),
-    }
+        Ok(None) => match streamed {
+            Some((head, buf, ttfb)) => Ok(Upstream::Streaming { head, buf, ttfb, conn }),
+            None => Err(UpstreamError::Protocol("no response")),
+        },
+    };
+    (out, body)
 }
 
 async fn connect(
@@ -520,36 +534,37 @@ fn aws_message(shard: &Shard, body: &[u8]) -> Option<String> {
     Some(cut_message(m))
 }
 
-/// Copies scanned usage into the row.
-pub(super) fn apply_usage(rec: &mut UsageRecord, u: crate::usage::scan::Usage) {
-    rec.input_tokens = u.input_tokens.or(rec.input_tokens);
-    rec.output_tokens = u.output_tokens.or(rec.output_tokens);
-    rec.total_tokens = u.total_tokens.or(rec.total_tokens);
-    rec.cache_read_tokens = u.cache_read_tokens.or(rec.cache_read_tokens);
-    rec.cache_write_tokens = u.cache_write_tokens.or(rec.cache_write_tokens);
-    rec.provider_latency_ms = u.latency_ms.or(rec.provider_latency_ms);
-    if u.stop_reason.is_some() {
-        rec.stop_reason = u.stop_reason;
-    }
-}
-
-/// Prices the row's tokens (exact), or counts the model as unpriced.
-pub(super) fn apply_price(rec: &mut UsageRecord, shard: &Shard) {
+/// Prices the row from its response's usage (exact; unpriced calls are flagged and
+/// counted). The request body is read for `serviceTier` / `performanceConfig` only when
+/// the response did not report them and the model's price depends on them.
+pub(super) fn apply_price(rec: &mut UsageRecord, usage: &Usage, request_body: &[u8], shard: &Shard) {
     let prices = shard.prices();
-    let price = prices.lookup(&rec.model_effective, &rec.model_requested, &shard.shared.config.geo);
-    let tokens = Tokens {
-        input: rec.input_tokens,
-        output: rec.output_tokens,
-        cache_read: rec.cache_read_tokens,
-        cache_write: rec.cache_write_tokens,
-    };
-    match price {
-        Some(p) => {
-            rec.price_id = Some(p.id.clone());
-            rec.cost_pico_usd = p.cost(&tokens);
+    let model = usage.invoked_model.as_deref().unwrap_or(&rec.model_effective);
+    let (mut tier_req, mut latency_req) = (None, None);
+    if usage.tier.is_none() || usage.latency.is_none() {
+        let sensitive = prices
+            .resolve(model, &mut Trace::off())
+            .is_ok_and(|(e, _)| e.tier_sensitive() || e.latency_sensitive());
+        if sensitive {
+            (tier_req, latency_req) = shard.scanner.borrow_mut().request_hints(request_body);
         }
-        None => ShardStats::inc(&shard.stats.unpriced),
     }
+    let q = Query {
+        model: &rec.model_effective,
+        invoked: usage.invoked_model.as_deref(),
+        region: &rec.region,
+        day: rec.ts_micros.div_euclid(86_400_000_000),
+        tier_reported: usage.tier,
+        tier_requested: tier_req,
+        latency_reported: usage.latency,
+        latency_requested: latency_req,
+        usage: &usage.metered,
+    };
+    let priced = prices.price(&q, &mut Trace::off());
+    if priced.cost_pico.is_none() {
+        ShardStats::inc(&shard.stats.unpriced);
+    }
+    rec.apply_priced(priced);
 }
 
 /// Relays an upstream answer to the client and records the row.
@@ -560,6 +575,7 @@ pub(super) async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     shard: &Rc<Shard>,
     received: Instant,
     close: bool,
+    request_body: &[u8],
 ) -> bool {
     let status = resp.status;
     let error_type = resp
@@ -585,11 +601,9 @@ pub(super) async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     }
     let mut extra: Vec<(&'static str, Vec<u8>)> = Vec::new();
     if (200..300).contains(&status) {
-        let usage = shard.scanner.borrow_mut().scan(resp.body());
-        if let Some(u) = usage {
-            apply_usage(&mut rec, u);
-        }
-        apply_price(&mut rec, shard);
+        let usage = shard.scanner.borrow_mut().scan(resp.body()).unwrap_or_default();
+        rec.apply_usage(&usage);
+        apply_price(&mut rec, &usage, request_body, shard);
         if let Some(c) = rec.cost_pico_usd {
             extra.push(("x-llmops-cost-usd", format_usd(c).into_bytes()));
         }

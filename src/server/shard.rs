@@ -16,9 +16,9 @@ use super::conn::{serve_tcp, serve_tls};
 use super::stats::{Driver, ShardStats};
 use super::{Reloadable, ServeError, Shard, Shared};
 use crate::config::{ConfigError, ServeConfig};
+use crate::pricing::PriceTable;
 use crate::tenant::KeyStore;
 use crate::usage::observe::Observer;
-use crate::usage::pricing::PriceTable;
 use crate::usage::queue::{channel, UsageSink, QUEUE_CAPACITY};
 use crate::usage::writer::{self, WriterConfig, DEFAULT_ROLL_BYTES};
 

@@ -10,16 +10,18 @@ use std::time::{Duration, Instant};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use super::io::write_all;
-use super::proxy::{apply_price, apply_usage};
+use super::proxy::apply_price;
 use super::stats::ShardStats;
 use super::Shard;
 use crate::bedrock::eventstream::{Decoder, Frame};
 use crate::http::response::HeadWriter;
+use crate::pricing::Flag;
 use crate::upstream::endpoint::Target;
 use crate::upstream::exchange::{Head, StreamBody, UpstreamResponse};
 use crate::upstream::stream::UpstreamStream;
 use crate::upstream::UpstreamError;
 use crate::usage::record::cut_message;
+use crate::usage::scan::Usage;
 use crate::usage::UsageRecord;
 
 /// Largest error body read from a stream request's non-200 answer.
@@ -32,6 +34,8 @@ pub struct StreamCtx {
     pub deadline: Instant,
     pub received: Instant,
     pub close: bool,
+    /// The request body (the pricing fallback for an unreported tier or latency).
+    pub request_body: Vec<u8>,
 }
 
 /// Reads a (small) non-streamed answer to a stream request whole.
@@ -53,17 +57,18 @@ pub async fn collect(
     Ok(UpstreamResponse::from_parts(head, out, ttfb, false))
 }
 
-fn read_frame(f: &Frame, rec: &mut UsageRecord, shard: &Shard) {
+/// Reads one decoded frame into the row; returns whether it was the `metadata` event.
+fn read_frame(f: &Frame, rec: &mut UsageRecord, usage: &mut Usage, shard: &Shard) -> bool {
     match f.message_type() {
-        Some("event") => match f.event_type() {
-            Some("metadata") | Some("messageStop") => {
-                let usage = shard.scanner.borrow_mut().scan(&f.payload);
-                if let Some(u) = usage {
-                    apply_usage(rec, u);
+        Some("event") => {
+            if let Some(t @ ("metadata" | "messageStop")) = f.event_type() {
+                let scanned = shard.scanner.borrow_mut().scan(&f.payload);
+                if let Some(u) = scanned {
+                    usage.merge(u);
                 }
+                return t == "metadata";
             }
-            _ => {}
-        },
+        }
         Some("exception") => {
             rec.error_type = f.exception_type().map(str::to_string);
             rec.error_message = exception_message(&f.payload);
@@ -74,6 +79,7 @@ fn read_frame(f: &Frame, rec: &mut UsageRecord, shard: &Shard) {
         }
         _ => {}
     }
+    false
 }
 
 fn exception_message(payload: &[u8]) -> Option<String> {
@@ -117,6 +123,8 @@ pub async fn relay_stream<S: AsyncReadRent + AsyncWriteRent>(
     let mut decoding = true;
     let mut upstream_ok = true;
     let mut bytes: i64 = 0;
+    let mut usage = Usage::default();
+    let mut saw_metadata = false;
     while client_ok {
         match body.next(&mut conn, ctx.deadline).await {
             Ok(Some(piece)) => {
@@ -131,7 +139,7 @@ pub async fn relay_stream<S: AsyncReadRent + AsyncWriteRent>(
                         rec.error_type.get_or_insert_with(|| "EventStreamDecodeError".into());
                     }
                     while let Some(f) = decoder.next_frame() {
-                        read_frame(&f, &mut rec, shard);
+                        saw_metadata |= read_frame(&f, &mut rec, &mut usage, shard);
                     }
                 }
                 let mut chunk = Vec::with_capacity(piece.len() + 16);
@@ -172,7 +180,12 @@ pub async fn relay_stream<S: AsyncReadRent + AsyncWriteRent>(
     }
     rec.response_bytes = bytes;
     rec.upstream_latency_ms = Some(ctx.up_started.elapsed().as_secs_f64() * 1000.0);
-    apply_price(&mut rec, shard);
+    rec.apply_usage(&usage);
+    let completed = client_ok && upstream_ok;
+    if !saw_metadata && !completed {
+        rec.cost_flags.set(Flag::StreamCutBeforeUsage);
+    }
+    apply_price(&mut rec, &usage, &ctx.request_body, shard);
     rec.latency_ms = ctx.received.elapsed().as_secs_f64() * 1000.0;
     shard.stats.count_status(rec.status);
     shard.stats.request_latency.observe_ms(rec.latency_ms);

@@ -1,8 +1,7 @@
-//! Usage metering: the record, the usage scan of responses, prices and exact cost,
+//! Usage metering: the record, the usage scan of responses (priced by `crate::pricing`),
 //! the lock-free queues into the writer thread, and the rolling Parquet writer.
 
 pub mod observe;
-pub mod pricing;
 pub mod queue;
 pub mod read;
 pub mod record;

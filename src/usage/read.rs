@@ -11,6 +11,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::record::UsageRecord;
 use super::writer::list_files;
+use crate::pricing::{Flags, Latency, Scope, Tier};
 
 /// Why usage files could not be read.
 #[derive(Debug)]
@@ -36,6 +37,30 @@ fn col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, ReadError> {
     b.column_by_name(name)
         .map(|a| a.as_ref())
         .ok_or_else(|| ReadError::Schema(format!("no column {name}")))
+}
+
+/// A column added after the first release: absent in older files, read as null.
+fn added_string(b: &RecordBatch, name: &str, i: usize) -> Result<Option<String>, ReadError> {
+    if b.column_by_name(name).is_none() {
+        return Ok(None);
+    }
+    string(b, name, i)
+}
+
+/// As [`added_string`], for an integer column.
+fn added_int(b: &RecordBatch, name: &str, i: usize) -> Result<Option<i64>, ReadError> {
+    if b.column_by_name(name).is_none() {
+        return Ok(None);
+    }
+    int(b, name, i)
+}
+
+/// The `&'static` name of a recorded operation.
+fn operation(name: &str) -> &'static str {
+    match name {
+        "converse-stream" => "converse-stream",
+        _ => "converse",
+    }
 }
 
 fn string(b: &RecordBatch, name: &str, i: usize) -> Result<Option<String>, ReadError> {
@@ -86,6 +111,7 @@ pub fn read_file(path: &Path) -> Result<Vec<UsageRecord>, ReadError> {
             .clone();
         for i in 0..b.num_rows() {
             let op = string(&b, "operation", i)?.unwrap_or_default();
+            let price_version = added_string(&b, "price_version", i)?;
             out.push(UsageRecord {
                 ts_micros: ts.value(i),
                 request_id: string(&b, "request_id", i)?.unwrap_or_default(),
@@ -94,11 +120,7 @@ pub fn read_file(path: &Path) -> Result<Vec<UsageRecord>, ReadError> {
                 department: string(&b, "department", i)?,
                 project: string(&b, "project", i)?,
                 agent: string(&b, "agent", i)?,
-                operation: if op == "converse-stream" {
-                    "converse-stream"
-                } else {
-                    "converse"
-                },
+                operation: operation(&op),
                 region: string(&b, "region", i)?.unwrap_or_default(),
                 model_requested: string(&b, "model_requested", i)?.unwrap_or_default(),
                 model_effective: string(&b, "model_effective", i)?.unwrap_or_default(),
@@ -111,7 +133,7 @@ pub fn read_file(path: &Path) -> Result<Vec<UsageRecord>, ReadError> {
                 cache_read_tokens: int(&b, "cache_read_tokens", i)?,
                 cache_write_tokens: int(&b, "cache_write_tokens", i)?,
                 cost_pico_usd: (!cost.is_null(i)).then(|| cost.value(i)),
-                price_id: string(&b, "price_id", i)?,
+                price_id: string(&b, "price_id", i)?.map(|s| std::sync::Arc::from(s.as_str())),
                 latency_ms: float(&b, "latency_ms", i)?.unwrap_or(0.0),
                 upstream_latency_ms: float(&b, "upstream_latency_ms", i)?,
                 upstream_ttfb_ms: float(&b, "upstream_ttfb_ms", i)?,
@@ -119,6 +141,16 @@ pub fn read_file(path: &Path) -> Result<Vec<UsageRecord>, ReadError> {
                 stop_reason: string(&b, "stop_reason", i)?,
                 request_bytes: int(&b, "request_bytes", i)?.unwrap_or(0),
                 response_bytes: int(&b, "response_bytes", i)?.unwrap_or(0),
+                price_scope: added_string(&b, "price_scope", i)?.and_then(|s| Scope::parse(&s)),
+                service_tier: added_string(&b, "service_tier", i)?.and_then(|s| Tier::parse(&s)),
+                latency_mode: added_string(&b, "latency_mode", i)?.and_then(|s| Latency::parse(&s)),
+                cache_write_5m_tokens: added_int(&b, "cache_write_5m_tokens", i)?,
+                cache_write_1h_tokens: added_int(&b, "cache_write_1h_tokens", i)?,
+                guardrail_units: added_int(&b, "guardrail_units", i)?,
+                price_version: price_version.map(|s| std::sync::Arc::from(s.as_str())),
+                cost_flags: added_string(&b, "cost_flags", i)?
+                    .map(|s| Flags::from_column(&s))
+                    .unwrap_or_default(),
                 blocked_by: None,
             });
         }

@@ -1,6 +1,11 @@
 //! The usage record: one row per request that reached a Bedrock route (DESIGN.md §3).
 //! Money is an integer count of 1e-12 USD, matching the `decimal(38,12)` column.
 
+use std::sync::Arc;
+
+use super::scan::Usage;
+use crate::pricing::{Flag, Flags, Latency, Priced, Scope, Tier};
+
 /// One usage row. Never holds a secret, a prompt or a completion.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsageRecord {
@@ -27,7 +32,8 @@ pub struct UsageRecord {
     pub cache_write_tokens: Option<i64>,
     /// Cost in 1e-12 USD.
     pub cost_pico_usd: Option<i128>,
-    pub price_id: Option<String>,
+    /// The price table entry used (`custom:` prefix for `--pricing` entries).
+    pub price_id: Option<Arc<str>>,
     pub latency_ms: f64,
     pub upstream_latency_ms: Option<f64>,
     pub upstream_ttfb_ms: Option<f64>,
@@ -35,8 +41,56 @@ pub struct UsageRecord {
     pub stop_reason: Option<String>,
     pub request_bytes: i64,
     pub response_bytes: i64,
+    /// How the call was billed: the scope of the model id, the tier and latency mode.
+    pub price_scope: Option<Scope>,
+    pub service_tier: Option<Tier>,
+    pub latency_mode: Option<Latency>,
+    /// The cache-write split (`usage.cacheDetails`; all 5m when it was absent, flagged).
+    pub cache_write_5m_tokens: Option<i64>,
+    pub cache_write_1h_tokens: Option<i64>,
+    /// Guardrail text units of every policy (`trace.guardrail`).
+    pub guardrail_units: Option<i64>,
+    /// Which price table priced the row.
+    pub price_version: Option<Arc<str>>,
+    /// Why a cost is missing or assumed.
+    pub cost_flags: Flags,
     /// Not a column: the budget that refused this request (for metrics).
     pub blocked_by: Option<String>,
+}
+
+impl UsageRecord {
+    /// Copies what a response said about its usage into the row.
+    pub fn apply_usage(&mut self, u: &Usage) {
+        let m = &u.metered;
+        self.input_tokens = m.input.or(self.input_tokens);
+        self.output_tokens = m.output.or(self.output_tokens);
+        self.total_tokens = u.total_tokens.or(self.total_tokens);
+        self.cache_read_tokens = m.cache_read.or(self.cache_read_tokens);
+        self.cache_write_tokens = m.cache_write.or(self.cache_write_tokens);
+        self.provider_latency_ms = u.latency_ms.or(self.provider_latency_ms);
+        if u.stop_reason.is_some() {
+            self.stop_reason.clone_from(&u.stop_reason);
+        }
+    }
+
+    /// Records how the row was priced.
+    pub fn apply_priced(&mut self, p: Priced) {
+        self.cost_pico_usd = p.cost_pico;
+        self.price_id = p.price_id;
+        self.price_version = p.version;
+        self.price_scope = p.scope;
+        self.service_tier = p.tier;
+        self.latency_mode = p.latency;
+        self.cache_write_5m_tokens = p.cache_write_5m;
+        self.cache_write_1h_tokens = p.cache_write_1h;
+        self.guardrail_units = p.guardrail_units;
+        self.cost_flags = self.cost_flags.union(p.flags);
+    }
+
+    /// Whether the row's cost is unknown although the call was answered.
+    pub fn unpriced(&self) -> bool {
+        self.cost_flags.has(Flag::Unpriced)
+    }
 }
 
 /// Longest `error_message` kept.
@@ -52,27 +106,7 @@ pub fn cut_message(s: &str) -> String {
 /// Formats 1e-12 USD units as a decimal string with 12 fractional digits trimmed to at
 /// least 6 (`0.000123000000` → `0.000123`).
 pub fn format_usd(pico: i128) -> String {
-    let v = pico.unsigned_abs();
-    let int = v / 1_000_000_000_000;
-    let mut frac = (v % 1_000_000_000_000) as u64;
-    let mut out = String::with_capacity(24);
-    if pico < 0 {
-        out.push('-');
-    }
-    out.push_str(&int.to_string());
-    out.push('.');
-    // Twelve digits, trailing zeros trimmed down to six.
-    let mut digits = [b'0'; 12];
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (frac % 10) as u8;
-        frac /= 10;
-    }
-    let mut end = 12;
-    while end > 6 && digits[end - 1] == b'0' {
-        end -= 1;
-    }
-    out.extend(digits[..end].iter().map(|&b| b as char));
-    out
+    crate::pricing::decimal::format_scaled(pico, crate::pricing::decimal::USD_DECIMALS, 6)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The Parquet/Arrow schema of the usage file (DESIGN.md §3: names and types are a
-//! contract) and the conversion of records to an Arrow `RecordBatch`.
+//! contract; columns are only ever appended) and the conversion of records to an Arrow
+//! `RecordBatch`. One list, [`columns`], names every column beside the value it takes
+//! from a record, so the schema and the batch cannot drift apart.
 
 use std::sync::Arc;
 
@@ -15,131 +17,152 @@ use super::record::UsageRecord;
 pub const COST_PRECISION: u8 = 38;
 pub const COST_SCALE: i8 = 12;
 
+fn strings<'a>(
+    rows: &'a [UsageRecord],
+    name: &str,
+    nullable: bool,
+    f: impl Fn(&'a UsageRecord) -> Option<&'a str>,
+) -> (Field, ArrayRef) {
+    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+    for r in rows {
+        b.append_option(f(r));
+    }
+    (Field::new(name, DataType::Utf8, nullable), Arc::new(b.finish()))
+}
+
+fn ints(
+    rows: &[UsageRecord],
+    name: &str,
+    nullable: bool,
+    f: impl Fn(&UsageRecord) -> Option<i64>,
+) -> (Field, ArrayRef) {
+    let mut b = Int64Builder::with_capacity(rows.len());
+    for r in rows {
+        b.append_option(f(r));
+    }
+    (Field::new(name, DataType::Int64, nullable), Arc::new(b.finish()))
+}
+
+fn floats(
+    rows: &[UsageRecord],
+    name: &str,
+    nullable: bool,
+    f: impl Fn(&UsageRecord) -> Option<f64>,
+) -> (Field, ArrayRef) {
+    let mut b = Float64Builder::with_capacity(rows.len());
+    for r in rows {
+        b.append_option(f(r));
+    }
+    (Field::new(name, DataType::Float64, nullable), Arc::new(b.finish()))
+}
+
+/// Every column, in file order, with its values for `rows`.
+pub fn columns(rows: &[UsageRecord]) -> Result<Vec<(Field, ArrayRef)>, ArrowError> {
+    let mut ts = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+    let mut status = UInt16Builder::with_capacity(rows.len());
+    let mut cost = Decimal128Builder::with_capacity(rows.len()).with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
+    for r in rows {
+        ts.append_value(r.ts_micros);
+        status.append_value(r.status);
+        cost.append_option(r.cost_pico_usd);
+    }
+    // The cost flags are kept as a bit set in the record and spelled out here.
+    let flags: Vec<Option<String>> = rows.iter().map(|r| r.cost_flags.to_column()).collect();
+    let ts_type = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Ok(vec![
+        (Field::new("ts", ts_type, false), Arc::new(ts.finish()) as ArrayRef),
+        strings(rows, "request_id", false, |r| Some(&r.request_id)),
+        strings(rows, "upstream_request_id", true, |r| r.upstream_request_id.as_deref()),
+        strings(rows, "tenant", false, |r| Some(&r.tenant)),
+        strings(rows, "department", true, |r| r.department.as_deref()),
+        strings(rows, "project", true, |r| r.project.as_deref()),
+        strings(rows, "agent", true, |r| r.agent.as_deref()),
+        strings(rows, "operation", false, |r| Some(r.operation)),
+        strings(rows, "region", false, |r| Some(&r.region)),
+        strings(rows, "model_requested", false, |r| Some(&r.model_requested)),
+        strings(rows, "model_effective", false, |r| Some(&r.model_effective)),
+        (Field::new("status", DataType::UInt16, false), Arc::new(status.finish())),
+        strings(rows, "error_type", true, |r| r.error_type.as_deref()),
+        strings(rows, "error_message", true, |r| r.error_message.as_deref()),
+        ints(rows, "input_tokens", true, |r| r.input_tokens),
+        ints(rows, "output_tokens", true, |r| r.output_tokens),
+        ints(rows, "total_tokens", true, |r| r.total_tokens),
+        ints(rows, "cache_read_tokens", true, |r| r.cache_read_tokens),
+        ints(rows, "cache_write_tokens", true, |r| r.cache_write_tokens),
+        (
+            Field::new("cost_usd", DataType::Decimal128(COST_PRECISION, COST_SCALE), true),
+            Arc::new(cost.finish()),
+        ),
+        strings(rows, "price_id", true, |r| r.price_id.as_deref()),
+        floats(rows, "latency_ms", false, |r| Some(r.latency_ms)),
+        floats(rows, "upstream_latency_ms", true, |r| r.upstream_latency_ms),
+        floats(rows, "upstream_ttfb_ms", true, |r| r.upstream_ttfb_ms),
+        ints(rows, "provider_latency_ms", true, |r| r.provider_latency_ms),
+        strings(rows, "stop_reason", true, |r| r.stop_reason.as_deref()),
+        ints(rows, "request_bytes", false, |r| Some(r.request_bytes)),
+        ints(rows, "response_bytes", false, |r| Some(r.response_bytes)),
+        // Added with bill-grade pricing (older files read these as nulls).
+        strings(rows, "price_scope", true, |r| r.price_scope.map(|s| s.as_str())),
+        strings(rows, "service_tier", true, |r| r.service_tier.map(|t| t.as_str())),
+        strings(rows, "latency_mode", true, |r| r.latency_mode.map(|l| l.as_str())),
+        ints(rows, "cache_write_5m_tokens", true, |r| r.cache_write_5m_tokens),
+        ints(rows, "cache_write_1h_tokens", true, |r| r.cache_write_1h_tokens),
+        strings(rows, "price_version", true, |r| r.price_version.as_deref()),
+        {
+            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
+            for f in &flags {
+                b.append_option(f.as_deref());
+            }
+            (
+                Field::new("cost_flags", DataType::Utf8, true),
+                Arc::new(b.finish()) as ArrayRef,
+            )
+        },
+        ints(rows, "guardrail_units", true, |r| r.guardrail_units),
+    ])
+}
+
 /// The usage schema.
 pub fn schema() -> SchemaRef {
-    let s = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
-    let i = |name: &str| Field::new(name, DataType::Int64, true);
-    Arc::new(Schema::new(vec![
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        s("request_id", false),
-        s("upstream_request_id", true),
-        s("tenant", false),
-        s("department", true),
-        s("project", true),
-        s("agent", true),
-        s("operation", false),
-        s("region", false),
-        s("model_requested", false),
-        s("model_effective", false),
-        Field::new("status", DataType::UInt16, false),
-        s("error_type", true),
-        s("error_message", true),
-        i("input_tokens"),
-        i("output_tokens"),
-        i("total_tokens"),
-        i("cache_read_tokens"),
-        i("cache_write_tokens"),
-        Field::new("cost_usd", DataType::Decimal128(COST_PRECISION, COST_SCALE), true),
-        s("price_id", true),
-        Field::new("latency_ms", DataType::Float64, false),
-        Field::new("upstream_latency_ms", DataType::Float64, true),
-        Field::new("upstream_ttfb_ms", DataType::Float64, true),
-        Field::new("provider_latency_ms", DataType::Int64, true),
-        s("stop_reason", true),
-        Field::new("request_bytes", DataType::Int64, false),
-        Field::new("response_bytes", DataType::Int64, false),
-    ]))
+    let fields: Vec<Field> = columns(&[])
+        .map(|c| c.into_iter().map(|(f, _)| f).collect())
+        .unwrap_or_default();
+    Arc::new(Schema::new(fields))
 }
 
 /// Builds one batch from records.
 pub fn to_batch(rows: &[UsageRecord], schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
-    let n = rows.len();
-    let mut ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut strs: Vec<StringBuilder> = (0..14).map(|_| StringBuilder::with_capacity(n, n * 16)).collect();
-    let mut status = UInt16Builder::with_capacity(n);
-    let mut ints: Vec<Int64Builder> = (0..8).map(|_| Int64Builder::with_capacity(n)).collect();
-    let mut cost = Decimal128Builder::with_capacity(n).with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
-    let mut floats: Vec<Float64Builder> = (0..3).map(|_| Float64Builder::with_capacity(n)).collect();
-    for r in rows {
-        ts.append_value(r.ts_micros);
-        let sv: [Option<&str>; 14] = [
-            Some(&r.request_id),
-            r.upstream_request_id.as_deref(),
-            Some(&r.tenant),
-            r.department.as_deref(),
-            r.project.as_deref(),
-            r.agent.as_deref(),
-            Some(r.operation),
-            Some(&r.region),
-            Some(&r.model_requested),
-            Some(&r.model_effective),
-            r.error_type.as_deref(),
-            r.error_message.as_deref(),
-            r.price_id.as_deref(),
-            r.stop_reason.as_deref(),
-        ];
-        for (b, v) in strs.iter_mut().zip(sv) {
-            b.append_option(v);
-        }
-        status.append_value(r.status);
-        let iv = [
-            r.input_tokens,
-            r.output_tokens,
-            r.total_tokens,
-            r.cache_read_tokens,
-            r.cache_write_tokens,
-            r.provider_latency_ms,
-            Some(r.request_bytes),
-            Some(r.response_bytes),
-        ];
-        for (b, v) in ints.iter_mut().zip(iv) {
-            b.append_option(v);
-        }
-        cost.append_option(r.cost_pico_usd);
-        let fv = [Some(r.latency_ms), r.upstream_latency_ms, r.upstream_ttfb_ms];
-        for (b, v) in floats.iter_mut().zip(fv) {
-            b.append_option(v);
-        }
+    let arrays = columns(rows)?.into_iter().map(|(_, a)| a).collect();
+    RecordBatch::try_new(schema.clone(), arrays)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_lists_every_column_once_in_contract_order() {
+        let s = schema();
+        let names: Vec<&str> = s.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names.len(), 36);
+        assert_eq!(&names[..3], &["ts", "request_id", "upstream_request_id"]);
+        assert_eq!(names[27], "response_bytes");
+        assert_eq!(
+            &names[28..],
+            &[
+                "price_scope",
+                "service_tier",
+                "latency_mode",
+                "cache_write_5m_tokens",
+                "cache_write_1h_tokens",
+                "price_version",
+                "cost_flags",
+                "guardrail_units"
+            ]
+        );
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
     }
-    let mut s = strs.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let mut i = ints.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let mut f = floats.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let next = |it: &mut dyn Iterator<Item = ArrayRef>| {
-        it.next().ok_or_else(|| ArrowError::SchemaError("column count".into()))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(ts.finish()),
-        next(&mut s)?, // request_id
-        next(&mut s)?, // upstream_request_id
-        next(&mut s)?, // tenant
-        next(&mut s)?, // department
-        next(&mut s)?, // project
-        next(&mut s)?, // agent
-        next(&mut s)?, // operation
-        next(&mut s)?, // region
-        next(&mut s)?, // model_requested
-        next(&mut s)?, // model_effective
-        Arc::new(status.finish()),
-        next(&mut s)?, // error_type
-        next(&mut s)?, // error_message
-        next(&mut i)?, // input_tokens
-        next(&mut i)?, // output_tokens
-        next(&mut i)?, // total_tokens
-        next(&mut i)?, // cache_read_tokens
-        next(&mut i)?, // cache_write_tokens
-        Arc::new(cost.finish()),
-        next(&mut s)?, // price_id
-        next(&mut f)?, // latency_ms
-        next(&mut f)?, // upstream_latency_ms
-        next(&mut f)?, // upstream_ttfb_ms
-        next(&mut i)?, // provider_latency_ms
-        next(&mut s)?, // stop_reason
-        next(&mut i)?, // request_bytes
-        next(&mut i)?, // response_bytes
-    ];
-    RecordBatch::try_new(schema.clone(), columns)
 }
