@@ -206,7 +206,7 @@ pub const REPORT_FLAGS: &[FlagSpec] = &[
     ),
     flag(
         "by",
-        "agent|department|project|model|tenant|day",
+        "agent|department|project|model|tenant|day|tier|scope",
         "how rows are grouped [default: project]",
     ),
     flag(
@@ -225,6 +225,36 @@ pub const DEMO_FLAGS: &[FlagSpec] = &[
     ),
     flag("requests", "N", "how many sample requests to send [default: 12]"),
 ];
+
+/// Flags of `prices explain`.
+pub const PRICES_EXPLAIN_FLAGS: &[FlagSpec] = &[
+    flag(
+        "model",
+        "ID",
+        "the model id as sent upstream (us.anthropic..., an ARN, ...)",
+    ),
+    flag("region", "REGION", "the source region called [default: us-east-1]"),
+    flag(
+        "tier",
+        "priority|default|flex|reserved",
+        "the service tier the response reported [default: default]",
+    ),
+    flag(
+        "latency",
+        "standard|optimized",
+        "the latency mode the response reported [default: standard]",
+    ),
+    flag(
+        "usage",
+        "JSON",
+        "the Converse `usage` object, or a whole response / metadata event (with serviceTier, trace, ...)",
+    ),
+    flag("date", "YYYY-MM-DD", "the request's UTC day [default: today]"),
+    flag("pricing", "FILE", "a --pricing file over the built-in table"),
+];
+
+/// Flags of `prices check` (the file is the argument).
+pub const PRICES_CHECK_FLAGS: &[FlagSpec] = &[];
 
 /// Parsed command-line flags: name to values (switches get "true").
 #[derive(Debug, Default, Clone)]

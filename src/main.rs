@@ -18,6 +18,8 @@ Usage:
   llmops-proxy demo [FLAGS]           offline demo: mock Bedrock + proxy + sample traffic + cost table
   llmops-proxy mock-upstream [FLAGS]  a Bedrock Runtime simulator that verifies SigV4 (tests, demos)
   llmops-proxy report [FLAGS]         cost, tokens and error rates from the Parquet files (text, --html)
+  llmops-proxy prices explain [FLAGS] how one call is priced, line by line (check a figure against the bill)
+  llmops-proxy prices check FILE      validate a --pricing file and list what it overrides
   llmops-proxy help                   this text
 ";
 
@@ -79,6 +81,11 @@ fn run(argv: Vec<String>) -> i32 {
                 "cost, tokens and error rates from usage Parquet files",
                 config::REPORT_FLAGS,
             ),
+            "prices" => config::help(
+                "prices explain",
+                "how one call is priced, every line of the arithmetic (`prices check FILE` validates a price file)",
+                config::PRICES_EXPLAIN_FLAGS,
+            ),
             _ => USAGE.to_string(),
         };
         print!("{text}");
@@ -98,6 +105,7 @@ fn run(argv: Vec<String>) -> i32 {
             }
         }),
         "report" => with_sources(config::REPORT_FLAGS, rest, true, |_, sources| report(sources)),
+        "prices" => prices(rest),
         "help" => {
             print!("{USAGE}");
             0
@@ -175,7 +183,7 @@ fn report(sources: &Sources<'_>) -> i32 {
     let Some(by) = GroupBy::parse(&by_s) else {
         return config_exit(&ConfigError::new(
             "by",
-            format!("`{by_s}` is not one of agent, department, project, model, tenant, day"),
+            format!("`{by_s}` is not one of agent, department, project, model, tenant, day, tier, scope"),
         ));
     };
     let path = std::path::Path::new(&dir);
@@ -192,6 +200,7 @@ fn report(sources: &Sources<'_>) -> i32 {
     let files = llmops_proxy::usage::writer::list_files(path).len();
     println!("{} rows from {files} Parquet file(s) under {dir}\n", rows.len());
     print!("{}", text_table(&group(&rows, by), &total(&rows), by));
+    print!("{}", llmops_proxy::report::breakdowns(&rows, by));
     if let Some(bf) = sources.get("budgets") {
         match llmops_proxy::budget::BudgetFile::load(std::path::Path::new(&bf)) {
             Ok(f) => {
@@ -212,4 +221,94 @@ fn report(sources: &Sources<'_>) -> i32 {
         println!("\nHTML report written to {out}");
     }
     0
+}
+
+fn prices(rest: &[String]) -> i32 {
+    use llmops_proxy::pricing::{explain, PriceTable, Query};
+    match rest.first().map(String::as_str) {
+        Some("check") => {
+            let Some(file) = rest.get(1) else {
+                return config_exit(&ConfigError::new("", "usage: llmops-proxy prices check FILE"));
+            };
+            let text = match std::fs::read_to_string(file) {
+                Ok(t) => t,
+                Err(e) => return config_exit(&ConfigError::new("", format!("cannot read {file}: {e}"))),
+            };
+            match explain::check(&text) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("llmops-proxy prices check: {file}: {e}");
+                    2
+                }
+            }
+        }
+        Some("explain") => with_sources(config::PRICES_EXPLAIN_FLAGS, &rest[1..], false, |_, s| {
+            let Some(model) = s.get("model") else {
+                return config_exit(&ConfigError::new("model", "is required"));
+            };
+            let region = s.get("region").unwrap_or_else(|| "us-east-1".into());
+            let parse = |flag: &str, v: Option<String>, names: String, f: fn(&str) -> bool| match v {
+                Some(v) if !f(&v) => Err(ConfigError::new(flag, format!("`{v}` is not one of {names}"))),
+                v => Ok(v),
+            };
+            use llmops_proxy::pricing::{Latency, Tier};
+            let tier = match parse("tier", s.get("tier"), Tier::names(), |v| Tier::parse(v).is_some()) {
+                Ok(t) => t.and_then(|t| Tier::parse(&t)),
+                Err(e) => return config_exit(&e),
+            };
+            let latency = match parse("latency", s.get("latency"), Latency::names(), |v| {
+                Latency::parse(v).is_some()
+            }) {
+                Ok(l) => l.and_then(|l| Latency::parse(&l)),
+                Err(e) => return config_exit(&e),
+            };
+            let day = match s.get("date") {
+                None => llmops_proxy::util::time::unix_now().div_euclid(86_400),
+                Some(d) => match llmops_proxy::pricing::file::parse_date(&d) {
+                    Some(d) => d,
+                    None => return config_exit(&ConfigError::new("date", format!("`{d}` is not YYYY-MM-DD"))),
+                },
+            };
+            let raw = s.get("usage").unwrap_or_else(|| "{}".into());
+            // A bare usage object, or a whole response / metadata event.
+            let wrapped = if raw.contains("\"usage\"") {
+                raw.clone()
+            } else {
+                format!("{{\"usage\":{raw}}}")
+            };
+            let Some(usage) = llmops_proxy::usage::scan::Scanner::new().scan(wrapped.as_bytes()) else {
+                return config_exit(&ConfigError::new("usage", "is not a JSON object"));
+            };
+            let table = match s.path("pricing").map(|p| PriceTable::with_overrides(p.as_deref())) {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => return config_exit(&ConfigError::new("pricing", e.to_string())),
+                Err(e) => return config_exit(&e),
+            };
+            let q = Query {
+                model: &model,
+                invoked: usage.invoked_model.as_deref(),
+                region: &region,
+                day,
+                tier_reported: tier.or(usage.tier),
+                tier_requested: None,
+                latency_reported: latency.or(usage.latency),
+                latency_requested: None,
+                usage: &usage.metered,
+            };
+            let (_, lines) = explain::explain(&table, &q);
+            for l in lines {
+                println!("{l}");
+            }
+            0
+        }),
+        _ => {
+            eprintln!("usage: llmops-proxy prices explain --model ID --region R [--tier T] [--latency L] --usage JSON\n       llmops-proxy prices check FILE");
+            2
+        }
+    }
 }

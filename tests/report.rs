@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::*;
+use llmops_proxy::pricing::Scope;
 use llmops_proxy::usage::read::read_dir;
 use llmops_proxy::usage::record::format_usd;
 
@@ -78,9 +79,25 @@ fn report_matches_rows() {
     assert!(page.starts_with("<!doctype html>") && page.contains("</html>"));
     assert_eq!(
         page.matches("<svg").count(),
-        3,
-        "spend over time, by department, by model"
+        5,
+        "spend over time, by department, by model, by tier, by scope"
     );
+    // The tier and scope breakdowns follow the main table.
+    assert!(text.contains("By tier:") && text.contains("By scope:"), "{text}");
+    for scope in [Scope::Geo, Scope::InRegion] {
+        let want: i128 = rows
+            .iter()
+            .filter(|r| r.price_scope == Some(scope))
+            .filter_map(|r| r.cost_pico_usd)
+            .sum();
+        assert!(want > 0, "{scope}: the plan has calls of both scopes");
+        let line = text
+            .lines()
+            .skip_while(|l| !l.starts_with("By scope:"))
+            .find(|l| l.starts_with(&format!("{scope} ")))
+            .unwrap_or_else(|| panic!("no {scope} line in {text}"));
+        assert!(line.ends_with(&format_usd(want)), "{line} vs {}", format_usd(want));
+    }
     for needle in [
         "eng",
         "sales",
@@ -95,7 +112,7 @@ fn report_matches_rows() {
         "self-contained"
     );
 
-    for by in ["agent", "project", "model", "tenant", "day"] {
+    for by in ["agent", "project", "model", "tenant", "day", "tier", "scope"] {
         let out = Command::new(BIN)
             .args(["report", "--usage-dir", dir.to_str().unwrap(), "--by", by])
             .output()

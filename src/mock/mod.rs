@@ -113,6 +113,74 @@ pub fn behaviour(model: &str) -> Behaviour {
     }
 }
 
+/// What the mock reports about billing besides its deterministic token counts: like AWS
+/// it reports the `serviceTier` and `performanceConfig` the request asked for; a test
+/// can make it report anything else through `additionalModelRequestFields.mockResponse`
+/// (`usage`, `serviceTier`, `performanceConfig`, `trace`: copied into the response, or
+/// ConverseStream's `metadata` event, as given; `null` leaves a field out).
+#[derive(Debug, Default)]
+struct Billing {
+    usage: Option<String>,
+    service_tier: Option<String>,
+    performance_config: Option<String>,
+    trace: Option<String>,
+}
+
+impl Billing {
+    /// `None` when the body is not JSON (AWS answers ValidationException).
+    fn from_request(body: &[u8]) -> Option<Billing> {
+        use simd_json::prelude::*;
+        let mut scratch = body.to_vec();
+        let v = simd_json::to_borrowed_value(&mut scratch).ok()?;
+        let over = v
+            .get("additionalModelRequestFields")
+            .and_then(|a| a.get("mockResponse"));
+        let pick = |name: &str| -> Option<String> {
+            match over.and_then(|o| o.get(name)) {
+                Some(x) if x.is_null() => None,
+                Some(x) => Some(x.encode()),
+                None => v.get(name).map(|x| x.encode()),
+            }
+        };
+        Some(Billing {
+            usage: over.and_then(|o| o.get("usage")).map(|u| u.encode()),
+            service_tier: pick("serviceTier"),
+            performance_config: pick("performanceConfig"),
+            trace: over.and_then(|o| o.get("trace")).map(|t| t.encode()),
+        })
+    }
+
+    /// The `usage` object.
+    fn usage(&self, beh: &Behaviour, input: i64, output: i64) -> String {
+        if let Some(u) = &self.usage {
+            return u.clone();
+        }
+        match beh {
+            Behaviour::Cache => format!(
+                "{{\"inputTokens\":{input},\"outputTokens\":{output},\"totalTokens\":{},\"cacheReadInputTokens\":7,\"cacheWriteInputTokens\":3}}",
+                input + output + 10
+            ),
+            _ => format!(
+                "{{\"inputTokens\":{input},\"outputTokens\":{output},\"totalTokens\":{}}}",
+                input + output
+            ),
+        }
+    }
+
+    /// `,"serviceTier":...,"performanceConfig":...,"trace":...` for what is set.
+    fn append_fields(&self, out: &mut Vec<u8>) {
+        for (k, v) in [
+            ("serviceTier", &self.service_tier),
+            ("performanceConfig", &self.performance_config),
+            ("trace", &self.trace),
+        ] {
+            if let Some(v) = v {
+                out.extend_from_slice(format!(",\"{k}\":{v}").as_bytes());
+            }
+        }
+    }
+}
+
 /// The deterministic usage the mock reports for a request body of `len` bytes:
 /// (input, output, provider latency ms).
 pub fn mock_usage(len: usize) -> (i64, i64, i64) {
@@ -356,14 +424,14 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
             return Some(aws_error(403, t, &m, &rid));
         }
     }
-    if simd_json::to_borrowed_value(&mut body.to_vec()).is_err() {
+    let Some(billing) = Billing::from_request(body) else {
         return Some(aws_error(
             400,
             "ValidationException",
             "Malformed input request, please reformat your input and try again.",
             &rid,
         ));
-    }
+    };
     let (input, output, latency) = mock_usage(body.len());
     let beh = behaviour(&model);
     match beh {
@@ -413,7 +481,7 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
     }
     stats.ok.set(stats.ok.get() + 1);
     if op == b"converse-stream" {
-        return Some(stream_reply(&model, body, &beh, &rid));
+        return Some(stream_reply(&model, body, &beh, &rid, &billing));
     }
     let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
     let text = format!("mock reply from {model}; request body sha256 {digest}");
@@ -424,13 +492,11 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
     );
     push_json_str(&mut b, &text);
     b.extend_from_slice(b"\"}],\"role\":\"assistant\"}},\"stopReason\":\"end_turn\"");
-    match beh {
-        Behaviour::NoUsage => {}
-        Behaviour::Cache => b.extend_from_slice(
-            format!(",\"usage\":{{\"inputTokens\":{input},\"outputTokens\":{output},\"totalTokens\":{},\"cacheReadInputTokens\":7,\"cacheWriteInputTokens\":3}}", input + output + 10).as_bytes(),
-        ),
-        _ => b.extend_from_slice(format!(",\"usage\":{{\"inputTokens\":{input},\"outputTokens\":{output},\"totalTokens\":{}}}", input + output).as_bytes()),
+    if beh != Behaviour::NoUsage {
+        b.extend_from_slice(b",\"usage\":");
+        b.extend_from_slice(billing.usage(&beh, input, output).as_bytes());
     }
+    billing.append_fields(&mut b);
     b.push(b'}');
     if beh == Behaviour::BadJson {
         b.truncate(b.len() / 2);
@@ -440,7 +506,7 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
 
 /// A ConverseStream answer: messageStart, a few contentBlockDelta events (the text names
 /// the body's SHA-256), contentBlockStop, messageStop, metadata (usage as for Converse).
-fn stream_reply(model: &str, body: &[u8], beh: &Behaviour, rid: &str) -> Reply {
+fn stream_reply(model: &str, body: &[u8], beh: &Behaviour, rid: &str, billing: &Billing) -> Reply {
     use crate::bedrock::eventstream::{event_frame, exception_frame};
     let (input, output, latency) = mock_usage(body.len());
     let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
@@ -464,11 +530,14 @@ fn stream_reply(model: &str, body: &[u8], beh: &Behaviour, rid: &str) -> Reply {
         }
         frames.push(event_frame("contentBlockStop", br#"{"contentBlockIndex":0,"p":"ab"}"#));
         frames.push(event_frame("messageStop", br#"{"p":"abc","stopReason":"end_turn"}"#));
-        let meta = format!(
-            "{{\"metrics\":{{\"latencyMs\":{latency}}},\"p\":\"abcdef\",\"usage\":{{\"inputTokens\":{input},\"outputTokens\":{output},\"totalTokens\":{}}}}}",
-            input + output
-        );
-        frames.push(event_frame("metadata", meta.as_bytes()));
+        let mut meta = format!(
+            "{{\"metrics\":{{\"latencyMs\":{latency}}},\"p\":\"abcdef\",\"usage\":{}",
+            billing.usage(beh, input, output)
+        )
+        .into_bytes();
+        billing.append_fields(&mut meta);
+        meta.push(b'}');
+        frames.push(event_frame("metadata", &meta));
     }
     let mut head = Vec::with_capacity(256);
     HeadWriter::new(&mut head, 200)

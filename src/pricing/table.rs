@@ -476,6 +476,16 @@ impl PriceTable {
             id = &a.model;
             forced = a.scope;
         }
+        // An entry may name any id exactly, an ARN included (a provisioned model).
+        if let Some(e) = self.entries.get(id) {
+            let scope = forced.unwrap_or_else(|| match arn_resource(id) {
+                Some(("inference-profile", m)) => scope_of(m).0,
+                Some(_) => Scope::InRegion,
+                None => scope_of(id).0,
+            });
+            trace.note(|| format!("entry      {} (scope {scope})", e.id));
+            return Ok((e, scope));
+        }
         let mut arn_scope = None;
         if id.starts_with("arn:") {
             match arn_resource(id) {

@@ -109,6 +109,17 @@ pub fn render(shared: &Shared) -> String {
     }
     header(
         &mut out,
+        "llmops_unpriced_requests_total",
+        "answered requests with no cost (no price for the model, tier, token class or meter; see the rows' cost_flags), by effective model",
+        "counter",
+    );
+    let mut unpriced: Vec<_> = rm.unpriced.iter().collect();
+    unpriced.sort();
+    for (model, n) in unpriced {
+        let _ = writeln!(out, "llmops_unpriced_requests_total{{model=\"{}\"}} {n}", label(model));
+    }
+    header(
+        &mut out,
         "llmops_errors_total",
         "requests by error type (proxy code or AWS error type)",
         "counter",
@@ -203,13 +214,6 @@ pub fn render(shared: &Shared) -> String {
         let n: u64 = shards.iter().map(|s| l(&s.upstream_error_kinds[i])).sum();
         let _ = writeln!(out, "llmops_upstream_errors_total{{kind=\"{kind}\"}} {n}");
     }
-    single(
-        &mut out,
-        "llmops_unpriced_requests_total",
-        "successful requests whose model has no price",
-        "counter",
-        sum(|s| &s.unpriced),
-    );
     histogram(
         &mut out,
         "llmops_request_duration_seconds",

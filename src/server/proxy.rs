@@ -534,8 +534,8 @@ fn aws_message(shard: &Shard, body: &[u8]) -> Option<String> {
     Some(cut_message(m))
 }
 
-/// Prices the row from its response's usage (exact; unpriced calls are flagged and
-/// counted). The request body is read for `serviceTier` / `performanceConfig` only when
+/// Prices the row from its response's usage (exact; unpriced calls are flagged, and
+/// counted by the writer). The request body is read for `serviceTier` / `performanceConfig` only when
 /// the response did not report them and the model's price depends on them.
 pub(super) fn apply_price(rec: &mut UsageRecord, usage: &Usage, request_body: &[u8], shard: &Shard) {
     let prices = shard.prices();
@@ -560,11 +560,7 @@ pub(super) fn apply_price(rec: &mut UsageRecord, usage: &Usage, request_body: &[
         latency_requested: latency_req,
         usage: &usage.metered,
     };
-    let priced = prices.price(&q, &mut Trace::off());
-    if priced.cost_pico.is_none() {
-        ShardStats::inc(&shard.stats.unpriced);
-    }
-    rec.apply_priced(priced);
+    rec.apply_priced(prices.price(&q, &mut Trace::off()));
 }
 
 /// Relays an upstream answer to the client and records the row.

@@ -91,7 +91,6 @@ pub struct ShardStats {
     pub upstream_connects: AtomicU64,
     pub upstream_reused: AtomicU64,
     pub upstream_retries: AtomicU64,
-    pub unpriced: AtomicU64,
     pub bad_requests: AtomicU64,
     /// Idle upstream connections dropped instead of reused.
     pub pool: Arc<crate::upstream::pool::PoolCounters>,

@@ -25,6 +25,8 @@ pub struct RowMetrics {
     pub cost: HashMap<String, i128>,
     /// error type → rows.
     pub errors: HashMap<String, u64>,
+    /// model → answered rows without a cost.
+    pub unpriced: HashMap<String, u64>,
     /// Newest "request received → row written" delay seen, seconds.
     pub writer_lag_seconds: f64,
 }
@@ -47,7 +49,26 @@ impl RowMetrics {
         t[2] += r.cache_read_tokens.unwrap_or(0);
         t[3] += r.cache_write_tokens.unwrap_or(0);
         if let Some(c) = r.cost_pico_usd {
-            *self.cost.entry(model).or_default() += c;
+            *self.cost.entry(model.clone()).or_default() += c;
+        }
+        if r.unpriced() {
+            let first = !self.unpriced.contains_key(&model);
+            let m = bounded_label(&self.unpriced, &model, MAX_MODEL_LABELS);
+            *self.unpriced.entry(m).or_default() += 1;
+            if first && self.unpriced.contains_key(&model) {
+                // Once per model and process: the rows carry the detail.
+                crate::log::warn(
+                    "unpriced_model",
+                    &[
+                        ("model", &model),
+                        ("flags", &r.cost_flags.to_column().unwrap_or_default()),
+                        (
+                            "fix",
+                            "add the model (or the missing tier, class or meter) to a --pricing file",
+                        ),
+                    ],
+                );
+            }
         }
         if let Some(e) = &r.error_type {
             let e = bounded_label(&self.errors, e, MAX_ERROR_LABELS);
@@ -82,6 +103,7 @@ pub fn access_line(r: &UsageRecord) -> Vec<u8> {
     let status = r.status.to_string();
     let latency = format!("{:.3}", r.latency_ms);
     let (input, output) = (opt(r.input_tokens), opt(r.output_tokens));
+    let flags = r.cost_flags.to_column();
     let mut fields: Vec<(&str, &str)> = vec![
         ("request_id", &r.request_id),
         ("tenant", &r.tenant),
@@ -103,6 +125,9 @@ pub fn access_line(r: &UsageRecord) -> Vec<u8> {
         if let Some(v) = v {
             fields.push((k, v));
         }
+    }
+    if let Some(f) = &flags {
+        fields.push(("cost_flags", f));
     }
     crate::log::format_line("INFO", "access", &fields)
 }
