@@ -96,6 +96,9 @@ pub struct Shard {
     current: RefCell<(u64, Reloadable)>,
     blocks: RefCell<(u64, Arc<crate::budget::BlockSet>)>,
     tls_local: RefCell<(u64, Option<Arc<rustls::ServerConfig>>)>,
+    /// This shard's own copy of the prices: the ids its rows carry are reference
+    /// counted on this core only.
+    prices_local: RefCell<(u64, Arc<PriceTable>)>,
 }
 
 impl Shard {
@@ -108,6 +111,7 @@ impl Shard {
             .lock()
             .map(|g| g.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
+        let prices = Arc::new(cur.prices.for_shard());
         Shard {
             id,
             shared,
@@ -122,6 +126,7 @@ impl Shard {
             current: RefCell::new((gen, cur)),
             blocks: RefCell::new((u64::MAX, Arc::default())),
             tls_local: RefCell::new((u64::MAX, None)),
+            prices_local: RefCell::new((gen, prices)),
         }
     }
 
@@ -185,10 +190,15 @@ impl Shard {
         self.tls_local.borrow().1.clone()
     }
 
-    /// The current prices, borrowed.
+    /// The current prices (this shard's copy, made again after a reload), borrowed.
     pub fn prices(&self) -> std::cell::Ref<'_, PriceTable> {
         self.refresh();
-        std::cell::Ref::map(self.current.borrow(), |c| &*c.1.prices)
+        let gen = self.current.borrow().0;
+        if self.prices_local.borrow().0 != gen {
+            let local = Arc::new(self.current.borrow().1.prices.for_shard());
+            *self.prices_local.borrow_mut() = (gen, local);
+        }
+        std::cell::Ref::map(self.prices_local.borrow(), |c| &*c.1)
     }
 
     /// The budget that refuses this request now, if any: a relaxed atomic load, and a
