@@ -16,24 +16,23 @@ use llmops_proxy::usage::read::read_dir;
 use llmops_proxy::usage::record::format_usd;
 use llmops_proxy::usage::UsageRecord;
 
-/// One priced call.
-struct Case {
-    name: &'static str,
-    /// Path segment as the client sends it.
-    model: &'static str,
-    region: &'static str,
-    stream: bool,
-    /// Members added to the Converse body (`serviceTier`, `additionalModelRequestFields`, ...).
-    extra: String,
-    /// Expected `cost_usd` (None: null).
-    cost: Option<&'static str>,
-    /// Expected `cost_flags`.
-    flags: &'static str,
-    scope: Option<Scope>,
-    tier: Option<Tier>,
-    latency: Option<Latency>,
-    price_id: Option<&'static str>,
-}
+/// One priced call: name, model path segment (as the client sends it), region, whether
+/// it streams, members added to the Converse body, the expected `cost_usd` (None: null),
+/// `cost_flags`, `price_scope`, `service_tier` and `latency_mode` (None: not checked) and
+/// `price_id`.
+struct Case(
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    String,
+    Option<&'static str>,
+    &'static str,
+    Option<Scope>,
+    Option<Tier>,
+    Option<Latency>,
+    Option<&'static str>,
+);
 
 /// `additionalModelRequestFields.mockResponse` with these members.
 fn mock_response(members: &str) -> String {
@@ -63,35 +62,6 @@ fn served(tier: &str, latency: &str) -> String {
 
 const SONNET: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
 
-#[allow(clippy::too_many_arguments)]
-fn case(
-    name: &'static str,
-    model: &'static str,
-    region: &'static str,
-    stream: bool,
-    extra: String,
-    cost: Option<&'static str>,
-    flags: &'static str,
-    scope: Option<Scope>,
-    tier: Option<Tier>,
-    latency: Option<Latency>,
-    price_id: Option<&'static str>,
-) -> Case {
-    Case {
-        name,
-        model,
-        region,
-        stream,
-        extra,
-        cost,
-        flags,
-        scope,
-        tier,
-        latency,
-        price_id,
-    }
-}
-
 fn cases() -> Vec<Case> {
     use Latency::*;
     use Scope::*;
@@ -104,117 +74,117 @@ fn cases() -> Vec<Case> {
     vec![
         // The reference's worked example (us. profile: geo scope, 1.10x global):
         // 1200x3.30 + 150000x0.33 + 16000x6.60 + 4000x4.125 + 2500x16.50 per 1M.
-        case("worked example, stream", SONNET, "us-east-1", true, worked.clone(), Some("0.21681"), "", Some(Geo), Some(Default), Some(Standard), Some(SONNET)),
-        case("worked example, converse", SONNET, "us-east-1", false, worked, Some("0.21681"), "", Some(Geo), Some(Default), Some(Standard), Some(SONNET)),
+        Case("worked example, stream", SONNET, "us-east-1", true, worked.clone(), Some("0.21681"), "", Some(Geo), Some(Default), Some(Standard), Some(SONNET)),
+        Case("worked example, converse", SONNET, "us-east-1", false, worked, Some("0.21681"), "", Some(Geo), Some(Default), Some(Standard), Some(SONNET)),
         // Global profile: the base price. 1000x3 + 1000x15 = 18000 per 1M.
-        case("global scope", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1", false,
+        Case("global scope", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1", false,
             mock_response(&usage(1000, 1000, 0, 0, &[])), Some("0.018"), "", Some(Global), Some(Default), Some(Standard), Some(SONNET)),
         // In-region (a foundation-model ARN is never geo-prefixed): 1.10x. 1000x3.3 + 1000x16.5.
-        case("in-region scope", "arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2Fanthropic.claude-sonnet-4-5-20250929-v1%3A0", "us-east-1", false,
+        Case("in-region scope", "arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2Fanthropic.claude-sonnet-4-5-20250929-v1%3A0", "us-east-1", false,
             mock_response(&usage(1000, 1000, 0, 0, &[])), Some("0.0198"), "", Some(InRegion), Some(Default), Some(Standard), Some(SONNET)),
         // Long context: total input 190000 + 10001 = 200001 > 200000, every class at the
         // long rate x geo: input 6.6, cache read 0.66, output 24.75.
         // 190000x6.6 + 10001x0.66 + 1000x24.75 = 1285350.66 per 1M.
-        case("long-context cliff, stream", SONNET, "us-east-1", true,
+        Case("long-context cliff, stream", SONNET, "us-east-1", true,
             mock_response(&usage(190_000, 1000, 10_001, 0, &[])), Some("1.28535066"), "", Some(Geo), None, None, Some(SONNET)),
         // Exactly 200000 is not above the threshold: 190000x3.3 + 10000x0.33 + 1000x16.5.
-        case("at the cliff, standard rate", SONNET, "us-east-1", false,
+        Case("at the cliff, standard rate", SONNET, "us-east-1", false,
             mock_response(&usage(190_000, 1000, 10_000, 0, &[])), Some("0.6468"), "", Some(Geo), None, None, Some(SONNET)),
         // Cache writes without cacheDetails: 5-minute rate, flagged.
         // 100x3.3 + 100x16.5 + 1000x4.125 = 6105 per 1M.
-        case("cache TTL assumed", SONNET, "us-east-1", false,
+        Case("cache TTL assumed", SONNET, "us-east-1", false,
             mock_response(&usage(100, 100, 0, 1000, &[])), Some("0.006105"), "cache_ttl_assumed", Some(Geo), None, None, Some(SONNET)),
         // Nova Pro, priority tier reported: 1.75x. 1000x1.4 + 1000x5.6 = 7000 per 1M.
-        case("priority tier", "amazon.nova-pro-v1:0", "us-east-1", false,
+        Case("priority tier", "amazon.nova-pro-v1:0", "us-east-1", false,
             mock_response(&format!("{}{}", usage(1000, 1000, 0, 0, &[]), served("priority", "standard"))),
             Some("0.007"), "", Some(InRegion), Some(Priority), Some(Standard), Some("amazon.nova-pro-v1:0")),
         // Flex tier, stream: 0.5x. 1000x0.4 + 1000x1.6.
-        case("flex tier, stream", "amazon.nova-pro-v1:0", "us-east-1", true,
+        Case("flex tier, stream", "amazon.nova-pro-v1:0", "us-east-1", true,
             mock_response(&format!("{}{}", usage(1000, 1000, 0, 0, &[]), served("flex", "standard"))),
             Some("0.002"), "", Some(InRegion), Some(Flex), Some(Standard), Some("amazon.nova-pro-v1:0")),
         // Reserved capacity: prepaid, marginal price 0 (known, not unknown).
-        case("reserved tier", "amazon.nova-pro-v1:0", "us-east-1", false,
+        Case("reserved tier", "amazon.nova-pro-v1:0", "us-east-1", false,
             mock_response(&format!("{}{}", usage(1000, 1000, 0, 0, &[]), served("reserved", "standard"))),
             Some("0"), "", Some(InRegion), Some(Reserved), Some(Standard), Some("amazon.nova-pro-v1:0")),
         // Latency-optimized Nova Pro in the US: 1.00 / 4.00. 1000x1 + 1000x4.
-        case("latency optimized", "amazon.nova-pro-v1:0", "us-east-1", false,
+        Case("latency optimized", "amazon.nova-pro-v1:0", "us-east-1", false,
             format!(",\"performanceConfig\":{{\"latency\":\"optimized\"}},{}", mock_response(&usage(1000, 1000, 0, 0, &[]))),
             Some("0.005"), "tier_assumed", Some(InRegion), Some(Default), Some(Optimized), Some("amazon.nova-pro-v1:0")),
         // Optimized asked for, standard served (and billed): 1000x0.8 + 1000x3.2.
-        case("optimized requested, standard served", "amazon.nova-pro-v1:0", "us-east-1", false,
+        Case("optimized requested, standard served", "amazon.nova-pro-v1:0", "us-east-1", false,
             format!(",\"performanceConfig\":{{\"latency\":\"optimized\"}},{}", mock_response(&format!("{}{}", usage(1000, 1000, 0, 0, &[]), served("default", "standard")))),
             Some("0.004"), "", Some(InRegion), Some(Default), Some(Standard), Some("amazon.nova-pro-v1:0")),
         // The tier the request asked for, when the response does not say: flex, flagged.
-        case("tier from the request", "amazon.nova-pro-v1:0", "us-east-1", false,
+        Case("tier from the request", "amazon.nova-pro-v1:0", "us-east-1", false,
             format!(",\"serviceTier\":{{\"type\":\"flex\"}},{}", mock_response(&format!("{},\"serviceTier\":null,\"performanceConfig\":{{\"latency\":\"standard\"}}", usage(1000, 1000, 0, 0, &[])))),
             Some("0.002"), "tier_assumed", Some(InRegion), Some(Flex), Some(Standard), Some("amazon.nova-pro-v1:0")),
         // Source region: Nova Pro through eu-central-1 (the EU price) and eu-south-1.
-        case("EU source region", "amazon.nova-pro-v1:0", "eu-central-1", false,
+        Case("EU source region", "amazon.nova-pro-v1:0", "eu-central-1", false,
             mock_response(&format!("{}{std_default}", usage(1000, 1000, 0, 0, &[]))),
             Some("0.00525"), "", Some(InRegion), Some(Default), Some(Standard), Some("amazon.nova-pro-v1:0")),
-        case("eu-south-1, stream", "amazon.nova-pro-v1:0", "eu-south-1", true,
+        Case("eu-south-1, stream", "amazon.nova-pro-v1:0", "eu-south-1", true,
             mock_response(&format!("{}{std_default}", usage(1000, 1000, 0, 0, &[]))),
             Some("0.00649"), "", Some(InRegion), Some(Default), Some(Standard), Some("amazon.nova-pro-v1:0")),
         // Llama 3 70B in sa-east-1 (no geo prefix there): 1000x4.45 + 1000x5.88.
-        case("sa-east-1 regional price", "meta.llama3-70b-instruct-v1:0", "sa-east-1", false,
+        Case("sa-east-1 regional price", "meta.llama3-70b-instruct-v1:0", "sa-east-1", false,
             mock_response(&usage(1000, 1000, 0, 0, &[])), Some("0.01033"), "", Some(InRegion), Some(Default), Some(Standard), Some("meta.llama3-70b-instruct-v1:0")),
         // GovCloud: an explicit, unconfirmed card. us-gov. Haiku 4.5: 1000x1.2 + 1000x6.
-        case("GovCloud, unconfirmed", "anthropic.claude-haiku-4-5-20251001-v1:0", "us-gov-west-1", false,
+        Case("GovCloud, unconfirmed", "anthropic.claude-haiku-4-5-20251001-v1:0", "us-gov-west-1", false,
             mock_response(&usage(1000, 1000, 0, 0, &[])), Some("0.0072"), "price_unconfirmed", Some(Geo), None, None, Some("anthropic.claude-haiku-4-5-20251001-v1:0")),
         // A prompt router is billed as the model it invoked: Llama 3.1 8B, 2000x0.22.
-        case("prompt router", "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Adefault-prompt-router%2Fmeta.llama%3A1", "us-east-1", false,
+        Case("prompt router", "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Adefault-prompt-router%2Fmeta.llama%3A1", "us-east-1", false,
             mock_response(&format!("{},\"trace\":{{\"promptRouter\":{{\"invokedModelId\":\"arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-1-8b-instruct-v1:0\"}}}}", usage(1000, 1000, 0, 0, &[]))),
             Some("0.00044"), "", Some(InRegion), None, None, Some("meta.llama3-1-8b-instruct-v1:0")),
         // Guardrail units: content 2 + 3 at 0.15, topic 1 at 0.15, word 1 free, per 1,000;
         // tokens on Nova Micro 1000x0.035 + 1000x0.14. 0.000175 + 0.00075 + 0.00015.
-        case("guardrail units, stream", "amazon.nova-micro-v1:0", "us-east-1", true,
+        Case("guardrail units, stream", "amazon.nova-micro-v1:0", "us-east-1", true,
             mock_response(&format!("{},\"trace\":{{\"guardrail\":{{\"inputAssessment\":{{\"g1\":{{\"invocationMetrics\":{{\"usage\":{{\"contentPolicyUnits\":2,\"topicPolicyUnits\":1,\"wordPolicyUnits\":1}}}}}}}},\"outputAssessments\":{{\"g1\":[{{\"invocationMetrics\":{{\"usage\":{{\"contentPolicyUnits\":3}}}}}}]}}}}}}", usage(1000, 1000, 0, 0, &[]))),
             Some("0.001075"), "", Some(InRegion), None, None, Some("amazon.nova-micro-v1:0")),
         // Image filter units priced by the custom file's meter (0.75 per 1,000): 2 units
         // = 0.0015, plus 0.000175 of tokens.
-        case("guardrail image meter from the file", "amazon.nova-micro-v1:0", "us-east-1", false,
+        Case("guardrail image meter from the file", "amazon.nova-micro-v1:0", "us-east-1", false,
             mock_response(&format!("{},\"trace\":{{\"guardrail\":{{\"inputAssessment\":{{\"g1\":{{\"invocationMetrics\":{{\"usage\":{{\"contentPolicyImageUnits\":2}}}}}}}}}}}}", usage(1000, 1000, 0, 0, &[]))),
             Some("0.001675"), "", Some(InRegion), None, None, Some("amazon.nova-micro-v1:0")),
         // A meter with no price anywhere: unknown, not zero.
-        case("unpriced guardrail meter", "amazon.nova-micro-v1:0", "us-east-1", false,
+        Case("unpriced guardrail meter", "amazon.nova-micro-v1:0", "us-east-1", false,
             mock_response(&format!("{},\"trace\":{{\"guardrail\":{{\"inputAssessment\":{{\"g1\":{{\"invocationMetrics\":{{\"usage\":{{\"automatedReasoningPolicyUnits\":1}}}}}}}}}}}}", usage(1000, 1000, 0, 0, &[]))),
             None, "unpriced,guardrail_unpriced", Some(InRegion), None, None, Some("amazon.nova-micro-v1:0")),
         // Unknown model, and an application inference profile without an alias.
-        case("unknown model, stream", "acme.unknown-v1", "us-east-1", true,
+        Case("unknown model, stream", "acme.unknown-v1", "us-east-1", true,
             mock_response(&usage(1000, 1000, 0, 0, &[])), None, "unpriced,unknown_model", Some(InRegion), None, None, None),
-        case("unmapped profile", "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fnobody", "us-east-1", false,
+        Case("unmapped profile", "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fnobody", "us-east-1", false,
             mock_response(&usage(1000, 1000, 0, 0, &[])), None, "unpriced,unmapped_profile", Some(InRegion), None, None, None),
         // The alias maps the ARN to Sonnet 4.5, geo: 1000x3.3 + 1000x16.5.
-        case("aliased profile", "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fclaude-team", "us-east-1", false,
+        Case("aliased profile", "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fclaude-team", "us-east-1", false,
             mock_response(&usage(1000, 1000, 0, 0, &[])), Some("0.0198"), "", Some(Geo), None, None, Some(SONNET)),
         // An entry keyed by a full ARN (provisioned throughput): 1000x0.8 + 1000x3.2.
-        case("ARN-keyed entry", "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aprovisioned-model%2Fa1b2c3d4e5f6", "us-east-1", false,
+        Case("ARN-keyed entry", "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aprovisioned-model%2Fa1b2c3d4e5f6", "us-east-1", false,
             mock_response(&usage(1000, 1000, 0, 0, &[])), Some("0.004"), "", Some(InRegion), None, None,
             Some("custom:arn:aws:bedrock:us-east-1:123456789012:provisioned-model/a1b2c3d4e5f6")),
         // The custom file's flat entry overrides the built-in Nova Lite: 1000x0.1 + 1000x0.2.
-        case("flat override", "amazon.nova-lite-v1:0", "us-east-1", false,
+        Case("flat override", "amazon.nova-lite-v1:0", "us-east-1", false,
             mock_response(&usage(1000, 1000, 0, 0, &[])), Some("0.0003"), "", Some(InRegion), None, None, Some("custom:amazon.nova-lite-v1:0")),
         // One-hour writes on an entry with no one-hour price: unknown, not the 5m price.
-        case("no one-hour price", "amazon.nova-lite-v1:0", "us-east-1", false,
+        Case("no one-hour price", "amazon.nova-lite-v1:0", "us-east-1", false,
             mock_response(&usage(1000, 1000, 0, 500, &[("1h", 500)])), None, "unpriced,class_unpriced", Some(InRegion), None, None, Some("custom:amazon.nova-lite-v1:0")),
         // Validity dates: the `from = 2020-01-01` card's input 3, the base output 4.
-        case("validity dates", "test.dated-v1", "us-east-1", false,
+        Case("validity dates", "test.dated-v1", "us-east-1", false,
             mock_response(&usage(1000, 1000, 0, 0, &[])), Some("0.007"), "", Some(InRegion), None, None, Some("custom:test.dated-v1")),
         // Explicit figure over a factor: priority input 5 (card), output 2x2 (factor).
-        case("explicit card wins", "test.explicit-v1", "us-east-1", false,
+        Case("explicit card wins", "test.explicit-v1", "us-east-1", false,
             mock_response(&format!("{}{}", usage(1000, 1000, 0, 0, &[]), served("priority", "standard"))),
             Some("0.009"), "", Some(InRegion), Some(Priority), None, Some("custom:test.explicit-v1")),
         // A region set card (`lab` holds us-west-2) and a per-class factor on flex:
         // 1000x7x0.5 + 1000x9 = 12500 per 1M.
-        case("region set and per-class factor", "test.regional-v1", "us-west-2", false,
+        Case("region set and per-class factor", "test.regional-v1", "us-west-2", false,
             mock_response(&format!("{}{}", usage(1000, 1000, 0, 0, &[]), served("flex", "standard"))),
             Some("0.0125"), "", Some(InRegion), Some(Flex), None, Some("custom:test.regional-v1")),
         // A tier the entry has no price for: unknown, not the default price.
-        case("tier without a price", "test.dated-v1", "us-east-1", false,
+        Case("tier without a price", "test.dated-v1", "us-east-1", false,
             mock_response(&format!("{}{}", usage(1000, 1000, 0, 0, &[]), served("priority", "standard"))),
             None, "unpriced,tier_unpriced", Some(InRegion), Some(Priority), None, Some("custom:test.dated-v1")),
         // 3 tokens x 5e-13 USD = 1.5e-12: rounded half to even to 2e-12, flagged.
-        case("sub-pico remainder", "test.tiny-v1", "us-east-1", false,
+        Case("sub-pico remainder", "test.tiny-v1", "us-east-1", false,
             mock_response(&usage(3, 0, 0, 0, &[])), Some("0.000000000002"), "cost_rounded", Some(InRegion), None, None, Some("custom:test.tiny-v1")),
     ]
 }
@@ -240,20 +210,20 @@ fn priced_cases_match_hand_computed_costs() {
     for (i, c) in cases.iter().enumerate() {
         let mut h = good_headers();
         h.retain(|(k, _)| k != "X-Aws-Region");
-        h.push(("X-Aws-Region".into(), c.region.into()));
-        let op = if c.stream { "converse-stream" } else { "converse" };
+        h.push(("X-Aws-Region".into(), c.2.into()));
+        let op = if c.3 { "converse-stream" } else { "converse" };
         let r = raw(
             p.addr,
-            &request(&format!("/bedrock/model/{}/{op}", c.model), &h, &request_body(&c.extra)),
+            &request(&format!("/bedrock/model/{}/{op}", c.1), &h, &request_body(&c.4)),
         )
-        .unwrap_or_else(|| panic!("{}: no response", c.name));
-        assert_eq!(r.status, 200, "{}: {}", c.name, r.text());
-        if !c.stream {
+        .unwrap_or_else(|| panic!("{}: no response", c.0));
+        assert_eq!(r.status, 200, "{}: {}", c.0, r.text());
+        if !c.3 {
             assert_eq!(
                 r.header("x-llmops-cost-usd").map(str::to_string),
-                c.cost.map(|v| format_usd(parse_usd(v).unwrap())),
+                c.5.map(|v| format_usd(parse_usd(v).unwrap())),
                 "{}: cost header",
-                c.name
+                c.0
             );
         }
         ids.insert(r.header("x-request-id").unwrap().to_string(), i);
@@ -263,37 +233,32 @@ fn priced_cases_match_hand_computed_costs() {
     assert_eq!(rows.len(), cases.len());
     for r in &rows {
         let c = &cases[ids[&r.request_id]];
-        let want = c.cost.map(|v| parse_usd(v).unwrap());
-        assert_eq!(r.cost_pico_usd, want, "{}: cost", c.name);
-        assert_eq!(
-            r.cost_flags.to_column().unwrap_or_default(),
-            c.flags,
-            "{}: flags",
-            c.name
-        );
-        assert_eq!(r.price_scope, c.scope, "{}: scope", c.name);
-        if c.tier.is_some() {
-            assert_eq!(r.service_tier, c.tier, "{}: tier", c.name);
+        let want = c.5.map(|v| parse_usd(v).unwrap());
+        assert_eq!(r.cost_pico_usd, want, "{}: cost", c.0);
+        assert_eq!(r.cost_flags.to_column().unwrap_or_default(), c.6, "{}: flags", c.0);
+        assert_eq!(r.price_scope, c.7, "{}: scope", c.0);
+        if c.8.is_some() {
+            assert_eq!(r.service_tier, c.8, "{}: tier", c.0);
         }
-        if c.latency.is_some() {
-            assert_eq!(r.latency_mode, c.latency, "{}: latency", c.name);
+        if c.9.is_some() {
+            assert_eq!(r.latency_mode, c.9, "{}: latency", c.0);
         }
-        assert_eq!(r.price_id.as_deref(), c.price_id, "{}: price_id", c.name);
+        assert_eq!(r.price_id.as_deref(), c.10, "{}: price_id", c.0);
         assert_eq!(
             r.price_version
                 .as_deref()
                 .map(|v| v.ends_with("+test-prices-1") && v.starts_with("builtin-")),
             Some(true),
             "{}: price_version {:?}",
-            c.name,
+            c.0,
             r.price_version
         );
-        assert_eq!(r.operation, if c.stream { "converse-stream" } else { "converse" });
+        assert_eq!(r.operation, if c.3 { "converse-stream" } else { "converse" });
     }
     // The worked example's split is recorded.
     let worked = rows
         .iter()
-        .find(|r| cases[ids[&r.request_id]].name == "worked example, stream")
+        .find(|r| cases[ids[&r.request_id]].0 == "worked example, stream")
         .unwrap();
     assert_eq!(
         (worked.cache_write_5m_tokens, worked.cache_write_1h_tokens),
@@ -302,7 +267,7 @@ fn priced_cases_match_hand_computed_costs() {
     assert_eq!(worked.cache_write_tokens, Some(20_000));
     let assumed = rows
         .iter()
-        .find(|r| cases[ids[&r.request_id]].name == "cache TTL assumed")
+        .find(|r| cases[ids[&r.request_id]].0 == "cache TTL assumed")
         .unwrap();
     assert_eq!(
         (assumed.cache_write_5m_tokens, assumed.cache_write_1h_tokens),
@@ -310,7 +275,7 @@ fn priced_cases_match_hand_computed_costs() {
     );
     let guard = rows
         .iter()
-        .find(|r| cases[ids[&r.request_id]].name == "guardrail units, stream")
+        .find(|r| cases[ids[&r.request_id]].0 == "guardrail units, stream")
         .unwrap();
     assert_eq!(guard.guardrail_units, Some(7));
     // One warning per unpriced model, and a metric by model.

@@ -3,6 +3,15 @@
 //! guardrail meters, and the flags a row carries about how its cost was found. Each is a
 //! small `Copy` enum whose `ALL` list drives parsing, files and metrics alike.
 
+/// A field-less enum with wire names (what [`named_enum!`] declares).
+pub trait Named: Copy + 'static {
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+    fn parse(s: &str) -> Option<Self>;
+    fn index(self) -> usize;
+    fn names() -> String;
+}
+
 /// Declares a field-less enum with its wire names and an `ALL` list.
 macro_rules! named_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
@@ -33,6 +42,14 @@ macro_rules! named_enum {
             pub fn names() -> String {
                 [$($s),+].join(", ")
             }
+        }
+
+        impl Named for $name {
+            const ALL: &'static [$name] = $name::ALL;
+            fn as_str(self) -> &'static str { $name::as_str(self) }
+            fn parse(s: &str) -> Option<$name> { $name::parse(s) }
+            fn index(self) -> usize { $name::index(self) }
+            fn names() -> String { $name::names() }
         }
 
         impl std::fmt::Display for $name {

@@ -43,7 +43,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::decimal::{parse_factor, parse_meter, parse_price};
-use super::dims::{Class, Factor, Latency, Meter, Scope, Tier, CLASSES, FACTORS, METERS};
+use super::dims::{Class, Factor, Latency, Meter, Named, Scope, Tier, CLASSES, FACTORS, METERS};
 use super::table::{Alias, Card, ClassFactors, Entry, PriceTable, Selector, Source};
 use crate::bedrock::region::is_valid_region;
 
@@ -141,19 +141,15 @@ fn figures(t: &toml::Table, at: &str) -> Result<[Option<i128>; CLASSES], PriceFi
     Ok(f)
 }
 
-/// A selector value that is one name or a list of names, as a bit mask.
-fn mask<T: Copy>(
-    v: &toml::Value,
-    at: &str,
-    parse: fn(&str) -> Option<T>,
-    index: fn(T) -> usize,
-    names: &str,
-) -> Result<u8, PriceFileError> {
+/// The selector `key` of a card (one name or a list of names) as a bit mask over `T`.
+fn mask<T: Named>(t: &toml::Table, key: &str, at: &str) -> Result<Option<u8>, PriceFileError> {
+    let Some(v) = t.get(key) else { return Ok(None) };
+    let at = format!("{at} {key}");
     let one = |s: &toml::Value| -> Result<usize, PriceFileError> {
-        let s = string(s, at)?;
-        parse(s)
-            .map(index)
-            .ok_or_else(|| err(at, format!("`{s}` is not one of {names}")))
+        let s = string(s, &at)?;
+        T::parse(s)
+            .map(T::index)
+            .ok_or_else(|| err(&at, format!("`{s}` is not one of {}", T::names())))
     };
     let mut m = 0u8;
     match v {
@@ -162,10 +158,10 @@ fn mask<T: Copy>(
                 m |= 1 << one(x)?;
             }
         }
-        toml::Value::Array(_) => return Err(err(at, "must not be empty")),
+        toml::Value::Array(_) => return Err(err(&at, "must not be empty")),
         other => m |= 1 << one(other)?,
     }
-    Ok(m)
+    Ok(Some(m))
 }
 
 fn day(v: &toml::Value, at: &str) -> Result<i64, PriceFileError> {
@@ -196,34 +192,12 @@ fn selector(
     regions: &HashMap<String, Vec<String>>,
     has_long: bool,
 ) -> Result<Selector, PriceFileError> {
-    let mut s = Selector::default();
-    if let Some(v) = t.get("scope") {
-        s.scope = Some(mask(
-            v,
-            &format!("{at} scope"),
-            Scope::parse,
-            Scope::index,
-            &Scope::names(),
-        )?);
-    }
-    if let Some(v) = t.get("tier") {
-        s.tier = Some(mask(
-            v,
-            &format!("{at} tier"),
-            Tier::parse,
-            Tier::index,
-            &Tier::names(),
-        )?);
-    }
-    if let Some(v) = t.get("latency") {
-        s.latency = Some(mask(
-            v,
-            &format!("{at} latency"),
-            Latency::parse,
-            Latency::index,
-            &Latency::names(),
-        )?);
-    }
+    let mut s = Selector {
+        scope: mask::<Scope>(t, "scope", at)?,
+        tier: mask::<Tier>(t, "tier", at)?,
+        latency: mask::<Latency>(t, "latency", at)?,
+        ..Default::default()
+    };
     if let Some(v) = t.get("regions") {
         let at = format!("{at} regions");
         let list = v
@@ -304,25 +278,10 @@ fn factors(v: &toml::Value, at: &str) -> Result<[Option<ClassFactors>; FACTORS],
     Ok(out)
 }
 
-const ENTRY_KEYS: [&str; 10] = [
-    "input",
-    "output",
-    "cache_read",
-    "cache_write",
-    "cache_write_5m",
-    "cache_write_1h",
-    "long_context_above",
-    "factors",
-    "card",
-    "unconfirmed",
-];
-const CARD_KEYS: [&str; 14] = [
-    "input",
-    "output",
-    "cache_read",
-    "cache_write",
-    "cache_write_5m",
-    "cache_write_1h",
+/// Keys of an entry besides its figures.
+const ENTRY_KEYS: [&str; 4] = ["long_context_above", "factors", "card", "unconfirmed"];
+/// Keys of a card besides its figures.
+const CARD_KEYS: [&str; 8] = [
     "scope",
     "regions",
     "tier",
@@ -356,7 +315,7 @@ fn entry(
     regions: &HashMap<String, Vec<String>>,
 ) -> Result<Entry, PriceFileError> {
     let at = format!("[models.\"{model}\"]");
-    unknown_keys(e, &ENTRY_KEYS, &at)?;
+    unknown_keys(e, &[&FIGURE_KEYS[..], &ENTRY_KEYS[..]].concat(), &at)?;
     let base = figures(e, &at)?;
     if base[Class::Input.index()].is_none() || base[Class::Output.index()].is_none() {
         return Err(err(format!("{at} input/output"), "both are required"));
@@ -391,7 +350,7 @@ fn entry(
         for (i, c) in list.iter().enumerate() {
             let cat = format!("{at} card {}", i + 1);
             let t = c.as_table().ok_or_else(|| err(&cat, "must be a table"))?;
-            unknown_keys(t, &CARD_KEYS, &cat)?;
+            unknown_keys(t, &[&FIGURE_KEYS[..], &CARD_KEYS[..]].concat(), &cat)?;
             let figures = figures(t, &cat)?;
             if figures.iter().all(Option::is_none) {
                 return Err(err(&cat, format!("gives no price (one of {})", FIGURE_KEYS.join(", "))));

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::decimal::{femto_to_pico, format_factor, format_price, FACTOR_ONE};
-use super::dims::{Class, Factor, Flag, Flags, Latency, Meter, Scope, Tier, CLASSES, FACTORS, METERS};
+use super::dims::{Class, Factor, Flag, Flags, Latency, Meter, Named, Scope, Tier, CLASSES, FACTORS, METERS};
 
 /// Per-class figures, femto-USD per token.
 pub type Figures = [Option<i128>; CLASSES];
@@ -85,35 +85,26 @@ impl Selector {
 
     /// A short description (`scope=geo regions=eu-central-1`), for explanations.
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        let names = |mask: u8, all: &[&'static str]| -> String {
-            all.iter()
-                .enumerate()
-                .filter(|(i, _)| mask & (1 << i) != 0)
-                .map(|(_, n)| *n)
+        fn names<T: Named>(mask: u8) -> String {
+            T::ALL
+                .iter()
+                .filter(|v| mask & (1 << v.index()) != 0)
+                .map(|v| v.as_str())
                 .collect::<Vec<_>>()
                 .join("|")
-        };
+        }
+        let mut parts = Vec::new();
         if let Some(m) = self.scope {
-            parts.push(format!(
-                "scope={}",
-                names(m, &Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-            ));
+            parts.push(format!("scope={}", names::<Scope>(m)));
         }
         if let Some(r) = &self.regions {
             parts.push(format!("regions={}", r.join("|")));
         }
         if let Some(m) = self.tier {
-            parts.push(format!(
-                "tier={}",
-                names(m, &Tier::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-            ));
+            parts.push(format!("tier={}", names::<Tier>(m)));
         }
         if let Some(m) = self.latency {
-            parts.push(format!(
-                "latency={}",
-                names(m, &Latency::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-            ));
+            parts.push(format!("latency={}", names::<Latency>(m)));
         }
         if let Some(l) = self.long_context {
             parts.push(format!("long_context={l}"));
