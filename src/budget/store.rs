@@ -14,7 +14,7 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::tracker::{period_end, SpendKey, Tracker};
-use crate::util::io::{read_more_until, ReadError};
+use crate::http::io::{read_more_until, ReadError};
 
 /// How often spend is pushed and fleet totals read.
 pub const STORE_TICK: Duration = Duration::from_millis(500);

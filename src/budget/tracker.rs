@@ -111,9 +111,9 @@ pub struct Hook {
     pub publisher: Arc<Publisher>,
 }
 
-impl Hook {
+impl crate::usage::observe::RowHook for Hook {
     /// Counts new rows and republishes if the block set changed.
-    pub fn observe(&self, rows: &[UsageRecord], now: i64) {
+    fn observe(&self, rows: &[UsageRecord], now: i64) {
         if let Ok(mut t) = self.tracker.lock() {
             t.observe(rows);
             if let Some(set) = t.evaluate(now) {

@@ -2,6 +2,8 @@
 //! (Content-Length and chunked), response heads, and the named limits that bound them.
 
 pub mod body;
+pub mod drain;
+pub mod io;
 pub mod limits;
 pub mod request;
 pub mod response;

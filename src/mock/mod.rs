@@ -20,7 +20,7 @@ use crate::bedrock::model::decode_model_id;
 use crate::http::limits::{DEFAULT_MAX_BODY_BYTES, READ_BUFFER_BYTES};
 use crate::http::request::{Method, RequestHead};
 use crate::http::response::{push_json_str, HeadWriter};
-use crate::server::io::{next_head, read_body, write_all, NextHead};
+use crate::http::io::{next_head, read_body, write_all, NextHead};
 use crate::util::hex;
 use verify::{verify, Credential, VerifyError};
 
@@ -189,21 +189,12 @@ pub fn mock_usage(len: usize) -> (i64, i64, i64) {
     (input.max(1), output, 100 + len as i64 % 50)
 }
 
+/// io_uring entries of the mock's runtime.
+const MOCK_URING_ENTRIES: u32 = 256;
+
 /// Runs the mock until `stop` is set. `ready` gets the bound address.
 pub fn run(cfg: MockConfig, ready: Option<mpsc::Sender<SocketAddr>>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
-    let force = crate::server::shard::force_legacy();
-    if !force {
-        if let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .enable_timer()
-            .build()
-        {
-            return rt.block_on(main_loop(cfg, ready, stop));
-        }
-    }
-    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()?;
-    rt.block_on(main_loop(cfg, ready, stop))
+    crate::util::runtime::block_on(MOCK_URING_ENTRIES, |_| {}, |_| main_loop(cfg, ready, stop))?
 }
 
 async fn main_loop(
@@ -255,7 +246,7 @@ async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(
     idle_close: Option<Duration>,
 ) {
     let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
-    let drain = Rc::new(crate::server::drain::DrainSignal::new());
+    let drain = Rc::new(crate::http::drain::DrainSignal::new());
     let mut first = true;
     loop {
         // With `idle_close`, a connection idle that long is closed by the mock.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
-use super::io::{next_head, write_all, NextHead};
+use crate::http::io::{next_head, write_all, NextHead};
 use super::proxy;
 use super::stats::ShardStats;
 use super::Shard;

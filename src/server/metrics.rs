@@ -418,7 +418,7 @@ pub fn render(shared: &Shared) -> String {
         let _ = writeln!(
             out,
             "llmops_shard_driver{{shard=\"{i}\",driver=\"{}\"}} 1",
-            s.driver().as_str()
+            s.driver().map_or("unknown", |d| d.as_str())
         );
     }
     single(

@@ -3,8 +3,6 @@
 //! (drain on SIGTERM/SIGINT, reload on SIGHUP) and the writer thread writes Parquet.
 
 pub mod conn;
-pub mod drain;
-pub mod io;
 pub mod metrics;
 pub mod proxy;
 pub mod shard;
@@ -91,7 +89,7 @@ pub struct Shard {
     pub sink: RefCell<UsageSink>,
     pub scanner: RefCell<Scanner>,
     /// Fired when the shard starts draining; idle connections close at once.
-    pub drain: drain::DrainSignal,
+    pub drain: crate::http::drain::DrainSignal,
     seq: Cell<u64>,
     current: RefCell<(u64, Reloadable)>,
     blocks: RefCell<(u64, Arc<crate::budget::BlockSet>)>,
@@ -121,7 +119,7 @@ impl Shard {
             tls,
             sink: RefCell::new(sink),
             scanner: RefCell::new(Scanner::new()),
-            drain: drain::DrainSignal::new(),
+            drain: crate::http::drain::DrainSignal::new(),
             seq: Cell::new(0),
             current: RefCell::new((gen, cur)),
             blocks: RefCell::new((u64::MAX, Arc::default())),

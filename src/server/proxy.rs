@@ -10,7 +10,7 @@ use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use super::conn::error_response;
-use super::io::{read_body, write_all};
+use crate::http::io::{read_body, write_all};
 use super::stats::ShardStats;
 use super::Shard;
 use crate::bedrock::error::{error_type_from_header, is_auth_error, ErrorCode, ProxyError};
@@ -25,7 +25,7 @@ use crate::sigv4::signer::payload_hash;
 use crate::sigv4::{Credentials, SecretString, SignRequest, SigningTime, BEDROCK_SERVICE};
 use crate::tenant::KeyError;
 use crate::upstream::exchange::{read_head, read_response, write_request, Head, UpstreamResponse};
-use crate::upstream::stream::UpstreamStream;
+use crate::upstream::connection::UpstreamStream;
 use crate::upstream::UpstreamError;
 use crate::usage::record::{cut_message, format_usd, UsageRecord, MAX_TAG_CHARS};
 use crate::usage::scan::Usage;

@@ -10,10 +10,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use monoio::net::{ListenerOpts, TcpListener};
-use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use super::conn::{serve_tcp, serve_tls};
-use super::stats::{Driver, ShardStats};
+use super::stats::ShardStats;
+use crate::util::runtime::Driver;
 use super::{Reloadable, ServeError, Shard, Shared};
 use crate::config::{ConfigError, ServeConfig};
 use crate::pricing::PriceTable;
@@ -28,14 +28,6 @@ pub const URING_ENTRIES: u32 = 1024;
 pub const LISTEN_BACKLOG: i32 = 4096;
 /// How often the main thread looks at signals.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
-
-/// Whether `MONOIO_FORCE_LEGACY_DRIVER` asks for epoll.
-pub fn force_legacy() -> bool {
-    matches!(
-        std::env::var("MONOIO_FORCE_LEGACY_DRIVER").as_deref(),
-        Ok("1" | "true" | "yes")
-    )
-}
 
 /// Loads keys and prices (start-up and SIGHUP).
 pub fn load_reloadable(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
@@ -155,7 +147,7 @@ fn probe_bind(addr: SocketAddr, flag: &str) -> Result<SocketAddr, ServeError> {
 pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Result<(), ServeError> {
     super::signals::install();
     let reloadable = load_reloadable(&cfg).map_err(ServeError::Config)?;
-    let tls = crate::upstream::stream::client_config(cfg.upstream_ca.as_deref())
+    let tls = crate::tls::client::client_config(cfg.upstream_ca.as_deref())
         .map_err(|e| ServeError::Config(ConfigError::new("upstream-ca", e)))?;
     let addr = match cfg.listen {
         Some(a) => Some(probe_bind(a, "listen")?),
@@ -221,7 +213,10 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         _ => None,
     };
     let observer = Observer {
-        budgets: budgets.clone(),
+        hooks: budgets
+            .iter()
+            .map(|h| Arc::new(h.clone()) as Arc<dyn crate::usage::observe::RowHook>)
+            .collect(),
         metrics: Default::default(),
         access_log: cfg.access_log,
     };
@@ -272,7 +267,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         // One client configuration per shard: its TLS session cache (resumption on
         // reconnect) is never shared between threads. Validated above, so this cannot fail
         // differently; fall back to the validated one if it somehow does.
-        let tls = crate::upstream::stream::client_config(cfg.upstream_ca.as_deref()).unwrap_or_else(|_| tls.clone());
+        let tls = crate::tls::client::client_config(cfg.upstream_ca.as_deref()).unwrap_or_else(|_| tls.clone());
         let started = started_tx.clone();
         let t = std::thread::Builder::new()
             .name(format!("shard-{id}"))
@@ -418,31 +413,20 @@ fn run_shard(
     tls: Arc<rustls::ClientConfig>,
     started: mpsc::Sender<Started>,
 ) {
-    if !force_legacy() {
-        match RuntimeBuilder::<IoUringDriver>::new()
-            .with_entries(URING_ENTRIES)
-            .enable_timer()
-            .build()
-        {
-            Ok(mut rt) => {
-                rt.block_on(shard_main(id, addrs, shared, sink, tls, started, Driver::IoUring));
-                return;
-            }
-            Err(e) => crate::log::warn(
-                "io_uring_unavailable",
-                &[
-                    ("shard", &id.to_string()),
-                    ("error", &e.to_string()),
-                    ("fallback", "epoll"),
-                ],
-            ),
-        }
-    }
-    match RuntimeBuilder::<LegacyDriver>::new().enable_timer().build() {
-        Ok(mut rt) => rt.block_on(shard_main(id, addrs, shared, sink, tls, started, Driver::Epoll)),
-        Err(e) => {
-            let _ = started.send(Err(format!("shard {id}: cannot build a runtime: {e}")));
-        }
+    let fallback = |e: &std::io::Error| {
+        crate::log::warn(
+            "io_uring_unavailable",
+            &[
+                ("shard", &id.to_string()),
+                ("error", &e.to_string()),
+                ("fallback", "epoll"),
+            ],
+        )
+    };
+    let done = started.clone();
+    let run = |driver| shard_main(id, addrs, shared, sink, tls, started, driver);
+    if let Err(e) = crate::util::runtime::block_on(URING_ENTRIES, fallback, run) {
+        let _ = done.send(Err(format!("shard {id}: cannot build a runtime: {e}")));
     }
 }
 

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
+use crate::util::runtime::Driver;
+
 /// Upper bounds (ms) of the latency histogram buckets; `+Inf` is implied.
 pub const LATENCY_BUCKETS_MS: [f64; 15] = [
     1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
@@ -57,24 +59,6 @@ pub const UPSTREAM_ERROR_KINDS: [&str; 9] = [
     "protocol",
 ];
 
-/// Which I/O driver a shard runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    Unknown = 0,
-    IoUring = 1,
-    Epoll = 2,
-}
-
-impl Driver {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Driver::Unknown => "unknown",
-            Driver::IoUring => "io_uring",
-            Driver::Epoll => "epoll",
-        }
-    }
-}
-
 /// One shard's counters.
 #[derive(Debug, Default)]
 pub struct ShardStats {
@@ -118,14 +102,15 @@ impl ShardStats {
     }
 
     pub fn set_driver(&self, d: Driver) {
-        self.driver.store(d as u8, Ordering::Relaxed);
+        self.driver.store(d as u8 + 1, Ordering::Relaxed);
     }
 
-    pub fn driver(&self) -> Driver {
+    /// The shard's driver (`None` before it started).
+    pub fn driver(&self) -> Option<Driver> {
         match self.driver.load(Ordering::Relaxed) {
-            1 => Driver::IoUring,
-            2 => Driver::Epoll,
-            _ => Driver::Unknown,
+            1 => Some(Driver::IoUring),
+            2 => Some(Driver::Epoll),
+            _ => None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
-use super::io::write_all;
+use crate::http::io::write_all;
 use super::proxy::apply_price;
 use super::stats::ShardStats;
 use super::Shard;
@@ -18,7 +18,7 @@ use crate::http::response::HeadWriter;
 use crate::pricing::Flag;
 use crate::upstream::endpoint::Target;
 use crate::upstream::exchange::{Head, StreamBody, UpstreamResponse};
-use crate::upstream::stream::UpstreamStream;
+use crate::upstream::connection::UpstreamStream;
 use crate::upstream::UpstreamError;
 use crate::usage::record::cut_message;
 use crate::usage::scan::Usage;

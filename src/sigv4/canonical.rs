@@ -2,7 +2,7 @@
 //! sorted lower-cased headers with trimmed values, signed-header list, payload hash.
 //! Everything is written into a caller-owned buffer so a shard reuses one allocation.
 
-use super::signer::SignError;
+use super::SignError;
 
 /// At most this many header lines are signed in one request.
 pub const MAX_SIGNED_HEADERS: usize = 64;

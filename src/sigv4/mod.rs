@@ -19,9 +19,30 @@ pub mod signer;
 
 pub use cache::{SigningKeyCache, MAX_CACHED_KEYS};
 pub use canonical::{PathEncoding, MAX_SIGNED_HEADERS};
-pub use signer::{Credentials, SecretString, SignError, SignRequest, Signer, SigningTime};
+pub use signer::{Credentials, SecretString, SignRequest, Signer, SigningTime};
 
 /// The signing algorithm name, first token of the `Authorization` header.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// Bedrock Runtime signs with service name `bedrock`, not `bedrock-runtime`.
 pub const BEDROCK_SERVICE: &str = "bedrock";
+
+/// Why a request could not be signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignError {
+    TooManyHeaders,
+    InvalidHeaderName,
+    EmptyCredential,
+}
+
+impl std::fmt::Display for SignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SignError::TooManyHeaders => "too many headers to sign",
+            SignError::InvalidHeaderName => "invalid header name to sign",
+            SignError::EmptyCredential => "empty access key id or secret",
+        })
+    }
+}
+
+impl std::error::Error for SignError {}
+

@@ -11,29 +11,9 @@ use zeroize::Zeroize;
 
 use super::cache::SigningKeyCache;
 use super::canonical::{self, PathEncoding};
-use super::ALGORITHM;
+use super::{SignError, ALGORITHM};
 use crate::util::hex;
 use crate::util::time::Civil;
-
-/// Why a request could not be signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignError {
-    TooManyHeaders,
-    InvalidHeaderName,
-    EmptyCredential,
-}
-
-impl fmt::Display for SignError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SignError::TooManyHeaders => "too many headers to sign",
-            SignError::InvalidHeaderName => "invalid header name to sign",
-            SignError::EmptyCredential => "empty access key id or secret",
-        })
-    }
-}
-
-impl std::error::Error for SignError {}
 
 /// A secret held only in memory: zeroed on drop, never printed.
 #[derive(Clone, Default)]

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use monoio::io::AsyncWriteRentExt;
 use zeroize::Zeroize;
 
-use super::stream::UpstreamStream;
+use super::connection::UpstreamStream;
 use super::UpstreamError;
 use crate::http::body::ChunkedDecoder;
 use crate::http::limits::{MAX_HEADERS, MAX_HEAD_BYTES, MAX_UPSTREAM_BODY_BYTES, READ_BUFFER_BYTES, SMALL_BODY_BYTES};
-use crate::util::io::{read_more_until, ReadError};
+use crate::http::io::{read_more_until, ReadError};
 
 /// A complete upstream response.
 #[derive(Debug)]

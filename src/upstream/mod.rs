@@ -1,10 +1,10 @@
 //! The upstream side: where requests go (endpoint), the per-shard keep-alive pool, and
 //! one request/response exchange over a pooled connection.
 
+pub mod connection;
 pub mod endpoint;
 pub mod exchange;
 pub mod pool;
-pub mod stream;
 
 use std::fmt;
 

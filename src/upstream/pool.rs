@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::endpoint::Target;
-use super::stream::UpstreamStream;
+use super::connection::UpstreamStream;
 
 /// Most idle connections kept per key.
 pub const MAX_IDLE_PER_KEY: usize = 64;

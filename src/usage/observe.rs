@@ -77,13 +77,20 @@ impl RowMetrics {
     }
 }
 
+/// Something told about every batch of rows the writer takes (budgets keep their spend
+/// this way); called on the writer thread, also with empty batches (periods roll at
+/// midnight without traffic).
+pub trait RowHook: Send + Sync {
+    fn observe(&self, rows: &[UsageRecord], now_unix: i64);
+}
+
 /// The writer's observer.
 #[derive(Clone)]
 pub struct Observer {
     pub metrics: Arc<Mutex<RowMetrics>>,
     pub access_log: bool,
-    /// Budget spend tracking, when budgets are configured.
-    pub budgets: Option<crate::budget::Hook>,
+    /// Told about every batch (budget spend tracking, when budgets are configured).
+    pub hooks: Vec<Arc<dyn RowHook>>,
 }
 
 impl Default for Observer {
@@ -91,7 +98,7 @@ impl Default for Observer {
         Observer {
             metrics: Arc::new(Mutex::new(RowMetrics::default())),
             access_log: false,
-            budgets: None,
+            hooks: Vec::new(),
         }
     }
 }
@@ -135,20 +142,20 @@ pub fn access_line(r: &UsageRecord) -> Vec<u8> {
 impl Observer {
     /// Observes a batch of rows: metrics, then one access-log write for the batch.
     pub fn observe(&self, rows: &[UsageRecord]) {
-        if let Some(b) = &self.budgets {
-            // Also on empty batches: periods roll at midnight without any traffic.
-            b.observe(rows, crate::util::time::unix_now());
+        let now = crate::util::time::unix_now();
+        for h in &self.hooks {
+            h.observe(rows, now);
         }
         if rows.is_empty() {
             return;
         }
-        let now = crate::util::time::unix_now_micros();
+        let now_micros = crate::util::time::unix_now_micros();
         if let Ok(mut m) = self.metrics.lock() {
             for r in rows {
                 m.observe(r);
             }
-            let oldest = rows.iter().map(|r| r.ts_micros).min().unwrap_or(now);
-            m.writer_lag_seconds = (now - oldest).max(0) as f64 / 1e6;
+            let oldest = rows.iter().map(|r| r.ts_micros).min().unwrap_or(now_micros);
+            m.writer_lag_seconds = (now_micros - oldest).max(0) as f64 / 1e6;
         }
         if self.access_log {
             let mut out = Vec::with_capacity(rows.len() * 256);

@@ -1,5 +1,6 @@
-//! Small shared helpers with no better home: UTC calendar arithmetic, hex, ids.
+//! Small shared helpers with no better home: UTC calendar arithmetic, hex, building a
+//! monoio runtime.
 
 pub mod hex;
-pub mod io;
+pub mod runtime;
 pub mod time;

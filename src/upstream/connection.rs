@@ -1,10 +1,8 @@
-//! An upstream connection: plain TCP or rustls (ring provider) over monoio, with
-//! TCP_NODELAY, SNI and certificate verification against webpki roots plus an optional
-//! extra CA. Each shard builds its own `ClientConfig`, so the TLS session cache used
-//! for resumption on reconnect is never shared between threads.
+//! An upstream connection: plain TCP or TLS (`crate::tls::client`) over monoio, with
+//! TCP_NODELAY, counted in the shard's open-upstream gauge while it lives, and a
+//! liveness check for idle pooled connections.
 
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -12,38 +10,10 @@ use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 use monoio::BufResult;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 
 use super::endpoint::Target;
 use super::UpstreamError;
-
-/// Builds the upstream TLS client configuration.
-pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(p) = extra_ca {
-        let mut n = 0;
-        for cert in CertificateDer::pem_file_iter(p).map_err(|e| format!("cannot read {}: {e}", p.display()))? {
-            let cert = cert.map_err(|e| format!("{} is not a PEM certificate file: {e}", p.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: unusable CA certificate: {e}", p.display()))?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err(format!("{} holds no PEM certificate", p.display()));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
-}
+use crate::tls::client::ClientTlsError;
 
 /// The transport under an upstream connection.
 pub enum Io {
@@ -95,13 +65,12 @@ impl UpstreamStream {
             return Ok(wrap(Io::Plain(tcp)));
         }
         let cfg = tls.ok_or_else(|| UpstreamError::Tls("no TLS configuration".into()))?;
-        let name = ServerName::try_from(target.host.clone()).map_err(|e| UpstreamError::Tls(e.to_string()))?;
         let fd = tcp.as_raw_fd();
-        let connector = monoio_rustls::TlsConnector::from(cfg.clone());
-        match monoio::time::timeout(tls_timeout, connector.connect(name, tcp)).await {
-            Err(_) => Err(UpstreamError::TlsTimeout),
-            Ok(Err(e)) => Err(UpstreamError::Tls(e.to_string())),
-            Ok(Ok(s)) => Ok(wrap(Io::Tls(Box::new(s), fd))),
+        match crate::tls::client::connect(cfg, &target.host, tcp, tls_timeout).await {
+            Err(ClientTlsError::Timeout) => Err(UpstreamError::TlsTimeout),
+            Err(ClientTlsError::Name(e)) => Err(UpstreamError::Tls(e)),
+            Err(ClientTlsError::Handshake(e)) => Err(UpstreamError::Tls(e.to_string())),
+            Ok(s) => Ok(wrap(Io::Tls(Box::new(s), fd))),
         }
     }
 

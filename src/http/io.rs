@@ -1,20 +1,64 @@
-//! Connection-level I/O shared by the proxy and the mock: wait for and parse the next
-//! request head (idle and header timeouts, drain-aware), read a body by its framing
-//! (with `100 Continue` when asked), and write a response under a deadline.
+//! Connection-level I/O over monoio's owned-buffer (rent) traits, shared by the proxy,
+//! its upstream side and the mock: read into a `Vec`'s spare capacity with and without a
+//! deadline, wait for and parse the next request head (idle and header timeouts,
+//! drain-aware), read a body by its framing (with `100 Continue` when asked), and write
+//! under a deadline.
 
 use std::time::Instant;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
+use super::body::ChunkedDecoder;
 use super::drain::DrainSignal;
-use crate::http::body::ChunkedDecoder;
-use crate::http::limits::{
+use super::limits::{
     BODY_READ_TIMEOUT, BODY_TOTAL_TIMEOUT, CLIENT_WRITE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, READ_BUFFER_BYTES,
 };
-use crate::http::request::{parse_head, BodyFraming, RequestHead};
-use crate::http::HttpError;
-use crate::util::io::{read_more, read_more_until, ReadError};
+use super::request::{parse_head, BodyFraming, RequestHead};
+use super::HttpError;
+
+/// Why a read did not produce bytes.
+#[derive(Debug)]
+pub enum ReadError {
+    Eof,
+    Timeout,
+    Io(std::io::Error),
+}
+
+/// Appends at least one byte read from `s` to `buf` (growing it by `spare` if full).
+pub async fn read_more<S: AsyncReadRent>(
+    s: &mut S,
+    mut buf: Vec<u8>,
+    spare: usize,
+) -> (Result<usize, ReadError>, Vec<u8>) {
+    if buf.capacity() - buf.len() < spare.max(1) {
+        buf.reserve(spare.max(1));
+    }
+    let len = buf.len();
+    let cap = buf.capacity();
+    let (res, slice) = s.read(buf.slice_mut(len..cap)).await;
+    let buf = slice.into_inner();
+    match res {
+        Ok(0) => (Err(ReadError::Eof), buf),
+        Ok(n) => (Ok(n), buf),
+        Err(e) => (Err(ReadError::Io(e)), buf),
+    }
+}
+
+/// [`read_more`] that gives up at `deadline`. On timeout the buffer is lost with the
+/// cancelled operation, so the caller must close the connection.
+pub async fn read_more_until<S: AsyncReadRent>(
+    s: &mut S,
+    buf: Vec<u8>,
+    spare: usize,
+    deadline: Instant,
+) -> Result<(usize, Vec<u8>), (ReadError, Option<Vec<u8>>)> {
+    match monoio::time::timeout_at(deadline.into(), read_more(s, buf, spare)).await {
+        Err(_) => Err((ReadError::Timeout, None)),
+        Ok((Ok(n), buf)) => Ok((n, buf)),
+        Ok((Err(e), buf)) => Err((e, Some(buf))),
+    }
+}
 
 /// What waiting for the next request produced.
 pub enum NextHead {
