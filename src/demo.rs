@@ -10,9 +10,22 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::config::{ServeConfig, UpstreamTimeouts};
+use crate::args::{flag, FlagSpec};
 use crate::mock::{MockConfig, DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY};
+use crate::proxy::shard::Settings;
+use crate::server::ServeConfig;
+use crate::upstream::Timeouts;
 use crate::usage::record::format_usd;
+
+/// Flags of `demo`.
+pub const FLAGS: &[FlagSpec] = &[
+    flag(
+        "usage-dir",
+        "DIR",
+        "where the demo's Parquet files go [default: a new temporary directory]",
+    ),
+    flag("requests", "N", "how many sample requests to send [default: 12]"),
+];
 
 /// The demo's tracking key (open key mode accepts it).
 pub const DEMO_TRACKING_KEY: &str = "trk_demo_0123456789abcdef";
@@ -79,33 +92,26 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
     // The proxy.
     let cfg = ServeConfig {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        listen_tls: None,
-        tls_cert: None,
-        tls_key: None,
-        client_ca: None,
         threads: 2,
         usage_dir: dir.clone(),
-        roll_interval: Duration::from_secs(60),
-        roll_rows: 1_000_000,
-        endpoint: crate::upstream::endpoint::Endpoint::parse(&format!("http://{mock_addr}"))
-            .unwrap_or_default_endpoint(),
-        upstream_ca: None,
-        timeouts: UpstreamTimeouts {
-            connect: Duration::from_secs(5),
-            tls: Duration::from_secs(5),
-            ttfb: Duration::from_secs(30),
-            total: Duration::from_secs(60),
+        proxy: Settings {
+            endpoint: crate::upstream::endpoint::Endpoint::Fixed {
+                tls: false,
+                host: mock_addr.ip().to_string(),
+                port: mock_addr.port(),
+            },
+            timeouts: Timeouts {
+                connect: Duration::from_secs(5),
+                tls: Duration::from_secs(5),
+                ttfb: Duration::from_secs(30),
+                total: Duration::from_secs(60),
+            },
+            ..Settings::default()
         },
-        max_body_bytes: crate::http::limits::DEFAULT_MAX_BODY_BYTES,
-        keys: None,
-        pricing: None,
         budgets: Some(budget_file.clone()),
-        budget_store: None,
         drain_timeout: Duration::from_secs(5),
-        log_format: crate::config::LogFormat::Text,
         access_log: false,
-        geo: crate::bedrock::model::GeoRules::default().sorted(),
-        require_tls: false,
+        ..ServeConfig::default()
     };
     let (ptx, prx) = mpsc::channel();
     let server = std::thread::spawn(move || crate::server::serve(cfg, Some(ptx)));
@@ -238,14 +244,4 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         dir.display()
     );
     0
-}
-
-trait OrDefaultEndpoint {
-    fn unwrap_or_default_endpoint(self) -> crate::upstream::endpoint::Endpoint;
-}
-
-impl OrDefaultEndpoint for Result<crate::upstream::endpoint::Endpoint, String> {
-    fn unwrap_or_default_endpoint(self) -> crate::upstream::endpoint::Endpoint {
-        self.unwrap_or(crate::upstream::endpoint::Endpoint::AwsRegional)
-    }
 }

@@ -7,14 +7,16 @@
 //! prices, queues, Parquet), `tenant` (tracking keys), `mock` (a Bedrock simulator that
 //! verifies signatures), `demo` (the offline demo).
 
+pub mod args;
 pub mod bedrock;
 pub mod budget;
-pub mod config;
+pub mod commands;
 pub mod demo;
 pub mod http;
 pub mod log;
 pub mod mock;
 pub mod pricing;
+pub mod proxy;
 pub mod report;
 pub mod server;
 pub mod sigv4;

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::http::response::push_json_str;
+use crate::http::head::push_json_str;
 
 static JSON: AtomicBool = AtomicBool::new(false);
 

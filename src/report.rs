@@ -8,8 +8,28 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::args::{flag, FlagSpec};
 use crate::usage::record::{format_usd, UsageRecord};
 use crate::util::time::Civil;
+
+/// Flags of `report`.
+pub const FLAGS: &[FlagSpec] = &[
+    flag(
+        "usage-dir",
+        "DIR",
+        "where the Parquet usage files are (any partitions) [default: ./usage]",
+    ),
+    flag(
+        "by",
+        "agent|department|project|model|tenant|day|tier|scope",
+        "how rows are grouped [default: project]",
+    ),
+    flag(
+        "html",
+        "FILE",
+        "also write a self-contained HTML page with charts to FILE",
+    ),
+];
 
 /// What rows are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,5 +6,3 @@ pub mod eventstream;
 pub mod model;
 pub mod region;
 pub mod route;
-
-pub use error::{ErrorCode, ProxyError};

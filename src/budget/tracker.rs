@@ -83,26 +83,9 @@ impl BlockSet {
     }
 }
 
-/// Where the writer publishes the block set and shards pick it up: a generation number
-/// (a relaxed load per request) and the set itself (locked only when the number moved).
-#[derive(Debug, Default)]
-pub struct Publisher {
-    pub generation: std::sync::atomic::AtomicU64,
-    pub set: std::sync::Mutex<Arc<BlockSet>>,
-}
-
-impl Publisher {
-    pub fn publish(&self, set: Arc<BlockSet>) {
-        if let Ok(mut g) = self.set.lock() {
-            *g = set;
-        }
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
-    }
-
-    pub fn current(&self) -> Arc<BlockSet> {
-        self.set.lock().map(|g| g.clone()).unwrap_or_default()
-    }
-}
+/// The block set as the shards see it: replaced whole by the writer, read by each shard
+/// through its own copy.
+pub type Publisher = crate::util::snapshot::Published<BlockSet>;
 
 /// What the writer thread needs to keep budgets.
 #[derive(Debug, Clone)]

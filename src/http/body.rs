@@ -1,8 +1,127 @@
-//! Message bodies: an incremental, strict `chunked` decoder (bounded size lines and
-//! trailers, CRLF only, no overflow) used for client requests and upstream responses.
+//! Message bodies, one decoder for both directions ([`Decoder`]: a fixed length, `chunked`,
+//! or to the end of the connection) used by the server's body reader, the upstream
+//! response reader and the stream relay; under it the incremental, strict `chunked`
+//! decoder (bounded size lines and trailers, CRLF only, no overflow).
 
 use super::limits::{MAX_CHUNK_LINE, MAX_TRAILER_BYTES};
+use super::request::BodyFraming;
+use super::response::ResponseFraming;
 use super::HttpError;
+
+/// How a body is delimited and how much of it has been seen.
+#[derive(Debug, Clone)]
+pub enum Decoder {
+    /// A fixed length: payload bytes still to come.
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// To the end of the connection (responses only); `done` once it ended.
+    Eof {
+        done: bool,
+    },
+}
+
+impl Decoder {
+    /// The decoder of a request body.
+    pub fn request(f: BodyFraming) -> Decoder {
+        match f {
+            BodyFraming::None => Decoder::Length(0),
+            BodyFraming::Length(n) => Decoder::Length(n),
+            BodyFraming::Chunked => Decoder::Chunked(ChunkedDecoder::new()),
+        }
+    }
+
+    /// The decoder of a response body.
+    pub fn response(f: ResponseFraming) -> Decoder {
+        match f {
+            ResponseFraming::None => Decoder::Length(0),
+            ResponseFraming::Length(n) => Decoder::Length(n),
+            ResponseFraming::Chunked => Decoder::Chunked(ChunkedDecoder::new()),
+            ResponseFraming::Eof => Decoder::Eof { done: false },
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        match self {
+            Decoder::Length(n) => *n == 0,
+            Decoder::Chunked(c) => c.is_done(),
+            Decoder::Eof { done } => *done,
+        }
+    }
+
+    /// Payload bytes still to come for a fixed length (read them straight into the
+    /// destination, then [`Decoder::consumed`]).
+    pub fn remaining(&self) -> Option<u64> {
+        match self {
+            Decoder::Length(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// Notes `n` payload bytes of a fixed length read straight into the destination.
+    pub fn consumed(&mut self, n: u64) {
+        if let Decoder::Length(left) = self {
+            *left = left.saturating_sub(n);
+        }
+    }
+
+    /// Decodes the body bytes at the start of `input`, appending the payload to `out`
+    /// (never beyond `max` in total). Returns how many input bytes belonged to the body;
+    /// the rest is what follows it (the next message).
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, HttpError> {
+        match self {
+            Decoder::Length(left) => {
+                let n = (*left).min(input.len() as u64) as usize;
+                if out.len() + n > max {
+                    return Err(HttpError::BodyTooLarge);
+                }
+                out.extend_from_slice(&input[..n]);
+                *left -= n as u64;
+                Ok(n)
+            }
+            Decoder::Chunked(c) => c.feed(input, out, max),
+            Decoder::Eof { .. } => {
+                if out.len() + input.len() > max {
+                    return Err(HttpError::BodyTooLarge);
+                }
+                out.extend_from_slice(input);
+                Ok(input.len())
+            }
+        }
+    }
+
+    /// [`Decoder::decode`] of an owned piece, without a copy where the framing allows it
+    /// (a fixed length is truncated, a body to the end passes as is). Returns the payload
+    /// and whether bytes followed the end of the body in `piece`.
+    pub fn decode_owned(&mut self, mut piece: Vec<u8>, max: usize) -> Result<(Vec<u8>, bool), HttpError> {
+        match self {
+            Decoder::Length(left) => {
+                let n = (*left).min(piece.len() as u64) as usize;
+                *left -= n as u64;
+                let extra = n < piece.len();
+                piece.truncate(n);
+                Ok((piece, extra))
+            }
+            Decoder::Chunked(c) => {
+                let mut out = Vec::with_capacity(piece.len());
+                let used = c.feed(&piece, &mut out, max)?;
+                Ok((out, used < piece.len()))
+            }
+            Decoder::Eof { .. } => Ok((piece, false)),
+        }
+    }
+
+    /// The connection ended: the end of an `Eof` body, else a cut message.
+    pub fn end_of_stream(&mut self) -> Result<(), HttpError> {
+        match self {
+            Decoder::Eof { done } => {
+                *done = true;
+                Ok(())
+            }
+            _ if self.is_done() => Ok(()),
+            _ => Err(HttpError::UnexpectedEof),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -229,6 +348,36 @@ mod tests {
         assert!(ChunkedDecoder::new()
             .feed(long_ext.as_bytes(), &mut Vec::new(), 1 << 20)
             .is_err());
+    }
+
+    #[test]
+    fn one_decoder_for_every_framing() {
+        let mut d = Decoder::request(BodyFraming::Length(5));
+        let mut out = Vec::new();
+        assert_eq!(d.decode(b"hel", &mut out, 100), Ok(3));
+        assert_eq!(d.remaining(), Some(2));
+        assert_eq!(d.decode(b"loGET", &mut out, 100), Ok(2));
+        assert!(d.is_done() && out == b"hello");
+        let mut d = Decoder::response(ResponseFraming::Length(3));
+        assert_eq!(d.decode_owned(b"abcd".to_vec(), 100), Ok((b"abc".to_vec(), true)));
+        let mut d = Decoder::response(ResponseFraming::Chunked);
+        assert_eq!(
+            d.decode_owned(b"3\r\nabc\r\n0\r\n\r\n".to_vec(), 100),
+            Ok((b"abc".to_vec(), false))
+        );
+        assert!(d.is_done());
+        let mut d = Decoder::response(ResponseFraming::Eof);
+        assert_eq!(d.decode_owned(b"xyz".to_vec(), 100), Ok((b"xyz".to_vec(), false)));
+        assert!(!d.is_done());
+        assert_eq!(d.end_of_stream(), Ok(()));
+        assert!(d.is_done());
+        let mut d = Decoder::response(ResponseFraming::Length(3));
+        assert_eq!(d.end_of_stream(), Err(HttpError::UnexpectedEof));
+        assert!(Decoder::request(BodyFraming::None).is_done());
+        assert_eq!(
+            Decoder::request(BodyFraming::Length(9)).decode(b"123456789", &mut Vec::new(), 4),
+            Err(HttpError::BodyTooLarge)
+        );
     }
 
     #[test]

@@ -9,12 +9,12 @@ use std::time::Instant;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
-use super::body::ChunkedDecoder;
+use super::body::Decoder;
 use super::drain::DrainSignal;
 use super::limits::{
     BODY_READ_TIMEOUT, BODY_TOTAL_TIMEOUT, CLIENT_WRITE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, READ_BUFFER_BYTES,
 };
-use super::request::{parse_head, BodyFraming, RequestHead};
+use super::request::{parse_head, RequestHead};
 use super::HttpError;
 
 /// Why a read did not produce bytes.
@@ -138,7 +138,8 @@ async fn read_bounded<S: AsyncReadRent>(
 }
 
 /// Reads the request body as framed by `head`. `buf` holds bytes already read after the
-/// head; on return it holds whatever followed the body.
+/// head; on return it holds whatever followed the body. A fixed-length body is read
+/// straight into the body buffer; a chunked one through the decoder.
 pub async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
     stream: &mut S,
     head: &RequestHead,
@@ -146,54 +147,36 @@ pub async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
     max: usize,
 ) -> Result<Vec<u8>, HttpError> {
     let body_deadline = Instant::now() + BODY_TOTAL_TIMEOUT;
-    match head.framing {
-        BodyFraming::None => Ok(Vec::new()),
-        BodyFraming::Length(n) => {
-            if n > max as u64 {
-                return Err(HttpError::BodyTooLarge);
-            }
-            let n = n as usize;
-            let have = buf.len().min(n);
-            let mut body = Vec::with_capacity(n);
-            body.extend_from_slice(&buf[..have]);
-            buf.drain(..have);
-            if body.len() < n && head.expect_continue {
-                send_continue(stream).await?;
-            }
-            while body.len() < n {
-                body = read_bounded(stream, body, n, (Instant::now() + BODY_READ_TIMEOUT).min(body_deadline))
-                    .await
-                    .map_err(|_| HttpError::UnexpectedEof)?;
-            }
-            Ok(body)
-        }
-        BodyFraming::Chunked => {
-            let mut dec = ChunkedDecoder::new();
-            let mut body = Vec::new();
-            let used = dec.feed(buf, &mut body, max)?;
-            buf.drain(..used);
-            if !dec.is_done() && head.expect_continue && body.is_empty() {
-                send_continue(stream).await?;
-            }
-            while !dec.is_done() {
-                let b = std::mem::take(buf);
-                match read_more_until(
-                    stream,
-                    b,
-                    READ_BUFFER_BYTES,
-                    (Instant::now() + BODY_READ_TIMEOUT).min(body_deadline),
-                )
-                .await
-                {
-                    Ok((_, b)) => *buf = b,
-                    Err(_) => return Err(HttpError::UnexpectedEof),
-                }
-                let used = dec.feed(buf, &mut body, max)?;
-                buf.drain(..used);
-            }
-            Ok(body)
+    let mut dec = Decoder::request(head.framing);
+    if let Some(n) = dec.remaining() {
+        if n > max as u64 {
+            return Err(HttpError::BodyTooLarge);
         }
     }
+    let mut body = Vec::with_capacity(dec.remaining().map_or(0, |n| n as usize));
+    let used = dec.decode(buf, &mut body, max)?;
+    buf.drain(..used);
+    if !dec.is_done() && head.expect_continue && body.is_empty() {
+        send_continue(stream).await?;
+    }
+    while !dec.is_done() {
+        let deadline = (Instant::now() + BODY_READ_TIMEOUT).min(body_deadline);
+        if let Some(left) = dec.remaining() {
+            let before = body.len();
+            body = read_bounded(stream, body, before + left as usize, deadline)
+                .await
+                .map_err(|_| HttpError::UnexpectedEof)?;
+            dec.consumed((body.len() - before) as u64);
+        } else {
+            match read_more_until(stream, std::mem::take(buf), READ_BUFFER_BYTES, deadline).await {
+                Ok((_, b)) => *buf = b,
+                Err(_) => return Err(HttpError::UnexpectedEof),
+            }
+            let used = dec.decode(buf, &mut body, max)?;
+            buf.drain(..used);
+        }
+    }
+    Ok(body)
 }
 
 async fn send_continue<S: AsyncWriteRent>(stream: &mut S) -> Result<(), HttpError> {

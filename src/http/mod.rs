@@ -1,8 +1,12 @@
-//! Hand-written HTTP/1.1 on httparse: request heads with strict framing rules, bodies
-//! (Content-Length and chunked), response heads, and the named limits that bound them.
+//! Hand-written HTTP/1.1 on httparse, one codec for both directions: request heads
+//! (`request`, strict framing rules) and response heads (`response`) parsed, heads of
+//! either kind written (`head`), one body decoder (`body`: Content-Length, chunked, or to
+//! the end of the connection), connection I/O (`io`, `drain`) and the named limits that
+//! bound all of it (`limits`).
 
 pub mod body;
 pub mod drain;
+pub mod head;
 pub mod io;
 pub mod limits;
 pub mod request;
@@ -25,6 +29,8 @@ pub enum HttpError {
     LengthRequired,
     /// The peer closed before a full message arrived.
     UnexpectedEof,
+    /// A malformed response head or body from the upstream.
+    BadResponse(&'static str),
 }
 
 impl fmt::Display for HttpError {
@@ -36,6 +42,7 @@ impl fmt::Display for HttpError {
             HttpError::BodyTooLarge => f.write_str("request body too large"),
             HttpError::LengthRequired => f.write_str("Content-Length or chunked Transfer-Encoding required"),
             HttpError::UnexpectedEof => f.write_str("connection closed mid-message"),
+            HttpError::BadResponse(why) => write!(f, "invalid upstream response: {why}"),
         }
     }
 }

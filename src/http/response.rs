@@ -1,120 +1,123 @@
-//! Response heads and small bodies, written into one owned buffer so that a head and a
-//! small body leave in a single write.
+//! Response heads (what the upstream answered), parsed by httparse beside the request
+//! parser: status, framing (Content-Length, chunked, or to the end of the connection;
+//! Transfer-Encoding wins over Content-Length and makes the connection unreusable), the
+//! `Connection` semantics, and the few headers the proxy reads or relays.
 
-/// The reason phrase of the statuses this server produces.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        424 => "Failed Dependency",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "",
-    }
+use super::limits::{MAX_HEADERS, MAX_HEAD_BYTES};
+use super::HttpError;
+
+/// Longest `x-amzn-RequestId` kept.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// 1xx, 204 and 304 carry no body.
+    None,
+    Length(u64),
+    Chunked,
+    /// Delimited by the end of the connection.
+    Eof,
 }
 
-/// Builds a response head into `out`.
-pub struct HeadWriter<'a> {
-    out: &'a mut Vec<u8>,
+/// A parsed response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// Bytes of the head, blank line included.
+    pub len: usize,
+    pub framing: ResponseFraming,
+    /// The connection must not carry another request.
+    pub close: bool,
+    pub content_type: Option<Vec<u8>>,
+    /// `x-amzn-RequestId`.
+    pub request_id: Option<String>,
+    /// `x-amzn-ErrorType`, as sent.
+    pub error_type: Option<Vec<u8>>,
 }
 
-impl<'a> HeadWriter<'a> {
-    /// Starts `HTTP/1.1 {status} {reason}`.
-    pub fn new(out: &'a mut Vec<u8>, status: u16) -> Self {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        push_u64(out, status as u64);
-        out.push(b' ');
-        out.extend_from_slice(reason(status).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        HeadWriter { out }
-    }
+const BAD: fn(&'static str) -> HttpError = HttpError::BadResponse;
 
-    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b": ");
-        // Values are ours or were relayed after httparse validated them; still, never
-        // let a CR or LF through into a head.
-        for &b in value {
-            self.out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
-        }
-        self.out.extend_from_slice(b"\r\n");
-        self
-    }
-
-    pub fn header_u64(&mut self, name: &str, value: u64) -> &mut Self {
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b": ");
-        push_u64(self.out, value);
-        self.out.extend_from_slice(b"\r\n");
-        self
-    }
-
-    /// Ends the head; `close` adds `Connection: close`.
-    pub fn finish(&mut self, close: bool) {
-        if close {
-            self.out.extend_from_slice(b"Connection: close\r\n");
-        }
-        self.out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// Appends the decimal form of `v`.
-pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&tmp[i..]);
-}
-
-/// Appends `s` as the inside of a JSON string (quotes not included).
-pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+/// Parses a response head at the start of `buf`. `Ok(None)`: incomplete, read more.
+pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let n = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_HEAD_BYTES {
+                return Err(BAD("response head too large"));
             }
-            c => {
-                let mut b = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            return Ok(None);
+        }
+        Err(_) => return Err(BAD("malformed response head")),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut h = ResponseHead {
+        status,
+        len: n,
+        framing: ResponseFraming::Eof,
+        close: resp.version == Some(0),
+        content_type: None,
+        request_id: None,
+        error_type: None,
+    };
+    for hd in resp.headers.iter() {
+        let v = hd.value;
+        if hd.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(v)
+                .ok()
+                .map(str::trim)
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or(BAD("bad Content-Length"))?;
+            if content_length.is_some_and(|p| p != n) {
+                return Err(BAD("conflicting Content-Length"));
             }
+            content_length = Some(n);
+        } else if hd.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = v.rsplit(|&b| b == b',').next().unwrap_or(b"");
+            if !String::from_utf8_lossy(last).trim().eq_ignore_ascii_case("chunked") {
+                return Err(BAD("unsupported Transfer-Encoding"));
+            }
+            chunked = true;
+        } else if hd.name.eq_ignore_ascii_case("connection") {
+            if String::from_utf8_lossy(v)
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"))
+            {
+                h.close = true;
+            }
+        } else if hd.name.eq_ignore_ascii_case("content-type") {
+            h.content_type = Some(v.to_vec());
+        } else if hd.name.eq_ignore_ascii_case("x-amzn-requestid") {
+            h.request_id = std::str::from_utf8(v)
+                .ok()
+                .map(|s| s.chars().take(MAX_REQUEST_ID_CHARS).collect());
+        } else if hd.name.eq_ignore_ascii_case("x-amzn-errortype") {
+            h.error_type = Some(v.to_vec());
         }
     }
-}
-
-/// The proxy's error body: `{"message": "...", "code": "..."}`.
-pub fn error_body(message: &str, code: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + code.len() + 32);
-    out.extend_from_slice(b"{\"message\":\"");
-    push_json_str(&mut out, message);
-    out.extend_from_slice(b"\",\"code\":\"");
-    push_json_str(&mut out, code);
-    out.extend_from_slice(b"\"}");
-    out
+    h.framing = if (100..200).contains(&status) || status == 204 || status == 304 {
+        ResponseFraming::None
+    } else if chunked {
+        // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3); never reuse such a
+        // connection.
+        if content_length.is_some() {
+            h.close = true;
+        }
+        ResponseFraming::Chunked
+    } else {
+        match content_length {
+            Some(n) => ResponseFraming::Length(n),
+            None => ResponseFraming::Eof,
+        }
+    };
+    if h.framing == ResponseFraming::Eof {
+        h.close = true;
+    }
+    Ok(Some(h))
 }
 
 #[cfg(test)]
@@ -122,16 +125,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn head_and_error_body() {
-        let mut out = Vec::new();
-        HeadWriter::new(&mut out, 404)
-            .header("x-request-id", b"abc")
-            .header_u64("content-length", 12)
-            .finish(true);
-        assert_eq!(
-            out,
-            b"HTTP/1.1 404 Not Found\r\nx-request-id: abc\r\ncontent-length: 12\r\nConnection: close\r\n\r\n"
-        );
-        assert_eq!(error_body("a \"b\"\n", "X"), br#"{"message":"a \"b\"\n","code":"X"}"#);
+    fn framing_and_headers() {
+        let h = parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nx-amzn-RequestId: abc\r\n\r\nhello")
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.status, h.framing, h.close), (200, ResponseFraming::Length(5), false));
+        assert_eq!(h.request_id.as_deref(), Some("abc"));
+        let h = parse_response_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.framing, h.close), (ResponseFraming::Chunked, true));
+        let h = parse_response_head(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, ResponseFraming::None);
+        let h = parse_response_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
+        assert_eq!((h.framing, h.close), (ResponseFraming::Eof, true));
+        assert!(parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_err());
+        assert!(parse_response_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").is_err());
+        assert_eq!(parse_response_head(b"HTTP/1.1 200 OK\r\n"), Ok(None));
     }
 }

@@ -16,13 +16,32 @@ use std::time::Duration;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::{ListenerOpts, TcpListener};
 
+use crate::args::{flag, ConfigError, FlagSpec};
 use crate::bedrock::model::decode_model_id;
+use crate::http::head::{push_json_str, HeadWriter};
+use crate::http::io::{next_head, read_body, write_all, NextHead};
 use crate::http::limits::{DEFAULT_MAX_BODY_BYTES, READ_BUFFER_BYTES};
 use crate::http::request::{Method, RequestHead};
-use crate::http::response::{push_json_str, HeadWriter};
-use crate::http::io::{next_head, read_body, write_all, NextHead};
 use crate::util::hex;
 use verify::{verify, Credential, VerifyError};
+
+/// Flags of `mock-upstream`.
+pub const FLAGS: &[FlagSpec] = &[
+    flag("listen", "ADDR", "listen address [default: 127.0.0.1:9000]"),
+    flag(
+        "credential",
+        "AKID:SECRET[:TOKEN]",
+        "a credential the mock accepts (repeatable); the demo pair is always accepted",
+    ),
+    flag("tls-cert", "PEM", "serve TLS with this certificate chain"),
+    flag("tls-key", "PEM", "private key for --tls-cert"),
+    flag(
+        "idle-close-ms",
+        "MS",
+        "close keep-alive connections idle this long, like AWS's load balancers [default: never]",
+    ),
+    flag("log-format", "text|json", "log line format [default: text]"),
+];
 
 /// The credential the demo uses; always accepted by the mock. Not an AWS credential.
 pub const DEMO_ACCESS_KEY_ID: &str = "AKIDLLMOPSDEMO000001";
@@ -42,6 +61,31 @@ pub struct MockConfig {
 }
 
 impl MockConfig {
+    /// The configuration from `mock-upstream`'s flags ([`FLAGS`]).
+    pub fn from_sources(args: &crate::args::Args, s: &crate::args::Sources<'_>) -> Result<Self, ConfigError> {
+        let mut cfg = MockConfig::new(s.addr("listen", "127.0.0.1:9000")?);
+        match (s.get("tls-cert"), s.get("tls-key")) {
+            (None, None) => {}
+            (Some(c), Some(k)) => {
+                let t = crate::tls::server_config(c.as_ref(), k.as_ref(), None)
+                    .map_err(|e| ConfigError::new("tls-cert", e.to_string()))?;
+                cfg.tls = Some(t);
+            }
+            (Some(_), None) => return Err(ConfigError::new("tls-key", "needed with --tls-cert")),
+            (None, Some(_)) => return Err(ConfigError::new("tls-cert", "needed with --tls-key")),
+        }
+        match s.parse_num::<u64>("idle-close-ms", 0)? {
+            0 => {}
+            ms => cfg.idle_close = Some(Duration::from_millis(ms)),
+        }
+        for c in args.all("credential") {
+            let parsed = Credential::parse(c)
+                .ok_or_else(|| ConfigError::new("credential", format!("`{c}` is not AKID:SECRET[:TOKEN]")))?;
+            cfg.credentials.push(parsed);
+        }
+        Ok(cfg)
+    }
+
     pub fn new(listen: SocketAddr) -> Self {
         MockConfig {
             listen,

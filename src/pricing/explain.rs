@@ -4,6 +4,34 @@
 
 use super::file::{parse, PriceFile, PriceFileError};
 use super::table::{PriceTable, Priced, Query, Source, Trace};
+use crate::args::{flag, FlagSpec};
+
+/// Flags of `prices explain`.
+pub const FLAGS: &[FlagSpec] = &[
+    flag(
+        "model",
+        "ID",
+        "the model id as sent upstream (us.anthropic..., an ARN, ...)",
+    ),
+    flag("region", "REGION", "the source region called [default: us-east-1]"),
+    flag(
+        "tier",
+        "priority|default|flex|reserved",
+        "the service tier the response reported [default: default]",
+    ),
+    flag(
+        "latency",
+        "standard|optimized",
+        "the latency mode the response reported [default: standard]",
+    ),
+    flag(
+        "usage",
+        "JSON",
+        "the Converse `usage` object, or a whole response / metadata event (with serviceTier, trace, ...)",
+    ),
+    flag("date", "YYYY-MM-DD", "the request's UTC day [default: today]"),
+    flag("pricing", "FILE", "a --pricing file over the built-in table"),
+];
 
 /// Prices `q` and returns the result with the steps that led to it.
 pub fn explain(table: &PriceTable, q: &Query<'_>) -> (Priced, Vec<String>) {

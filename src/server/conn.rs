@@ -1,5 +1,6 @@
-//! The client connection loop: keep-alive and pipelining over hand-parsed HTTP/1.1,
-//! dispatch by route, and the proxy's own small responses (health, metrics, errors).
+//! The client connection loop: the TLS handshake for `--listen-tls` connections,
+//! keep-alive and pipelining over hand-parsed HTTP/1.1, dispatch by route (Bedrock calls
+//! to `proxy::handle`), and the proxy's own small responses (health, metrics, errors).
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -7,25 +8,18 @@ use std::time::Instant;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
-use crate::http::io::{next_head, write_all, NextHead};
-use super::proxy;
-use super::stats::ShardStats;
-use super::Shard;
-use crate::bedrock::error::{ErrorCode, ProxyError};
 use crate::bedrock::route::{resolve, Route};
+use crate::http::head::HeadWriter;
+use crate::http::io::{next_head, write_all, NextHead};
 use crate::http::limits::READ_BUFFER_BYTES;
 use crate::http::request::{BodyFraming, Method};
-use crate::http::response::{error_body, HeadWriter};
+use crate::proxy::call::Call;
+use crate::proxy::error::{error_response, ErrorCode, ProxyError};
+use crate::proxy::shard::{Peer, Shard};
+use crate::proxy::stats::ShardStats;
 
 /// Longest a client TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Who is on the other end of a connection.
-#[derive(Debug, Clone, Default)]
-pub struct Peer {
-    /// Verified client-certificate subject under mutual TLS.
-    pub mtls_subject: Option<String>,
-}
 
 /// Serves one plain TCP client connection (TCP_NODELAY on).
 pub async fn serve_tcp(stream: TcpStream, shard: Rc<Shard>) {
@@ -106,7 +100,8 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
     match route {
         Route::Bedrock { op, raw_model } => {
             let raw_model = raw_model.to_vec();
-            proxy::handle(stream, head, buf, op, raw_model, shard, peer, received, ts).await
+            let call = Call::new(stream, shard, peer, op, head.keep_alive(), received, ts);
+            crate::proxy::handle(call, head, buf, op, &raw_model).await
         }
         Route::Health | Route::Metrics | Route::NotFound => {
             let close = !head.keep_alive() || unread_body || shard.draining();
@@ -150,19 +145,4 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
             write_all(stream, resp).await && !close
         }
     }
-}
-
-/// A complete error response (head and JSON body in one buffer).
-pub fn error_response(err: &ProxyError, request_id: &str, close: bool, extra: &[(&str, &[u8])]) -> Vec<u8> {
-    let body = error_body(&err.message, err.code.as_str());
-    let mut out = Vec::with_capacity(body.len() + 200);
-    let mut w = HeadWriter::new(&mut out, err.status());
-    w.header("content-type", b"application/json")
-        .header("x-request-id", request_id.as_bytes());
-    for (k, v) in extra {
-        w.header(k, v);
-    }
-    w.header_u64("content-length", body.len() as u64).finish(close);
-    out.extend_from_slice(&body);
-    out
 }

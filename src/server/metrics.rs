@@ -1,31 +1,164 @@
 //! `/metrics` in Prometheus text format (version 0.0.4). Shard counters and histograms
-//! are atomics written by their own shard and summed here; labelled series (by
-//! operation, status, model, error type) come from the writer thread's aggregates.
-//! Nothing here runs on a request's path except for the scrape itself.
+//! are atomics written by their own shard and summed here, listed once in tables (an
+//! unlabelled metric per row; a labelled family per typed label enum, whose `ALL` list is
+//! the same one the counting uses); labelled series by operation, status, model and error
+//! type come from the writer thread's aggregates. Nothing here runs on a request's path
+//! except for the scrape itself.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::stats::{Histogram, ShardStats, LATENCY_BUCKETS_MS, TLS_FAILURE_REASONS, UPSTREAM_ERROR_KINDS};
-use super::Shared;
+use crate::proxy::shard::Shared;
+use crate::proxy::stats::{Histogram, ShardStats, LATENCY_BUCKETS_MS};
+use crate::tls::server::TlsFailure;
+use crate::upstream::ErrorKind;
 use crate::usage::record::format_usd;
+use crate::util::snapshot::lock;
 
 fn l(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+/// Prometheus metric types.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
 }
 
-fn single(out: &mut String, name: &str, help: &str, kind: &str, v: u64) {
-    header(out, name, help, kind);
-    let _ = writeln!(out, "{name} {v}");
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: Kind) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.as_str());
 }
 
 /// Escapes a label value (backslash, quote, newline).
 pub fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// An unlabelled metric summed over the shards: name, help, kind, getter.
+type ShardMetric = (&'static str, &'static str, Kind, fn(&ShardStats) -> u64);
+
+/// Unlabelled metrics summed over the shards.
+const SHARD_METRICS: &[ShardMetric] = &[
+    (
+        "llmops_requests_in_flight",
+        "requests being handled",
+        Kind::Gauge,
+        |s| l(&s.requests_in_flight),
+    ),
+    (
+        "llmops_client_connections_open",
+        "open client connections",
+        Kind::Gauge,
+        |s| l(&s.connections_open),
+    ),
+    (
+        "llmops_client_connections_total",
+        "accepted client connections",
+        Kind::Counter,
+        |s| l(&s.connections_total),
+    ),
+    (
+        "llmops_bad_requests_total",
+        "malformed HTTP requests refused",
+        Kind::Counter,
+        |s| l(&s.bad_requests),
+    ),
+    (
+        "llmops_upstream_connections_open",
+        "open upstream connections, pooled or in use",
+        Kind::Gauge,
+        |s| l(&s.upstream.open),
+    ),
+    (
+        "llmops_upstream_connects_total",
+        "new upstream connections",
+        Kind::Counter,
+        |s| l(&s.upstream.connects),
+    ),
+    (
+        "llmops_upstream_reused_total",
+        "requests sent on a pooled upstream connection",
+        Kind::Counter,
+        |s| l(&s.upstream.reused),
+    ),
+    (
+        "llmops_upstream_retries_total",
+        "retries after a reused connection failed before responding",
+        Kind::Counter,
+        |s| l(&s.upstream.retries),
+    ),
+];
+
+/// Labelled families summed over the shards: (name, help, label, [(value, getter)]).
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, Box<dyn Fn(&ShardStats) -> u64>)>,
+);
+
+fn shard_families() -> Vec<Family> {
+    vec![
+        (
+            "llmops_upstream_idle_dropped_total",
+            "pooled connections dropped instead of reused",
+            "reason",
+            vec![
+                ("expired", Box::new(|s: &ShardStats| l(&s.upstream.pool.expired))),
+                ("closed_by_peer", Box::new(|s: &ShardStats| l(&s.upstream.pool.dead))),
+            ],
+        ),
+        (
+            "llmops_upstream_errors_total",
+            "upstream failures by kind",
+            "kind",
+            ErrorKind::ALL
+                .iter()
+                .map(|k| {
+                    let k = *k;
+                    (
+                        k.as_str(),
+                        Box::new(move |s: &ShardStats| s.upstream.errors_of(k)) as Box<dyn Fn(&ShardStats) -> u64>,
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "llmops_tls_handshakes_total",
+            "completed client TLS handshakes by kind",
+            "kind",
+            vec![
+                ("full", Box::new(|s: &ShardStats| l(&s.tls_handshakes_full))),
+                ("resumed", Box::new(|s: &ShardStats| l(&s.tls_handshakes_resumed))),
+            ],
+        ),
+        (
+            "llmops_tls_handshake_failures_total",
+            "failed client TLS handshakes by reason",
+            "reason",
+            TlsFailure::ALL
+                .iter()
+                .map(|r| {
+                    let r = *r;
+                    (
+                        r.as_str(),
+                        Box::new(move |s: &ShardStats| l(&s.tls_failures[r as usize]))
+                            as Box<dyn Fn(&ShardStats) -> u64>,
+                    )
+                })
+                .collect(),
+        ),
+    ]
 }
 
 fn histogram(
@@ -35,7 +168,7 @@ fn histogram(
     shards: &[std::sync::Arc<ShardStats>],
     pick: fn(&ShardStats) -> &Histogram,
 ) {
-    header(out, name, help, "histogram");
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
     let mut cumulative = 0u64;
     for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
         cumulative += shards.iter().map(|s| l(&pick(s).buckets[i])).sum::<u64>();
@@ -51,19 +184,43 @@ fn histogram(
     let _ = writeln!(out, "{name}_sum {}\n{name}_count {count}", sum as f64 / 1e6);
 }
 
-/// Renders every metric.
-pub fn render(shared: &Shared) -> String {
-    let mut out = String::with_capacity(8192);
-    let shards = &shared.shard_stats;
-    let sum = |f: fn(&ShardStats) -> &AtomicU64| shards.iter().map(|s| l(f(s))).sum::<u64>();
+/// The shards' counters, families and histograms.
+fn shard_metrics(out: &mut String, shards: &[std::sync::Arc<ShardStats>]) {
+    for (name, help, kind, get) in SHARD_METRICS {
+        header(out, name, help, *kind);
+        let _ = writeln!(out, "{name} {}", shards.iter().map(|s| get(s)).sum::<u64>());
+    }
+    for (name, help, label_name, values) in shard_families() {
+        header(out, name, help, Kind::Counter);
+        for (value, get) in &values {
+            let n: u64 = shards.iter().map(|s| get(s)).sum();
+            let _ = writeln!(out, "{name}{{{label_name}=\"{value}\"}} {n}");
+        }
+    }
+    histogram(
+        out,
+        "llmops_request_duration_seconds",
+        "request received to last byte sent",
+        shards,
+        |s| &s.request_latency,
+    );
+    histogram(
+        out,
+        "llmops_upstream_duration_seconds",
+        "upstream request sent to last byte received",
+        shards,
+        |s| &s.upstream_latency,
+    );
+}
 
-    // From the rows (writer thread).
-    let rm = shared.row_metrics.lock().map(|m| m.clone()).unwrap_or_default();
+/// What the writer aggregated from the rows: labelled by operation, status, model, type.
+fn row_metrics(out: &mut String, shared: &Shared) {
+    let rm = lock(&shared.row_metrics).clone();
     header(
-        &mut out,
+        out,
         "llmops_requests_total",
         "Bedrock requests by operation, status and effective model",
-        "counter",
+        Kind::Counter,
     );
     let mut reqs: Vec<_> = rm.requests.iter().collect();
     reqs.sort();
@@ -75,10 +232,10 @@ pub fn render(shared: &Shared) -> String {
         );
     }
     header(
-        &mut out,
+        out,
         "llmops_tokens_total",
         "tokens by effective model and kind",
-        "counter",
+        Kind::Counter,
     );
     let mut toks: Vec<_> = rm.tokens.iter().collect();
     toks.sort();
@@ -92,10 +249,10 @@ pub fn render(shared: &Shared) -> String {
         }
     }
     header(
-        &mut out,
+        out,
         "llmops_cost_usd_total",
         "exact cost in USD by effective model",
-        "counter",
+        Kind::Counter,
     );
     let mut costs: Vec<_> = rm.cost.iter().collect();
     costs.sort();
@@ -108,10 +265,10 @@ pub fn render(shared: &Shared) -> String {
         );
     }
     header(
-        &mut out,
+        out,
         "llmops_unpriced_requests_total",
         "answered requests with no cost (no price for the model, tier, token class or meter; see the rows' cost_flags), by effective model",
-        "counter",
+        Kind::Counter,
     );
     let mut unpriced: Vec<_> = rm.unpriced.iter().collect();
     unpriced.sort();
@@ -119,168 +276,39 @@ pub fn render(shared: &Shared) -> String {
         let _ = writeln!(out, "llmops_unpriced_requests_total{{model=\"{}\"}} {n}", label(model));
     }
     header(
-        &mut out,
+        out,
         "llmops_errors_total",
         "requests by error type (proxy code or AWS error type)",
-        "counter",
+        Kind::Counter,
     );
     let mut errs: Vec<_> = rm.errors.iter().collect();
     errs.sort();
     for (t, n) in errs {
         let _ = writeln!(out, "llmops_errors_total{{type=\"{}\"}} {n}", label(t));
     }
-
-    // Shard counters.
-    single(
-        &mut out,
-        "llmops_requests_in_flight",
-        "requests being handled",
-        "gauge",
-        sum(|s| &s.requests_in_flight),
-    );
-    single(
-        &mut out,
-        "llmops_client_connections_open",
-        "open client connections",
-        "gauge",
-        sum(|s| &s.connections_open),
-    );
-    single(
-        &mut out,
-        "llmops_client_connections_total",
-        "accepted client connections",
-        "counter",
-        sum(|s| &s.connections_total),
-    );
-    single(
-        &mut out,
-        "llmops_bad_requests_total",
-        "malformed HTTP requests refused",
-        "counter",
-        sum(|s| &s.bad_requests),
-    );
-    let open_up: u64 = shards.iter().map(|s| l(&s.upstream_open)).sum();
-    single(
-        &mut out,
-        "llmops_upstream_connections_open",
-        "open upstream connections, pooled or in use",
-        "gauge",
-        open_up,
-    );
-    single(
-        &mut out,
-        "llmops_upstream_connects_total",
-        "new upstream connections",
-        "counter",
-        sum(|s| &s.upstream_connects),
-    );
-    single(
-        &mut out,
-        "llmops_upstream_reused_total",
-        "requests sent on a pooled upstream connection",
-        "counter",
-        sum(|s| &s.upstream_reused),
-    );
-    single(
-        &mut out,
-        "llmops_upstream_retries_total",
-        "retries after a reused connection failed before responding",
-        "counter",
-        sum(|s| &s.upstream_retries),
-    );
     header(
-        &mut out,
-        "llmops_upstream_idle_dropped_total",
-        "pooled connections dropped instead of reused",
-        "counter",
-    );
-    let expired: u64 = shards.iter().map(|s| l(&s.pool.expired)).sum();
-    let dead: u64 = shards.iter().map(|s| l(&s.pool.dead)).sum();
-    let _ = writeln!(
         out,
-        "llmops_upstream_idle_dropped_total{{reason=\"expired\"}} {expired}"
+        "llmops_usage_writer_lag_seconds",
+        "request received to its row being taken by the writer (last batch)",
+        Kind::Gauge,
     );
-    let _ = writeln!(
-        out,
-        "llmops_upstream_idle_dropped_total{{reason=\"closed_by_peer\"}} {dead}"
-    );
-    header(
-        &mut out,
-        "llmops_upstream_errors_total",
-        "upstream failures by kind",
-        "counter",
-    );
-    for (i, kind) in UPSTREAM_ERROR_KINDS.iter().enumerate() {
-        let n: u64 = shards.iter().map(|s| l(&s.upstream_error_kinds[i])).sum();
-        let _ = writeln!(out, "llmops_upstream_errors_total{{kind=\"{kind}\"}} {n}");
-    }
-    histogram(
-        &mut out,
-        "llmops_request_duration_seconds",
-        "request received to last byte sent",
-        shards,
-        |s| &s.request_latency,
-    );
-    histogram(
-        &mut out,
-        "llmops_upstream_duration_seconds",
-        "upstream request sent to last byte received",
-        shards,
-        |s| &s.upstream_latency,
-    );
+    let _ = writeln!(out, "llmops_usage_writer_lag_seconds {}", rm.writer_lag_seconds);
+}
 
-    // TLS listener.
-    header(
-        &mut out,
-        "llmops_tls_handshakes_total",
-        "completed client TLS handshakes by kind",
-        "counter",
-    );
-    let full: u64 = sum(|s| &s.tls_handshakes_full);
-    let resumed: u64 = sum(|s| &s.tls_handshakes_resumed);
-    let _ = writeln!(out, "llmops_tls_handshakes_total{{kind=\"full\"}} {full}\nllmops_tls_handshakes_total{{kind=\"resumed\"}} {resumed}");
-    header(
-        &mut out,
-        "llmops_tls_handshake_failures_total",
-        "failed client TLS handshakes by reason",
-        "counter",
-    );
-    for (i, reason) in TLS_FAILURE_REASONS.iter().enumerate() {
-        let n: u64 = shards.iter().map(|s| l(&s.tls_failures[i])).sum();
-        let _ = writeln!(out, "llmops_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}");
-    }
-    let not_after = shared.reloadable.lock().ok().and_then(|r| r.cert_not_after);
-    if let Some(t) = not_after {
-        header(
-            &mut out,
-            "llmops_tls_certificate_not_after_seconds",
-            "expiry of the served certificate (unix time)",
-            "gauge",
-        );
-        let _ = writeln!(out, "llmops_tls_certificate_not_after_seconds {t}");
-    }
-
-    // Budgets.
+/// Budgets: limits, spend and ratio per value, refusals, and the shared store's health.
+fn budget_metrics(out: &mut String, shared: &Shared) {
     if let Some(h) = &shared.budgets {
         let now = crate::util::time::unix_now();
-        let (status, limits) = h
-            .tracker
-            .lock()
-            .map(|t| {
-                (
-                    t.status(now),
-                    t.budgets()
-                        .iter()
-                        .map(|b| (b.name.clone(), b.limit))
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .unwrap_or_default();
+        let (status, limits) = {
+            let t = lock(&h.tracker);
+            let limits: Vec<(String, i128)> = t.budgets().iter().map(|b| (b.name.clone(), b.limit)).collect();
+            (t.status(now), limits)
+        };
         header(
-            &mut out,
+            out,
             "llmops_budget_limit_usd",
             "limit of each budget per period",
-            "gauge",
+            Kind::Gauge,
         );
         for (name, limit) in &limits {
             let _ = writeln!(
@@ -290,41 +318,37 @@ pub fn render(shared: &Shared) -> String {
                 format_usd(*limit)
             );
         }
+        let values: Vec<_> = status.iter().filter(|s| !s.value.is_empty()).collect();
         header(
-            &mut out,
+            out,
             "llmops_budget_spend_usd",
             "spend of each budget and value in the current period",
-            "gauge",
+            Kind::Gauge,
         );
-        for st in status.iter().filter(|s| !s.value.is_empty()) {
+        for st in &values {
+            let (b, v) = (label(&st.budget), label(&st.value));
             let _ = writeln!(
                 out,
-                "llmops_budget_spend_usd{{budget=\"{}\",value=\"{}\"}} {}",
-                label(&st.budget),
-                label(&st.value),
+                "llmops_budget_spend_usd{{budget=\"{b}\",value=\"{v}\"}} {}",
                 format_usd(st.spent)
             );
         }
         header(
-            &mut out,
+            out,
             "llmops_budget_ratio",
             "spend / limit of each budget and value in the current period",
-            "gauge",
+            Kind::Gauge,
         );
-        for st in status.iter().filter(|s| !s.value.is_empty()) {
+        for st in &values {
             let ratio = st.spent as f64 / st.limit.max(1) as f64;
-            let _ = writeln!(
-                out,
-                "llmops_budget_ratio{{budget=\"{}\",value=\"{}\"}} {ratio}",
-                label(&st.budget),
-                label(&st.value)
-            );
+            let (b, v) = (label(&st.budget), label(&st.value));
+            let _ = writeln!(out, "llmops_budget_ratio{{budget=\"{b}\",value=\"{v}\"}} {ratio}");
         }
         header(
-            &mut out,
+            out,
             "llmops_budget_blocked_requests_total",
             "requests refused by each budget",
-            "counter",
+            Kind::Counter,
         );
         for (name, _) in &limits {
             let n = status
@@ -341,92 +365,100 @@ pub fn render(shared: &Shared) -> String {
         }
     }
     if let Some(st) = &shared.store_stats {
-        single(
-            &mut out,
+        header(
+            out,
             "llmops_budget_store_up",
             "1 while the shared budget store answers",
-            "gauge",
-            st.up.load(Ordering::Relaxed) as u64,
+            Kind::Gauge,
         );
-        single(
-            &mut out,
+        let _ = writeln!(out, "llmops_budget_store_up {}", st.up.load(Ordering::Relaxed) as u64);
+        header(
+            out,
             "llmops_budget_store_errors_total",
             "failed syncs with the shared budget store",
-            "counter",
-            l(&st.errors),
+            Kind::Counter,
         );
+        let _ = writeln!(out, "llmops_budget_store_errors_total {}", l(&st.errors));
     }
+}
 
-    // Usage pipeline.
-    single(
-        &mut out,
-        "usage_records_dropped_total",
-        "usage rows dropped because a shard queue was full",
-        "counter",
-        shared.dropped.load(Ordering::Relaxed),
-    );
+/// Unlabelled process-wide metrics: (name, help, kind, value).
+fn process_metrics(shared: &Shared) -> Vec<(&'static str, &'static str, Kind, String)> {
     let w = &shared.writer_stats;
-    single(
-        &mut out,
-        "llmops_usage_rows_written_total",
-        "usage rows written to Parquet",
-        "counter",
-        l(&w.rows_written),
-    );
-    single(
-        &mut out,
-        "llmops_parquet_files_rolled_total",
-        "Parquet files closed and published",
-        "counter",
-        l(&w.files_rolled),
-    );
-    single(
-        &mut out,
-        "llmops_usage_write_errors_total",
-        "failed Parquet writes",
-        "counter",
-        l(&w.write_errors),
-    );
-    header(
-        &mut out,
-        "llmops_usage_writer_lag_seconds",
-        "request received to its row being taken by the writer (last batch)",
-        "gauge",
-    );
-    let _ = writeln!(out, "llmops_usage_writer_lag_seconds {}", rm.writer_lag_seconds);
     let last = w.last_drain.load(Ordering::Relaxed);
-    let age = if last == 0 {
+    let idle = if last == 0 {
         0.0
     } else {
         (crate::util::time::unix_now_micros() - last).max(0) as f64 / 1e6
     };
-    header(
-        &mut out,
-        "llmops_usage_writer_idle_seconds",
-        "time since the writer last drained the queues (stuck writer if large)",
-        "gauge",
-    );
-    let _ = writeln!(out, "llmops_usage_writer_idle_seconds {age}");
+    let mut v = vec![
+        (
+            "usage_records_dropped_total",
+            "usage rows dropped because a shard queue was full",
+            Kind::Counter,
+            l(&shared.dropped).to_string(),
+        ),
+        (
+            "llmops_usage_rows_written_total",
+            "usage rows written to Parquet",
+            Kind::Counter,
+            l(&w.rows_written).to_string(),
+        ),
+        (
+            "llmops_parquet_files_rolled_total",
+            "Parquet files closed and published",
+            Kind::Counter,
+            l(&w.files_rolled).to_string(),
+        ),
+        (
+            "llmops_usage_write_errors_total",
+            "failed Parquet writes",
+            Kind::Counter,
+            l(&w.write_errors).to_string(),
+        ),
+        (
+            "llmops_usage_writer_idle_seconds",
+            "time since the writer last drained the queues (stuck writer if large)",
+            Kind::Gauge,
+            idle.to_string(),
+        ),
+        (
+            "llmops_draining",
+            "1 while the proxy drains for shutdown",
+            Kind::Gauge,
+            (shared.draining.load(Ordering::Relaxed) as u64).to_string(),
+        ),
+    ];
+    if let Some(t) = shared.reloadable.current().cert_not_after {
+        v.push((
+            "llmops_tls_certificate_not_after_seconds",
+            "expiry of the served certificate (unix time)",
+            Kind::Gauge,
+            t.to_string(),
+        ));
+    }
+    v
+}
 
+/// Renders every metric.
+pub fn render(shared: &Shared) -> String {
+    let mut out = String::with_capacity(8192);
+    row_metrics(&mut out, shared);
+    shard_metrics(&mut out, &shared.shard_stats);
+    budget_metrics(&mut out, shared);
+    for (name, help, kind, value) in process_metrics(shared) {
+        header(&mut out, name, help, kind);
+        let _ = writeln!(out, "{name} {value}");
+    }
     header(
         &mut out,
         "llmops_shard_driver",
         "I/O driver of each shard (1 = in use)",
-        "gauge",
+        Kind::Gauge,
     );
-    for (i, s) in shards.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "llmops_shard_driver{{shard=\"{i}\",driver=\"{}\"}} 1",
-            s.driver().map_or("unknown", |d| d.as_str())
-        );
+    for (i, s) in shared.shard_stats.iter().enumerate() {
+        let d = s.driver().map_or("unknown", |d| d.as_str());
+        let _ = writeln!(out, "llmops_shard_driver{{shard=\"{i}\",driver=\"{d}\"}} 1");
     }
-    single(
-        &mut out,
-        "llmops_draining",
-        "1 while the proxy drains for shutdown",
-        "gauge",
-        shared.draining.load(Ordering::Relaxed) as u64,
-    );
     out
 }

@@ -45,4 +45,3 @@ impl std::fmt::Display for SignError {
 }
 
 impl std::error::Error for SignError {}
-

@@ -44,4 +44,3 @@ impl fmt::Display for TlsConfigError {
 }
 
 impl std::error::Error for TlsConfigError {}
-

@@ -62,21 +62,67 @@ pub enum HandshakeError {
     Tls(rustls::Error),
 }
 
-impl HandshakeError {
-    /// A short, bounded label for metrics.
-    pub fn reason(&self) -> &'static str {
+/// Why a client handshake failed, as a bounded metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    Timeout,
+    Eof,
+    Io,
+    NoClientCert,
+    BadClientCert,
+    NotTls,
+    Alert,
+    Incompatible,
+    Protocol,
+    Tls,
+}
+
+impl TlsFailure {
+    /// Every reason, in label order.
+    pub const ALL: [TlsFailure; 10] = [
+        TlsFailure::Timeout,
+        TlsFailure::Eof,
+        TlsFailure::Io,
+        TlsFailure::NoClientCert,
+        TlsFailure::BadClientCert,
+        TlsFailure::NotTls,
+        TlsFailure::Alert,
+        TlsFailure::Incompatible,
+        TlsFailure::Protocol,
+        TlsFailure::Tls,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            HandshakeError::Timeout => "timeout",
-            HandshakeError::Eof => "eof",
-            HandshakeError::Io(_) => "io",
+            TlsFailure::Timeout => "timeout",
+            TlsFailure::Eof => "eof",
+            TlsFailure::Io => "io",
+            TlsFailure::NoClientCert => "no_client_cert",
+            TlsFailure::BadClientCert => "bad_client_cert",
+            TlsFailure::NotTls => "not_tls",
+            TlsFailure::Alert => "alert",
+            TlsFailure::Incompatible => "incompatible",
+            TlsFailure::Protocol => "protocol",
+            TlsFailure::Tls => "tls",
+        }
+    }
+}
+
+impl HandshakeError {
+    /// The metrics label of the failure.
+    pub fn reason(&self) -> TlsFailure {
+        match self {
+            HandshakeError::Timeout => TlsFailure::Timeout,
+            HandshakeError::Eof => TlsFailure::Eof,
+            HandshakeError::Io(_) => TlsFailure::Io,
             HandshakeError::Tls(e) => match e {
-                rustls::Error::NoCertificatesPresented => "no_client_cert",
-                rustls::Error::InvalidCertificate(_) => "bad_client_cert",
-                rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => "not_tls",
-                rustls::Error::AlertReceived(_) => "alert",
-                rustls::Error::PeerIncompatible(_) => "incompatible",
-                rustls::Error::PeerMisbehaved(_) => "protocol",
-                _ => "tls",
+                rustls::Error::NoCertificatesPresented => TlsFailure::NoClientCert,
+                rustls::Error::InvalidCertificate(_) => TlsFailure::BadClientCert,
+                rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => TlsFailure::NotTls,
+                rustls::Error::AlertReceived(_) => TlsFailure::Alert,
+                rustls::Error::PeerIncompatible(_) => TlsFailure::Incompatible,
+                rustls::Error::PeerMisbehaved(_) => TlsFailure::Protocol,
+                _ => TlsFailure::Tls,
             },
         }
     }
@@ -159,4 +205,3 @@ pub async fn accept(
     };
     Ok((monoio_rustls::ServerTlsStream::new(tcp, conn), info))
 }
-

@@ -1,12 +1,19 @@
-//! The upstream side: where requests go (endpoint), the per-shard keep-alive pool, and
-//! one request/response exchange over a pooled connection.
+//! The whole client side: where requests go (`endpoint`), a connection (`connection`:
+//! TCP or TLS), the per-shard keep-alive pool (`pool`), one request/response exchange
+//! (`exchange`), and the shard's upstream [`client::Client`] that ties them together
+//! (connect, pool, one safe retry) behind a typed outcome. The counters every shard
+//! keeps about its upstream are [`Counters`], labelled by [`ErrorKind`].
 
+pub mod client;
 pub mod connection;
 pub mod endpoint;
 pub mod exchange;
 pub mod pool;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Why an upstream exchange failed.
 #[derive(Debug)]
@@ -52,18 +59,18 @@ impl UpstreamError {
         )
     }
 
-    /// A short label for metrics and the usage row.
-    pub fn kind(&self) -> &'static str {
+    /// The metrics label of the failure.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            UpstreamError::Connect(_) => "connect",
-            UpstreamError::Tls(_) => "tls",
-            UpstreamError::ConnectTimeout => "connect_timeout",
-            UpstreamError::TlsTimeout => "tls_timeout",
-            UpstreamError::FirstByteTimeout => "first_byte_timeout",
-            UpstreamError::Deadline => "deadline",
-            UpstreamError::Io { .. } => "io",
-            UpstreamError::Closed { .. } => "closed",
-            UpstreamError::Protocol(_) => "protocol",
+            UpstreamError::Connect(_) => ErrorKind::Connect,
+            UpstreamError::Tls(_) => ErrorKind::Tls,
+            UpstreamError::ConnectTimeout => ErrorKind::ConnectTimeout,
+            UpstreamError::TlsTimeout => ErrorKind::TlsTimeout,
+            UpstreamError::FirstByteTimeout => ErrorKind::FirstByteTimeout,
+            UpstreamError::Deadline => ErrorKind::Deadline,
+            UpstreamError::Io { .. } => ErrorKind::Io,
+            UpstreamError::Closed { .. } => ErrorKind::Closed,
+            UpstreamError::Protocol(_) => ErrorKind::Protocol,
         }
     }
 }
@@ -85,3 +92,98 @@ impl fmt::Display for UpstreamError {
 }
 
 impl std::error::Error for UpstreamError {}
+
+/// Upstream failure kinds (the `kind` label of `llmops_upstream_errors_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Connect,
+    Tls,
+    ConnectTimeout,
+    TlsTimeout,
+    FirstByteTimeout,
+    Deadline,
+    Io,
+    Closed,
+    Protocol,
+}
+
+impl ErrorKind {
+    /// Every kind, in label order.
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Connect,
+        ErrorKind::Tls,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::TlsTimeout,
+        ErrorKind::FirstByteTimeout,
+        ErrorKind::Deadline,
+        ErrorKind::Io,
+        ErrorKind::Closed,
+        ErrorKind::Protocol,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::TlsTimeout => "tls_timeout",
+            ErrorKind::FirstByteTimeout => "first_byte_timeout",
+            ErrorKind::Deadline => "deadline",
+            ErrorKind::Io => "io",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+/// Upstream deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub tls: Duration,
+    /// Request written → first response byte.
+    pub ttfb: Duration,
+    /// The whole request.
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            tls: Duration::from_secs(10),
+            ttfb: Duration::from_secs(60),
+            total: Duration::from_secs(900),
+        }
+    }
+}
+
+/// One shard's upstream counters: atomics written by that shard only, summed by
+/// `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// New connections made.
+    pub connects: AtomicU64,
+    /// Requests sent on a pooled connection.
+    pub reused: AtomicU64,
+    /// Retries after a reused connection failed before anything was answered.
+    pub retries: AtomicU64,
+    /// Open connections, pooled or in use (a gauge).
+    pub open: Arc<AtomicU64>,
+    /// Failures by [`ErrorKind`].
+    pub errors: [AtomicU64; ErrorKind::ALL.len()],
+    /// Idle connections the pool dropped instead of reusing.
+    pub pool: Arc<pool::PoolCounters>,
+}
+
+impl Counters {
+    /// Counts a failure by its kind.
+    pub fn failed(&self, e: &UpstreamError) {
+        self.errors[e.kind() as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of one kind.
+    pub fn errors_of(&self, k: ErrorKind) -> u64 {
+        self.errors[k as usize].load(Ordering::Relaxed)
+    }
+}

@@ -5,20 +5,17 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::endpoint::Target;
 use super::connection::UpstreamStream;
+use super::endpoint::Target;
 
 /// Most idle connections kept per key.
 pub const MAX_IDLE_PER_KEY: usize = 64;
 /// An idle connection older than this is closed instead of reused.
 pub const IDLE_EXPIRY: Duration = Duration::from_secs(50);
-/// How long a resolved address is reused.
-pub const DNS_TTL: Duration = Duration::from_secs(30);
 
 struct Idle {
     stream: UpstreamStream,
@@ -39,7 +36,6 @@ pub struct PoolCounters {
 #[derive(Default)]
 pub struct Pool {
     idle: RefCell<HashMap<Target, Vec<Idle>>>,
-    dns: RefCell<HashMap<(String, u16), (SocketAddr, Instant)>>,
     counters: Arc<PoolCounters>,
 }
 
@@ -80,25 +76,5 @@ impl Pool {
             stream,
             since: Instant::now(),
         });
-    }
-
-    /// Resolves `host:port`, caching the answer for [`DNS_TTL`]. IP literals never block;
-    /// a name lookup blocks this shard once per TTL.
-    pub fn resolve(&self, host: &str, port: u16) -> std::io::Result<SocketAddr> {
-        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
-        }
-        let key = (host.to_string(), port);
-        if let Some((addr, at)) = self.dns.borrow().get(&key) {
-            if at.elapsed() < DNS_TTL {
-                return Ok(*addr);
-            }
-        }
-        let addr = (host, port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "host name has no address"))?;
-        self.dns.borrow_mut().insert(key, (addr, Instant::now()));
-        Ok(addr)
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::scan::Usage;
-use crate::pricing::{Flag, Flags, Latency, Priced, Scope, Tier};
+use crate::pricing::{Flag, Flags, Latency, PriceTable, Priced, Query, Scope, Tier, Trace};
 
 /// One usage row. Never holds a secret, a prompt or a completion.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,6 +71,40 @@ impl UsageRecord {
         if u.stop_reason.is_some() {
             self.stop_reason.clone_from(&u.stop_reason);
         }
+    }
+
+    /// Prices the row from what its response reported. `request_hints` reads the tier and
+    /// latency the request asked for; it is called only when the response did not say
+    /// and the model's price depends on them.
+    pub fn price(
+        &mut self,
+        table: &PriceTable,
+        usage: &Usage,
+        request_hints: impl FnOnce() -> (Option<Tier>, Option<Latency>),
+    ) {
+        let model = usage.invoked_model.as_deref().unwrap_or(&self.model_effective);
+        let (mut tier_req, mut latency_req) = (None, None);
+        if usage.tier.is_none() || usage.latency.is_none() {
+            let sensitive = table
+                .resolve(model, &mut Trace::off())
+                .is_ok_and(|(e, _)| e.tier_sensitive() || e.latency_sensitive());
+            if sensitive {
+                (tier_req, latency_req) = request_hints();
+            }
+        }
+        let q = Query {
+            model: &self.model_effective,
+            invoked: usage.invoked_model.as_deref(),
+            region: &self.region,
+            day: self.ts_micros.div_euclid(86_400_000_000),
+            tier_reported: usage.tier,
+            tier_requested: tier_req,
+            latency_reported: usage.latency,
+            latency_requested: latency_req,
+            usage: &usage.metered,
+        };
+        let priced = table.price(&q, &mut Trace::off());
+        self.apply_priced(priced);
     }
 
     /// Records how the row was priced.

@@ -1,6 +1,7 @@
 //! Small shared helpers with no better home: UTC calendar arithmetic, hex, building a
-//! monoio runtime.
+//! monoio runtime, publishing snapshots to the shards.
 
 pub mod hex;
 pub mod runtime;
+pub mod snapshot;
 pub mod time;

@@ -1,9 +1,11 @@
 //! Per-shard counters: atomics written only by their own shard (relaxed, uncontended)
-//! and read by `/metrics` and the drain logic. No locks.
+//! and read by `/metrics` and the drain logic. No locks. Labelled counters are arrays
+//! indexed by a typed label enum whose `ALL` list also drives the exposition.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
+use crate::tls::server::TlsFailure;
 use crate::util::runtime::Driver;
 
 /// Upper bounds (ms) of the latency histogram buckets; `+Inf` is implied.
@@ -32,37 +34,10 @@ impl Histogram {
     }
 }
 
-/// Client TLS handshake failure reasons (from `tls::HandshakeError::reason`).
-pub const TLS_FAILURE_REASONS: [&str; 10] = [
-    "timeout",
-    "eof",
-    "io",
-    "no_client_cert",
-    "bad_client_cert",
-    "not_tls",
-    "alert",
-    "incompatible",
-    "protocol",
-    "tls",
-];
-
-/// Upstream failure kinds, in the order of `ShardStats::upstream_error_kinds`.
-pub const UPSTREAM_ERROR_KINDS: [&str; 9] = [
-    "connect",
-    "tls",
-    "connect_timeout",
-    "tls_timeout",
-    "first_byte_timeout",
-    "deadline",
-    "io",
-    "closed",
-    "protocol",
-];
-
 /// One shard's counters.
 #[derive(Debug, Default)]
 pub struct ShardStats {
-    pub driver: AtomicU8,
+    driver: AtomicU8,
     pub connections_open: AtomicU64,
     pub connections_total: AtomicU64,
     pub requests_in_flight: AtomicU64,
@@ -70,22 +45,13 @@ pub struct ShardStats {
     pub responses_2xx: AtomicU64,
     pub responses_4xx: AtomicU64,
     pub responses_5xx: AtomicU64,
-    pub upstream_errors: AtomicU64,
-    pub upstream_timeouts: AtomicU64,
-    pub upstream_connects: AtomicU64,
-    pub upstream_reused: AtomicU64,
-    pub upstream_retries: AtomicU64,
     pub bad_requests: AtomicU64,
-    /// Idle upstream connections dropped instead of reused.
-    pub pool: Arc<crate::upstream::pool::PoolCounters>,
-    /// Open upstream connections (pooled or in use).
-    pub upstream_open: Arc<AtomicU64>,
-    /// Upstream failures by kind (see [`UPSTREAM_ERROR_KINDS`]).
-    pub upstream_error_kinds: [AtomicU64; UPSTREAM_ERROR_KINDS.len()],
+    /// The shard's upstream client's counters.
+    pub upstream: Arc<crate::upstream::Counters>,
     pub tls_handshakes_full: AtomicU64,
     pub tls_handshakes_resumed: AtomicU64,
-    /// Client TLS handshake failures by reason (see [`TLS_FAILURE_REASONS`]).
-    pub tls_failures: [AtomicU64; TLS_FAILURE_REASONS.len()],
+    /// Client TLS handshake failures by [`TlsFailure`].
+    pub tls_failures: [AtomicU64; TlsFailure::ALL.len()],
     /// Request received → last byte sent.
     pub request_latency: Histogram,
     /// Upstream request sent → last byte received.
@@ -114,21 +80,9 @@ impl ShardStats {
         }
     }
 
-    /// Counts an upstream failure by its kind label.
-    pub fn upstream_error(&self, kind: &str) {
-        Self::inc(&self.upstream_errors);
-        if let Some(i) = UPSTREAM_ERROR_KINDS.iter().position(|k| *k == kind) {
-            Self::inc(&self.upstream_error_kinds[i]);
-        }
-    }
-
     /// Counts a failed client TLS handshake.
-    pub fn tls_failure(&self, reason: &str) {
-        let i = TLS_FAILURE_REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(TLS_FAILURE_REASONS.len() - 1);
-        Self::inc(&self.tls_failures[i]);
+    pub fn tls_failure(&self, reason: TlsFailure) {
+        Self::inc(&self.tls_failures[reason as usize]);
     }
 
     pub fn count_status(&self, status: u16) {

@@ -1,0 +1,55 @@
+//! `report`: the usage files read back and summed, as text tables (and `--html`).
+
+use super::{config_exit, with_sources};
+use crate::args::{ConfigError, Sources};
+
+pub fn run(rest: &[String]) -> i32 {
+    with_sources(crate::report::FLAGS, rest, true, |_, sources| report(sources))
+}
+
+fn report(sources: &Sources<'_>) -> i32 {
+    use crate::report::{group, html, text_table, total, GroupBy};
+    let dir = sources.get("usage-dir").unwrap_or_else(|| "./usage".into());
+    let by_s = sources.get("by").unwrap_or_else(|| "project".into());
+    let Some(by) = GroupBy::parse(&by_s) else {
+        return config_exit(&ConfigError::new(
+            "by",
+            format!("`{by_s}` is not one of agent, department, project, model, tenant, day, tier, scope"),
+        ));
+    };
+    let path = std::path::Path::new(&dir);
+    if !path.is_dir() {
+        return config_exit(&ConfigError::new("usage-dir", format!("{dir} is not a directory")));
+    }
+    let rows = match crate::usage::read::read_dir(path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("llmops-proxy report: cannot read usage files under {dir}: {e}");
+            return 1;
+        }
+    };
+    let files = crate::usage::writer::list_files(path).len();
+    println!("{} rows from {files} Parquet file(s) under {dir}\n", rows.len());
+    print!("{}", text_table(&group(&rows, by), &total(&rows), by));
+    print!("{}", crate::report::breakdowns(&rows, by));
+    if let Some(bf) = sources.get("budgets") {
+        match crate::budget::BudgetFile::load(std::path::Path::new(&bf)) {
+            Ok(f) => {
+                println!("\nBudgets (current UTC day/month):");
+                print!(
+                    "{}",
+                    crate::report::budget_table(&rows, &f.budgets, crate::util::time::unix_now())
+                );
+            }
+            Err(e) => return config_exit(&ConfigError::new("budgets", format!("{bf}: {e}"))),
+        }
+    }
+    if let Some(out) = sources.get("html") {
+        if let Err(e) = std::fs::write(&out, html(&rows, by, path)) {
+            eprintln!("llmops-proxy report: cannot write {out}: {e}");
+            return 1;
+        }
+        println!("\nHTML report written to {out}");
+    }
+    0
+}

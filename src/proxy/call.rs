@@ -1,0 +1,114 @@
+//! One Bedrock request on its way through the stages: the shard, the client connection,
+//! the peer, the usage row being filled (it carries the request id), the clock started
+//! when the head arrived, and whether the connection closes after the answer. Every
+//! answer leaves through [`Call::refuse`] (the proxy's own error), [`Call::respond`] (a
+//! whole answer) or a stream relay that ends in [`Call::finish`]; each records exactly
+//! one row.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use monoio::buf::IoBuf;
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+
+use super::error::{error_response, ProxyError};
+use super::shard::{Peer, Shard};
+use super::stats::ShardStats;
+use crate::bedrock::route::Operation;
+use crate::http::io::write_all;
+use crate::usage::record::cut_message;
+use crate::usage::scan::Usage;
+use crate::usage::UsageRecord;
+
+/// The request in flight.
+pub struct Call<'a, S> {
+    pub shard: &'a Rc<Shard>,
+    pub client: &'a mut S,
+    pub peer: &'a Peer,
+    /// The usage row, filled as the stages learn things.
+    pub rec: UsageRecord,
+    /// When the request head arrived.
+    pub received: Instant,
+    /// Close the connection after the answer.
+    pub close: bool,
+}
+
+impl<'a, S: AsyncReadRent + AsyncWriteRent> Call<'a, S> {
+    /// A call for a request head that arrived at `received` (`ts_micros`, UTC).
+    pub fn new(
+        client: &'a mut S,
+        shard: &'a Rc<Shard>,
+        peer: &'a Peer,
+        op: Operation,
+        keep_alive: bool,
+        received: Instant,
+        ts_micros: i64,
+    ) -> Self {
+        ShardStats::inc(&shard.stats.requests_total);
+        Call {
+            rec: UsageRecord {
+                ts_micros,
+                request_id: shard.next_request_id(),
+                operation: op.as_str(),
+                ..Default::default()
+            },
+            shard,
+            client,
+            peer,
+            received,
+            close: !keep_alive,
+        }
+    }
+
+    /// Answers with the proxy's own error (plus `extra` headers) and records the row.
+    pub async fn refuse(mut self, err: ProxyError, extra: &[(&str, &[u8])]) -> bool {
+        self.rec.status = err.status();
+        self.rec.error_type = Some(err.code.as_str().to_string());
+        self.rec.error_message = Some(cut_message(&err.message));
+        let out = error_response(&err, &self.rec.request_id, self.close, extra);
+        let written = write_all(self.client, out).await;
+        self.finish(written)
+    }
+
+    /// Writes a whole answer (a head buffer, then an optional large body slice, not
+    /// copied) and records the row.
+    pub async fn respond(self, out: Vec<u8>, body: Option<(Vec<u8>, usize)>) -> bool {
+        let mut written = write_all(self.client, out).await;
+        if written {
+            if let Some((buf, start)) = body {
+                written = write_all(self.client, buf.slice(start..)).await;
+            }
+        }
+        self.finish(written)
+    }
+
+    /// Prices the row from its response's usage (exact; unpriced calls are flagged, and
+    /// counted by the writer). The request body is read for `serviceTier` /
+    /// `performanceConfig` only when the response did not report them and the model's
+    /// price depends on them.
+    pub fn price(&mut self, usage: &Usage, request_body: &[u8]) {
+        let shard = self.shard;
+        self.rec.price(&shard.prices(), usage, || {
+            shard.scanner.borrow_mut().request_hints(request_body)
+        });
+    }
+
+    /// Records the row with the final latency; returns whether the connection may carry
+    /// another request.
+    pub fn finish(mut self, written: bool) -> bool {
+        if !written {
+            self.rec
+                .error_type
+                .get_or_insert_with(|| "ClientDisconnected".to_string());
+        }
+        let stats = &self.shard.stats;
+        self.rec.latency_ms = self.received.elapsed().as_secs_f64() * 1000.0;
+        stats.count_status(self.rec.status);
+        stats.request_latency.observe_ms(self.rec.latency_ms);
+        if let Some(u) = self.rec.upstream_latency_ms {
+            stats.upstream_latency.observe_ms(u);
+        }
+        self.shard.record(self.rec);
+        written && !self.close
+    }
+}

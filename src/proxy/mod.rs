@@ -1,0 +1,106 @@
+//! The request path of a Bedrock call, as stages read top to bottom in [`handle`]:
+//! validate (`validate`), check budgets (`budget`), read the body, sign (`sign`), send
+//! through the shard's upstream client, relay the answer whole (`relay`) or as it streams
+//! (`stream`). A [`call::Call`] carries the request through them and records exactly one
+//! usage row however it ends. The shard's state is `shard`, its counters `stats`, the
+//! proxy's own errors `error`.
+
+pub mod budget;
+pub mod call;
+pub mod error;
+pub mod relay;
+pub mod shard;
+pub mod sign;
+pub mod stats;
+pub mod stream;
+pub mod validate;
+
+use std::time::Instant;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+
+use crate::bedrock::route::Operation;
+use crate::http::io::read_body;
+use crate::http::request::{BodyFraming, RequestHead};
+use crate::upstream::client::Response;
+use call::Call;
+use error::{ErrorCode, ProxyError};
+
+/// Handles one Bedrock request; returns whether the connection may carry another.
+pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
+    mut call: Call<'_, S>,
+    mut head: RequestHead,
+    buf: &mut Vec<u8>,
+    op: Operation,
+    raw_model: &[u8],
+) -> bool {
+    // A body the proxy does not read makes the connection unusable for another request.
+    let unread_body = head.framing != BodyFraming::None;
+    let v = match validate::validate(&head, raw_model, call.shard, call.peer, &mut call.rec) {
+        Ok(v) => v,
+        Err(err) => {
+            // After a 411 the client may still send a body the proxy cannot frame.
+            call.close |= unread_body || err.code == ErrorCode::LengthRequired;
+            head.wipe();
+            let allow: &[(&str, &[u8])] = if err.code == ErrorCode::MethodNotAllowed {
+                &[("allow", b"POST")]
+            } else {
+                &[]
+            };
+            return call.refuse(err, allow).await;
+        }
+    };
+    if let Err(over) = budget::check(call.shard, &call.rec) {
+        call.close |= unread_body;
+        head.wipe();
+        call.rec.blocked_by = Some(over.budget);
+        return call
+            .refuse(over.error, &[("retry-after", over.retry_after.as_bytes())])
+            .await;
+    }
+    if call.shard.draining() {
+        call.close = true;
+        head.wipe();
+        let err = ProxyError::new(
+            ErrorCode::ShuttingDown,
+            "the proxy is draining; retry on another instance",
+        );
+        return call.refuse(err, &[]).await;
+    }
+    let max_body = call.shard.shared.settings.max_body_bytes;
+    let body = match read_body(call.client, &head, buf, max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            call.close = true;
+            head.wipe();
+            return call.refuse(ProxyError::from(e), &[]).await;
+        }
+    };
+    call.rec.request_bytes = body.len() as i64;
+    let signed = match sign::sign(call.shard, &v, &mut head, &body, op) {
+        Ok(s) => s,
+        Err(err) => return call.refuse(err, &[]).await,
+    };
+    drop((head, v));
+    let up_started = Instant::now();
+    let deadline = up_started + call.shard.shared.settings.timeouts.total;
+    let streaming = op == Operation::ConverseStream;
+    let ex = call
+        .shard
+        .upstream
+        .send(&signed.target, signed.head, body, streaming, deadline)
+        .await;
+    match ex.outcome {
+        Ok(Response::Whole(resp)) => relay::relay(call, resp, up_started, &ex.body).await,
+        Ok(Response::Streaming(s)) => stream::relay(call, s, up_started, deadline, ex.body).await,
+        Err(e) => {
+            call.rec.upstream_latency_ms = Some(up_started.elapsed().as_secs_f64() * 1000.0);
+            let code = if e.is_timeout() {
+                ErrorCode::UpstreamTimeout
+            } else {
+                ErrorCode::UpstreamUnavailable
+            };
+            call.refuse(ProxyError::new(code, e.to_string()), &[]).await
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Stage 5, the whole-body relay: the upstream's answer goes to the client byte for byte,
+//! with `x-request-id` and, for successes, the exact cost and token counts. A 2xx body is
+//! scanned for usage and priced; an error's AWS type and message are recorded; an AWS
+//! authentication failure becomes the proxy's own 401 (AWS's message can echo the
+//! session token, so it is never relayed).
+
+use std::time::Instant;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+
+use super::call::Call;
+use super::error::{error_response, ErrorCode, ProxyError};
+use crate::bedrock::error::{aws_message, error_type_from_header, is_auth_error};
+use crate::http::head::HeadWriter;
+use crate::http::limits::SMALL_BODY_BYTES;
+use crate::upstream::exchange::UpstreamResponse;
+use crate::usage::record::{cut_message, format_usd, MAX_ERROR_MESSAGE_CHARS};
+
+/// Relays a whole upstream answer and records the row.
+pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
+    mut call: Call<'_, S>,
+    resp: UpstreamResponse,
+    up_started: Instant,
+    request_body: &[u8],
+) -> bool {
+    let rec = &mut call.rec;
+    rec.upstream_latency_ms = Some(up_started.elapsed().as_secs_f64() * 1000.0);
+    rec.upstream_ttfb_ms = Some(resp.ttfb.as_secs_f64() * 1000.0);
+    rec.upstream_request_id.clone_from(&resp.head.request_id);
+    let status = resp.head.status;
+    let error_type = resp
+        .head
+        .error_type
+        .as_deref()
+        .and_then(error_type_from_header)
+        .map(str::to_string);
+    if status >= 400 {
+        if let Some(t) = error_type.as_deref().filter(|t| is_auth_error(t)) {
+            let err = ProxyError::new(
+                ErrorCode::AwsAuthenticationFailed,
+                format!("AWS refused the credentials: {t}. Check X-Aws-Access-Key-Id, X-Aws-Secret-Access-Key and X-Aws-Session-Token"),
+            );
+            rec.error_type = Some(t.to_string());
+            rec.error_message = Some(cut_message(&err.message));
+            rec.status = err.status();
+            let out = error_response(&err, &rec.request_id, call.close, &[]);
+            return call.respond(out, None).await;
+        }
+    }
+    let mut extra: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    if (200..300).contains(&status) {
+        let usage = call.shard.scanner.borrow_mut().scan(resp.body()).unwrap_or_default();
+        call.rec.apply_usage(&usage);
+        call.price(&usage, request_body);
+        let rec = &call.rec;
+        if let Some(c) = rec.cost_pico_usd {
+            extra.push(("x-llmops-cost-usd", format_usd(c).into_bytes()));
+        }
+        if let Some(n) = rec.input_tokens {
+            extra.push(("x-llmops-input-tokens", n.to_string().into_bytes()));
+        }
+        if let Some(n) = rec.output_tokens {
+            extra.push(("x-llmops-output-tokens", n.to_string().into_bytes()));
+        }
+    } else {
+        call.rec.error_type = error_type.or_else(|| Some(format!("HTTP{status}")));
+        call.rec.error_message = aws_message(resp.body(), MAX_ERROR_MESSAGE_CHARS);
+    }
+    call.rec.status = status;
+    let body_len = resp.body().len();
+    call.rec.response_bytes = body_len as i64;
+    let mut out = Vec::with_capacity(512 + if body_len <= SMALL_BODY_BYTES { body_len } else { 0 });
+    {
+        let mut w = HeadWriter::new(&mut out, status);
+        if let Some(ct) = &resp.head.content_type {
+            w.header("content-type", ct);
+        }
+        w.header("x-request-id", call.rec.request_id.as_bytes());
+        if let Some(id) = &resp.head.request_id {
+            w.header("x-amzn-requestid", id.as_bytes());
+        }
+        if let Some(et) = &resp.head.error_type {
+            w.header("x-amzn-errortype", et);
+        }
+        for (k, v) in &extra {
+            w.header(k, v);
+        }
+        w.header_u64("content-length", body_len as u64).finish(call.close);
+    }
+    let (buf, start) = resp.into_body_parts();
+    if body_len <= SMALL_BODY_BYTES {
+        out.extend_from_slice(&buf[start..]);
+        call.respond(out, None).await
+    } else {
+        call.respond(out, Some((buf, start))).await
+    }
+}

@@ -1,0 +1,187 @@
+//! A shard's state, owned by its thread: its counters, signer, upstream client, usage
+//! queue and scanner, drain signal, request ids, and its own copies of what SIGHUP and
+//! the writer publish (keys, prices, the TLS listener's configuration, the budgets' block
+//! set), each refreshed by one atomic generation check. [`Shared`] is what every shard
+//! and `/metrics` read.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::stats::ShardStats;
+use crate::bedrock::model::GeoRules;
+use crate::http::drain::DrainSignal;
+use crate::http::limits::DEFAULT_MAX_BODY_BYTES;
+use crate::pricing::PriceTable;
+use crate::sigv4::Signer;
+use crate::tenant::KeyStore;
+use crate::upstream::endpoint::Endpoint;
+use crate::upstream::Timeouts;
+use crate::usage::queue::UsageSink;
+use crate::usage::scan::Scanner;
+use crate::usage::writer::WriterStats;
+use crate::usage::UsageRecord;
+use crate::util::snapshot::{Local, Published};
+
+/// What the request path is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub endpoint: Endpoint,
+    pub timeouts: Timeouts,
+    pub max_body_bytes: usize,
+    pub geo: GeoRules,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            endpoint: Endpoint::AwsRegional,
+            timeouts: Timeouts::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            geo: GeoRules::default().sorted(),
+        }
+    }
+}
+
+/// Keys, prices and the TLS listener's configuration: replaced together on SIGHUP.
+#[derive(Clone, Default)]
+pub struct Reloadable {
+    pub keys: Arc<KeyStore>,
+    pub prices: Arc<PriceTable>,
+    /// The TLS listener's configuration (certificate, key, client CA).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The served certificate's notAfter, unix seconds.
+    pub cert_not_after: Option<i64>,
+}
+
+/// State shared by every shard (read-mostly; counters are atomics).
+pub struct Shared {
+    pub settings: Settings,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub drain_timeout: Duration,
+    pub draining: AtomicBool,
+    pub shard_stats: Vec<Arc<ShardStats>>,
+    pub dropped: Arc<AtomicU64>,
+    pub writer_stats: Arc<WriterStats>,
+    /// Labelled aggregates kept by the writer thread from the rows.
+    pub row_metrics: Arc<Mutex<crate::usage::observe::RowMetrics>>,
+    /// Budget tracking (writer side) and the published block set (shard side).
+    pub budgets: Option<crate::budget::Hook>,
+    /// Health of the shared budget store, when one is configured.
+    pub store_stats: Option<Arc<crate::budget::store::StoreStats>>,
+    /// Keys, prices and TLS, published on every successful reload.
+    pub reloadable: Published<Reloadable>,
+    /// Random per-process prefix of request ids.
+    pub instance: u32,
+}
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// Verified client-certificate subject under mutual TLS.
+    pub mtls_subject: Option<String>,
+}
+
+/// One shard's state, owned by its thread.
+pub struct Shard {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub stats: Arc<ShardStats>,
+    pub signer: RefCell<Signer>,
+    pub upstream: crate::upstream::client::Client,
+    pub sink: RefCell<UsageSink>,
+    pub scanner: RefCell<Scanner>,
+    /// Fired when the shard starts draining; idle connections close at once.
+    pub drain: DrainSignal,
+    seq: Cell<u64>,
+    keys: Local<Reloadable, KeyStore>,
+    prices: Local<Reloadable, PriceTable>,
+    tls: Local<Reloadable, Option<Arc<rustls::ServerConfig>>>,
+    blocks: Option<Local<crate::budget::BlockSet>>,
+}
+
+impl Shard {
+    pub fn new(id: usize, shared: Arc<Shared>, sink: UsageSink, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        let stats = shared.shard_stats[id].clone();
+        let upstream = crate::upstream::client::Client::new(tls, shared.settings.timeouts, stats.upstream.clone());
+        let r = &shared.reloadable;
+        Shard {
+            id,
+            stats,
+            signer: RefCell::new(Signer::default()),
+            upstream,
+            sink: RefCell::new(sink),
+            scanner: RefCell::new(Scanner::new()),
+            drain: DrainSignal::new(),
+            seq: Cell::new(0),
+            keys: Local::new(r, |r| r.keys.clone()),
+            // Ids allocated anew: this shard's rows reference-count them on this core only.
+            prices: Local::new(r, |r| Arc::new(r.prices.for_shard())),
+            // Its own session cache (stateful resumption without a lock shared between
+            // cores); the ticket keys stay shared, so a ticket from any shard resumes here.
+            tls: Local::new(r, |r| {
+                Arc::new(r.tls.as_ref().map(|shared| {
+                    let mut c = (**shared).clone();
+                    c.session_storage =
+                        rustls::server::ServerSessionMemoryCache::new(crate::tls::SESSION_CACHE_ENTRIES);
+                    Arc::new(c)
+                }))
+            }),
+            blocks: shared.budgets.as_ref().map(|h| Local::new(&h.publisher, Arc::clone)),
+            shared,
+        }
+    }
+
+    pub fn draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
+    }
+
+    /// A request id unique across shards and restarts: instance, shard, sequence.
+    pub fn next_request_id(&self) -> String {
+        let n = self.seq.get() + 1;
+        self.seq.set(n);
+        // {instance:08x}{shard:04x}{seq:012x}, written without the formatting machinery.
+        let mut out = [0u8; 24];
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                out[i] = b"0123456789abcdef"[(v & 0xf) as usize];
+                v >>= 4;
+            }
+        };
+        put(0, 8, self.shared.instance as u64);
+        put(8, 4, self.id as u64);
+        put(12, 12, n);
+        out.iter().map(|&b| b as char).collect()
+    }
+
+    /// The current keys, borrowed.
+    pub fn keys(&self) -> Ref<'_, KeyStore> {
+        self.keys.get(&self.shared.reloadable)
+    }
+
+    /// The current prices (this shard's copy), borrowed.
+    pub fn prices(&self) -> Ref<'_, PriceTable> {
+        self.prices.get(&self.shared.reloadable)
+    }
+
+    /// The current TLS server configuration (SIGHUP swaps it; open connections keep theirs).
+    pub fn tls_server(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.get(&self.shared.reloadable).clone()
+    }
+
+    /// The budget that refuses this request now, if any: an atomic load, and a lock only
+    /// when the writer published a new block set since the last request.
+    pub fn blocked(&self, rec: &UsageRecord) -> Option<crate::budget::Blocked> {
+        let (hook, local) = (self.shared.budgets.as_ref()?, self.blocks.as_ref()?);
+        local
+            .get(&hook.publisher)
+            .check(rec, crate::util::time::unix_now())
+            .cloned()
+    }
+
+    /// Queues a usage row (never waits; a full queue drops and counts).
+    pub fn record(&self, rec: UsageRecord) {
+        self.sink.borrow_mut().push(rec);
+    }
+}

@@ -1,0 +1,171 @@
+//! Stage 5 for ConverseStream: the upstream's `application/vnd.amazon.eventstream` body
+//! goes to the client as it arrives, as HTTP chunks, never buffered whole. An incremental
+//! event-stream decoder reads along (bytes untouched) to find the `metadata` event
+//! (usage, metrics, tier), `messageStop` (stop reason) and exception events for the row.
+//! A client that goes away ends the upstream read at the next piece. A non-200 answer to
+//! a stream request is a small JSON body: it is read whole and relayed as such.
+
+use std::time::Instant;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+
+use super::call::Call;
+use super::error::{ErrorCode, ProxyError};
+use super::shard::Shard;
+use crate::bedrock::error::aws_message;
+use crate::bedrock::eventstream::{Decoder, Frame};
+use crate::http::head::HeadWriter;
+use crate::http::io::write_all;
+use crate::pricing::Flag;
+use crate::upstream::client::Streaming;
+use crate::upstream::exchange::UpstreamResponse;
+use crate::upstream::UpstreamError;
+use crate::usage::record::{cut_message, MAX_ERROR_MESSAGE_CHARS};
+use crate::usage::scan::Usage;
+use crate::usage::UsageRecord;
+
+/// Largest error body read from a stream request's non-200 answer.
+pub const MAX_STREAM_ERROR_BODY: usize = 1024 * 1024;
+
+/// Reads a (small) non-streamed answer to a stream request whole.
+async fn collect(mut s: Streaming, deadline: Instant) -> Result<UpstreamResponse, UpstreamError> {
+    let mut out = Vec::new();
+    while let Some(piece) = s.body.next(&mut s.conn, deadline).await? {
+        out.extend_from_slice(&piece);
+        if out.len() > MAX_STREAM_ERROR_BODY {
+            return Err(UpstreamError::Protocol("error body too large"));
+        }
+    }
+    Ok(UpstreamResponse::from_parts(s.head, out, s.ttfb))
+}
+
+/// Reads one decoded frame into the row; returns whether it was the `metadata` event.
+fn read_frame(f: &Frame, rec: &mut UsageRecord, usage: &mut Usage, shard: &Shard) -> bool {
+    match f.message_type() {
+        Some("event") => {
+            if let Some(t @ ("metadata" | "messageStop")) = f.event_type() {
+                let scanned = shard.scanner.borrow_mut().scan(&f.payload);
+                if let Some(u) = scanned {
+                    usage.merge(u);
+                }
+                return t == "metadata";
+            }
+        }
+        Some("exception") => {
+            rec.error_type = f.exception_type().map(str::to_string);
+            rec.error_message = aws_message(&f.payload, MAX_ERROR_MESSAGE_CHARS);
+        }
+        Some("error") => {
+            rec.error_type = f.error_code().map(str::to_string);
+            rec.error_message = f.error_message().map(cut_message);
+        }
+        _ => {}
+    }
+    false
+}
+
+/// Relays a stream request's answer and records the row.
+pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
+    mut call: Call<'_, S>,
+    mut s: Streaming,
+    up_started: Instant,
+    deadline: Instant,
+    request_body: Vec<u8>,
+) -> bool {
+    call.rec.upstream_ttfb_ms = Some(s.ttfb.as_secs_f64() * 1000.0);
+    call.rec.upstream_request_id.clone_from(&s.head.request_id);
+    if s.head.status != 200 {
+        return match collect(s, deadline).await {
+            Ok(r) => super::relay::relay(call, r, up_started, &request_body).await,
+            Err(e) => {
+                let err = ProxyError::new(ErrorCode::UpstreamUnavailable, e.to_string());
+                call.refuse(err, &[]).await
+            }
+        };
+    }
+    call.rec.status = s.head.status;
+    let mut out = Vec::with_capacity(256);
+    {
+        let mut w = HeadWriter::new(&mut out, s.head.status);
+        w.header(
+            "content-type",
+            s.head
+                .content_type
+                .as_deref()
+                .unwrap_or(b"application/vnd.amazon.eventstream"),
+        );
+        w.header("x-request-id", call.rec.request_id.as_bytes());
+        if let Some(id) = &s.head.request_id {
+            w.header("x-amzn-requestid", id.as_bytes());
+        }
+        w.header("transfer-encoding", b"chunked");
+        w.finish(call.close);
+    }
+    let mut client_ok = write_all(call.client, out).await;
+    let mut decoder = Decoder::new();
+    let mut decoding = true;
+    let mut upstream_ok = true;
+    let mut bytes: i64 = 0;
+    let mut usage = Usage::default();
+    let mut saw_metadata = false;
+    while client_ok {
+        match s.body.next(&mut s.conn, deadline).await {
+            Ok(Some(piece)) => {
+                if piece.is_empty() {
+                    continue;
+                }
+                bytes += piece.len() as i64;
+                if decoding {
+                    if decoder.feed(&piece).is_err() {
+                        // Keep relaying the bytes; only the read-along stops.
+                        decoding = false;
+                        call.rec
+                            .error_type
+                            .get_or_insert_with(|| "EventStreamDecodeError".into());
+                    }
+                    while let Some(f) = decoder.next_frame() {
+                        saw_metadata |= read_frame(&f, &mut call.rec, &mut usage, call.shard);
+                    }
+                }
+                let mut chunk = Vec::with_capacity(piece.len() + 16);
+                chunk.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                chunk.extend_from_slice(&piece);
+                chunk.extend_from_slice(b"\r\n");
+                client_ok = write_all(call.client, chunk).await;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                upstream_ok = false;
+                call.shard.upstream.counters.failed(&e);
+                call.rec.error_type = Some(
+                    if e.is_timeout() {
+                        "UpstreamTimeout"
+                    } else {
+                        "UpstreamUnavailable"
+                    }
+                    .into(),
+                );
+                call.rec.error_message = Some(cut_message(&format!("stream interrupted: {e}")));
+                break;
+            }
+        }
+    }
+    if client_ok && upstream_ok {
+        client_ok = write_all(call.client, b"0\r\n\r\n".to_vec()).await;
+    }
+    if !client_ok {
+        call.rec.error_type = Some("ClientDisconnected".into());
+        call.rec.error_message = Some("the client closed the connection mid-stream".into());
+    }
+    let clean = upstream_ok && client_ok && decoder.pending_bytes() == 0;
+    call.shard.upstream.finish_stream(s, clean);
+    call.rec.response_bytes = bytes;
+    call.rec.upstream_latency_ms = Some(up_started.elapsed().as_secs_f64() * 1000.0);
+    call.rec.apply_usage(&usage);
+    let completed = client_ok && upstream_ok;
+    if !saw_metadata && !completed {
+        call.rec.cost_flags.set(Flag::StreamCutBeforeUsage);
+    }
+    call.price(&usage, &request_body);
+    call.finish(completed)
+}

@@ -1,0 +1,149 @@
+//! Stage 1, validation: the method, the tracking key (tenant), the AWS credentials, the
+//! region and the model id (decoded and geo-prefixed), and the body framing. The row
+//! records what the request asked for before any check, so refusals carry it too.
+
+use super::error::{ErrorCode, ProxyError};
+use super::shard::{Peer, Shard};
+use crate::bedrock::model::decode_model_id;
+use crate::bedrock::region::{is_valid_region, DEFAULT_REGION};
+use crate::http::request::{BodyFraming, Method, RequestHead};
+use crate::sigv4::{Credentials, SecretString};
+use crate::tenant::KeyError;
+use crate::usage::record::MAX_TAG_CHARS;
+use crate::usage::UsageRecord;
+
+/// Longest region value recorded when it is invalid.
+const MAX_RECORDED_REGION: usize = 64;
+
+fn tag(head: &RequestHead, name: &str) -> Option<String> {
+    let v = head.header(name)?;
+    if v.is_empty() {
+        return None;
+    }
+    // Invalid UTF-8 is recorded lossily rather than refused: tags are attribution only.
+    Some(
+        String::from_utf8_lossy(v)
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_TAG_CHARS)
+            .collect(),
+    )
+}
+
+fn secret_header(head: &RequestHead, name: &str) -> Option<SecretString> {
+    head.header(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| SecretString::new(v.to_vec()))
+}
+
+/// What a validated request needs for the upstream call.
+pub struct Validated {
+    pub creds: Credentials,
+    pub region: String,
+    pub model_effective: String,
+}
+
+/// Checks the request and fills the row with what it asked for (tags, tenant, region,
+/// models) — refused requests carry that too.
+pub fn validate(
+    head: &RequestHead,
+    raw_model: &[u8],
+    shard: &Shard,
+    peer: &Peer,
+    rec: &mut UsageRecord,
+) -> Result<Validated, ProxyError> {
+    rec.department = tag(head, "x-department");
+    rec.project = tag(head, "x-project").or_else(|| tag(head, "x-team"));
+    rec.agent = tag(head, "x-agent");
+    rec.model_requested = match decode_model_id(raw_model) {
+        Ok(m) => m,
+        Err(_) => String::from_utf8_lossy(raw_model).chars().take(256).collect(),
+    };
+    let region = match head.header("x-aws-region") {
+        None => DEFAULT_REGION.to_string(),
+        Some(r) => String::from_utf8_lossy(r).chars().take(MAX_RECORDED_REGION).collect(),
+    };
+    rec.region = region.clone();
+    rec.model_effective = rec.model_requested.clone();
+
+    if head.method() != Method::Post {
+        return Err(ProxyError::new(
+            ErrorCode::MethodNotAllowed,
+            "Bedrock routes accept POST only",
+        ));
+    }
+    let token = head.header("x-cloudidr-key").filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        rec.tenant = "anonymous".into();
+        return Err(ProxyError::new(
+            ErrorCode::MissingTrackingKey,
+            "the X-Cloudidr-Key header (your trk_... tracking key) is required",
+        ));
+    };
+    let keys = shard.keys();
+    match keys.tenant(token) {
+        // Tenant: key name (key file), else the client certificate's subject under
+        // mutual TLS, else the token fingerprint (DESIGN.md §3).
+        Ok(t) => {
+            rec.tenant = match (&peer.mtls_subject, keys.is_open()) {
+                (Some(subject), true) => format!("mtls:{subject}"),
+                _ => t,
+            }
+        }
+        Err(e) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, token);
+            let mut h = [0u8; 32];
+            h.copy_from_slice(digest.as_ref());
+            rec.tenant = crate::tenant::fingerprint_tenant(&h);
+            let msg = match e {
+                KeyError::Malformed => {
+                    "X-Cloudidr-Key is malformed: expected trk_ followed by at least 16 of A-Z a-z 0-9 _ -"
+                }
+                KeyError::Unknown => "X-Cloudidr-Key is not a known tracking key",
+            };
+            return Err(ProxyError::new(ErrorCode::InvalidTrackingKey, msg));
+        }
+    }
+    let akid = head.header("x-aws-access-key-id").filter(|v| !v.is_empty());
+    let secret = secret_header(head, "x-aws-secret-access-key");
+    let (Some(akid), Some(secret)) = (akid, secret) else {
+        return Err(ProxyError::new(
+            ErrorCode::MissingAwsCredentials,
+            "X-Aws-Access-Key-Id and X-Aws-Secret-Access-Key are required (X-Aws-Session-Token for temporary credentials)",
+        ));
+    };
+    let Ok(akid) = std::str::from_utf8(akid) else {
+        return Err(ProxyError::new(
+            ErrorCode::MissingAwsCredentials,
+            "X-Aws-Access-Key-Id must be ASCII",
+        ));
+    };
+    if !is_valid_region(&region) {
+        return Err(ProxyError::new(
+            ErrorCode::InvalidRegion,
+            "X-Aws-Region must look like us-east-1 (^[a-z]{2}(-gov)?-[a-z]+-[0-9]+$)",
+        ));
+    }
+    let model = match decode_model_id(raw_model) {
+        Ok(m) => m,
+        Err(e) => return Err(ProxyError::new(ErrorCode::InvalidModelId, e.to_string())),
+    };
+    let model_effective = shard.shared.settings.geo.effective(&model, &region);
+    rec.model_effective = model_effective.clone();
+    let framing_ok = head.framing != BodyFraming::None || head.header("content-length").is_some();
+    if !framing_ok {
+        return Err(ProxyError::new(
+            ErrorCode::LengthRequired,
+            "send the body with Content-Length or Transfer-Encoding: chunked",
+        ));
+    }
+    Ok(Validated {
+        creds: Credentials {
+            access_key_id: akid.to_string(),
+            secret_access_key: secret,
+            session_token: secret_header(head, "x-aws-session-token"),
+        },
+        region,
+        model_effective,
+    })
+}

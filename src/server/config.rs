@@ -1,0 +1,341 @@
+//! The configuration of `serve`: its flags and the [`ServeConfig`] they build, every
+//! value validated with a message naming the flag (exit code 2).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::args::{flag, switch, ConfigError, FlagSpec, LogFormat, Sources};
+use crate::bedrock::model::GeoRules;
+use crate::http::limits::DEFAULT_MAX_BODY_BYTES;
+use crate::proxy::shard::Settings;
+use crate::upstream::endpoint::Endpoint;
+use crate::upstream::Timeouts;
+
+/// Flags of `serve`.
+pub const FLAGS: &[FlagSpec] = &[
+    flag(
+        "listen",
+        "ADDR|none",
+        "plain-HTTP listen address, or `none` [default: 0.0.0.0:8080]",
+    ),
+    flag(
+        "threads",
+        "N",
+        "shards: one runtime and listener per thread [default: number of cores]",
+    ),
+    flag("usage-dir", "DIR", "where Parquet usage files go [default: ./usage]"),
+    flag(
+        "roll-interval",
+        "SECS",
+        "close and publish a Parquet file at least this often [default: 60]",
+    ),
+    flag(
+        "roll-rows",
+        "N",
+        "close a Parquet file after this many rows [default: 1000000]",
+    ),
+    flag(
+        "upstream-endpoint",
+        "URL",
+        "replace https://bedrock-runtime.{region}.amazonaws.com (http:// or https://)",
+    ),
+    flag("upstream-ca", "PEM", "extra trusted root for upstream TLS"),
+    flag(
+        "upstream-connect-timeout",
+        "SECS",
+        "upstream TCP connect timeout [default: 5]",
+    ),
+    flag(
+        "upstream-tls-timeout",
+        "SECS",
+        "upstream TLS handshake timeout [default: 10]",
+    ),
+    flag(
+        "upstream-ttfb-timeout",
+        "SECS",
+        "time to the first upstream response byte [default: 60]",
+    ),
+    flag(
+        "upstream-timeout",
+        "SECS",
+        "whole upstream request deadline [default: 900]",
+    ),
+    flag(
+        "max-body-bytes",
+        "N",
+        "largest request body accepted [default: 33554432]",
+    ),
+    flag(
+        "keys",
+        "FILE",
+        "TOML file of accepted tracking keys ([[key]] name, sha256)",
+    ),
+    flag(
+        "pricing",
+        "FILE",
+        "TOML file of model prices overriding the built-in table",
+    ),
+    flag(
+        "budgets",
+        "FILE",
+        "TOML file of spend budgets ([[budget]] name, scope, value, period, limit_usd, action); reloaded on SIGHUP",
+    ),
+    flag(
+        "budget-store",
+        "URL",
+        "redis://HOST:PORT[/DB] shared budget store: instances enforce one limit together",
+    ),
+    flag("config", "FILE", "TOML file with any of these flags as keys"),
+    flag(
+        "listen-tls",
+        "ADDR",
+        "HTTPS listen address (TLS 1.2/1.3, sharded like --listen)",
+    ),
+    flag(
+        "tls-cert",
+        "PEM",
+        "certificate chain for --listen-tls (leaf first); reloaded on SIGHUP",
+    ),
+    flag(
+        "tls-key",
+        "PEM",
+        "private key for --tls-cert (PKCS#8, PKCS#1 or SEC1); reloaded on SIGHUP",
+    ),
+    flag(
+        "client-ca",
+        "PEM",
+        "mutual TLS: require client certificates signed by this CA; reloaded on SIGHUP",
+    ),
+    switch("require-tls", "refuse to serve plain HTTP on a non-loopback address"),
+    flag(
+        "drain-timeout",
+        "SECS",
+        "on SIGTERM, how long in-flight requests may finish [default: 30]",
+    ),
+    flag(
+        "access-log",
+        "on|off",
+        "one structured log line per request [default: on]",
+    ),
+    flag("log-format", "text|json", "log line format [default: text]"),
+    flag(
+        "geo-providers",
+        "LIST",
+        "providers whose bare model ids get a geo prefix [default: anthropic,meta,deepseek]",
+    ),
+];
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Plain-HTTP listener (`None`: `--listen none`).
+    pub listen: Option<SocketAddr>,
+    pub listen_tls: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub threads: usize,
+    pub usage_dir: PathBuf,
+    pub roll_interval: Duration,
+    pub roll_rows: usize,
+    /// Where requests go, their deadlines, bounds and model-id rules.
+    pub proxy: Settings,
+    pub upstream_ca: Option<PathBuf>,
+    pub keys: Option<PathBuf>,
+    pub pricing: Option<PathBuf>,
+    pub budgets: Option<PathBuf>,
+    /// `redis://HOST:PORT[/DB]`.
+    pub budget_store: Option<crate::budget::store::RedisUrl>,
+    pub drain_timeout: Duration,
+    pub log_format: LogFormat,
+    /// One structured access-log line per request (from the writer thread).
+    pub access_log: bool,
+    pub require_tls: bool,
+}
+
+impl Default for ServeConfig {
+    /// The defaults every flag documents (`--help`), with one shard per core.
+    fn default() -> Self {
+        ServeConfig {
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            listen_tls: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usage_dir: PathBuf::from("./usage"),
+            roll_interval: Duration::from_secs(60),
+            roll_rows: 1_000_000,
+            proxy: Settings::default(),
+            upstream_ca: None,
+            keys: None,
+            pricing: None,
+            budgets: None,
+            budget_store: None,
+            drain_timeout: Duration::from_secs(30),
+            log_format: LogFormat::Text,
+            access_log: true,
+            require_tls: false,
+        }
+    }
+}
+
+impl ServeConfig {
+    pub fn from_sources(s: &Sources<'_>) -> Result<Self, ConfigError> {
+        let listen = match s.get("listen").as_deref() {
+            Some("none" | "off") => None,
+            _ => Some(s.addr("listen", "0.0.0.0:8080")?),
+        };
+        let listen_tls = match s.get("listen-tls") {
+            None => None,
+            Some(_) => Some(s.addr("listen-tls", "")?),
+        };
+        let tls_cert = s.file("tls-cert")?;
+        let tls_key = s.file("tls-key")?;
+        let client_ca = s.file("client-ca")?;
+        match (&listen_tls, &tls_cert, &tls_key) {
+            (Some(_), None, _) => {
+                return Err(ConfigError::new(
+                    "tls-cert",
+                    "--listen-tls needs --tls-cert and --tls-key",
+                ))
+            }
+            (Some(_), _, None) => {
+                return Err(ConfigError::new(
+                    "tls-key",
+                    "--listen-tls needs --tls-cert and --tls-key",
+                ))
+            }
+            (None, Some(_), _) | (None, _, Some(_)) => {
+                return Err(ConfigError::new(
+                    "listen-tls",
+                    "--tls-cert/--tls-key need --listen-tls ADDR",
+                ))
+            }
+            _ => {}
+        }
+        if client_ca.is_some() && listen_tls.is_none() {
+            return Err(ConfigError::new("client-ca", "mutual TLS needs --listen-tls ADDR"));
+        }
+        if listen.is_none() && listen_tls.is_none() {
+            return Err(ConfigError::new(
+                "listen",
+                "no listener: give --listen ADDR and/or --listen-tls ADDR",
+            ));
+        }
+        let d = ServeConfig::default();
+        let threads: usize = s.parse_num("threads", d.threads)?;
+        if threads == 0 || threads > 1024 {
+            return Err(ConfigError::new("threads", "must be between 1 and 1024"));
+        }
+        let endpoint = match s.get("upstream-endpoint") {
+            None => Endpoint::aws_default(),
+            Some(url) => Endpoint::parse(&url).map_err(|e| ConfigError::new("upstream-endpoint", e))?,
+        };
+        let dt = Timeouts::default();
+        let max_body_bytes: usize = s.parse_num("max-body-bytes", DEFAULT_MAX_BODY_BYTES)?;
+        if max_body_bytes == 0 {
+            return Err(ConfigError::new("max-body-bytes", "must be at least 1"));
+        }
+        let roll_rows: usize = s.parse_num("roll-rows", d.roll_rows)?;
+        if roll_rows == 0 {
+            return Err(ConfigError::new("roll-rows", "must be at least 1"));
+        }
+        let mut geo = GeoRules::default();
+        if let Some(list) = s.get("geo-providers") {
+            geo.providers = list
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect();
+        }
+        let require_tls = s.switch("require-tls")?;
+        if let (true, Some(l)) = (require_tls, listen) {
+            if !l.ip().is_loopback() {
+                return Err(ConfigError::new(
+                    "require-tls",
+                    format!("refusing to serve plain HTTP on non-loopback {l}: AWS secrets would cross the network in clear text; use --listen-tls, --listen 127.0.0.1:PORT or --listen none"),
+                ));
+            }
+        }
+        Ok(ServeConfig {
+            listen,
+            listen_tls,
+            tls_cert,
+            tls_key,
+            client_ca,
+            threads,
+            usage_dir: s.path("usage-dir")?.unwrap_or(d.usage_dir),
+            roll_interval: s.secs("roll-interval", d.roll_interval.as_secs())?,
+            roll_rows,
+            proxy: Settings {
+                endpoint,
+                timeouts: Timeouts {
+                    connect: s.secs("upstream-connect-timeout", dt.connect.as_secs())?,
+                    tls: s.secs("upstream-tls-timeout", dt.tls.as_secs())?,
+                    ttfb: s.secs("upstream-ttfb-timeout", dt.ttfb.as_secs())?,
+                    total: s.secs("upstream-timeout", dt.total.as_secs())?,
+                },
+                max_body_bytes,
+                geo: geo.sorted(),
+            },
+            upstream_ca: s.file("upstream-ca")?,
+            keys: s.file("keys")?,
+            pricing: s.file("pricing")?,
+            budgets: s.file("budgets")?,
+            budget_store: match s.get("budget-store") {
+                None => None,
+                Some(u) => {
+                    Some(crate::budget::store::RedisUrl::parse(&u).map_err(|e| ConfigError::new("budget-store", e))?)
+                }
+            },
+            drain_timeout: s.secs("drain-timeout", d.drain_timeout.as_secs())?,
+            log_format: crate::args::log_format(s)?,
+            access_log: match s.get("access-log").as_deref() {
+                None | Some("on" | "true" | "1") => true,
+                Some("off" | "false" | "0") => false,
+                Some(v) => return Err(ConfigError::new("access-log", format!("`{v}` is not on or off"))),
+            },
+            require_tls,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::Args;
+
+    fn argv(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn precedence_and_errors() {
+        let args = Args::parse(FLAGS, &argv(&["--listen", "127.0.0.1:9", "--threads=3"])).unwrap();
+        let env = |k: &str| match k {
+            "LLMOPS_THREADS" => Some("7".to_string()),
+            "LLMOPS_USAGE_DIR" => Some("/tmp/u".to_string()),
+            _ => None,
+        };
+        let s = Sources::new(&args, &env).unwrap();
+        let c = ServeConfig::from_sources(&s).unwrap();
+        assert_eq!(c.threads, 3);
+        assert_eq!(c.usage_dir, PathBuf::from("/tmp/u"));
+        assert_eq!(c.listen.map(|l| l.port()), Some(9));
+
+        let bad = Args::parse(FLAGS, &argv(&["--threads", "x"])).unwrap();
+        let none = |_: &str| None;
+        let e = ServeConfig::from_sources(&Sources::new(&bad, &none).unwrap()).unwrap_err();
+        assert_eq!(e.flag, "threads");
+        assert!(Args::parse(FLAGS, &argv(&["--nope"])).is_err());
+        let rt = Args::parse(FLAGS, &argv(&["--require-tls", "--listen", "0.0.0.0:1"])).unwrap();
+        assert_eq!(
+            ServeConfig::from_sources(&Sources::new(&rt, &none).unwrap())
+                .unwrap_err()
+                .flag,
+            "require-tls"
+        );
+    }
+}

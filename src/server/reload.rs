@@ -1,0 +1,153 @@
+//! What SIGHUP reloads, and start-up loads the same way: the keys, the prices and the
+//! TLS listener's certificate (published together to every shard), and the budget file
+//! (spend kept). A bad file is logged as `reload_rejected` and the previous one stays.
+
+use std::sync::{Arc, Mutex};
+
+use super::config::ServeConfig;
+use crate::args::ConfigError;
+use crate::pricing::PriceTable;
+use crate::proxy::shard::{Reloadable, Shared};
+use crate::tenant::KeyStore;
+use crate::util::snapshot::lock;
+
+/// Loads keys, prices and the TLS listener's configuration (start-up and SIGHUP).
+pub fn load(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
+    let keys = match &cfg.keys {
+        None => KeyStore::open(),
+        Some(p) => KeyStore::load(p).map_err(|e| ConfigError::new("keys", format!("{}: {e}", p.display())))?,
+    };
+    let prices = PriceTable::with_overrides(cfg.pricing.as_deref()).map_err(|e| {
+        ConfigError::new(
+            "pricing",
+            format!(
+                "{}: {e}",
+                cfg.pricing
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+        )
+    })?;
+    let (tls, cert_not_after) = match (&cfg.listen_tls, &cfg.tls_cert, &cfg.tls_key) {
+        (Some(_), Some(cert), Some(key)) => {
+            let sc = crate::tls::server_config(cert, key, cfg.client_ca.as_deref()).map_err(|e| {
+                let flag = match &e {
+                    crate::tls::TlsConfigError::Key { .. } | crate::tls::TlsConfigError::Mismatch(_) => "tls-key",
+                    crate::tls::TlsConfigError::Read { path, .. } | crate::tls::TlsConfigError::NoCertificate(path)
+                        if cfg
+                            .client_ca
+                            .as_deref()
+                            .is_some_and(|c| c.display().to_string() == *path) =>
+                    {
+                        "client-ca"
+                    }
+                    _ => "tls-cert",
+                };
+                ConfigError::new(flag, e.to_string())
+            })?;
+            let not_after = crate::tls::load_certs(cert)
+                .ok()
+                .and_then(|c| c.first().and_then(|c| crate::tls::not_after(c.as_ref())));
+            (Some(sc), not_after)
+        }
+        _ => (None, None),
+    };
+    Ok(Reloadable {
+        keys: Arc::new(keys),
+        prices: Arc::new(prices),
+        tls,
+        cert_not_after,
+    })
+}
+
+/// Loads the budget file and rebuilds the current periods' spend from the Parquet files
+/// already written (this month's `dt=` partitions), so a restart does not reset a budget.
+pub fn load_budgets(path: &std::path::Path, usage_dir: &std::path::Path) -> Result<crate::budget::Hook, ConfigError> {
+    let f = crate::budget::BudgetFile::load(path)
+        .map_err(|e| ConfigError::new("budgets", format!("{}: {e}", path.display())))?;
+    let mut tracker = crate::budget::Tracker::new(f.budgets);
+    let now = crate::util::time::unix_now();
+    let today = crate::util::time::Civil::from_unix(now);
+    let prefix = format!("dt={:04}-{:02}-", today.year, today.month);
+    let mut rebuilt = 0usize;
+    if let Ok(rd) = std::fs::read_dir(usage_dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                match crate::usage::read::read_dir(&e.path()) {
+                    Ok(rows) => {
+                        rebuilt += rows.len();
+                        tracker.observe(&rows);
+                    }
+                    Err(err) => crate::log::warn(
+                        "budget_rebuild_skipped",
+                        &[
+                            ("partition", &e.path().display().to_string()),
+                            ("error", &err.to_string()),
+                        ],
+                    ),
+                }
+            }
+        }
+    }
+    let publisher = Arc::new(crate::budget::Publisher::default());
+    if let Some(set) = tracker.evaluate(now) {
+        publisher.publish(set);
+    }
+    crate::log::info(
+        "budgets_loaded",
+        &[
+            ("budgets", &tracker.budgets().len().to_string()),
+            ("rows_rebuilt", &rebuilt.to_string()),
+        ],
+    );
+    Ok(crate::budget::Hook {
+        tracker: Arc::new(Mutex::new(tracker)),
+        publisher,
+    })
+}
+
+/// Reloads after SIGHUP: the budget file (spend kept), then keys, prices and TLS.
+pub fn reload(cfg: &ServeConfig, shared: &Shared) {
+    if let (Some(h), Some(p)) = (&shared.budgets, &cfg.budgets) {
+        match crate::budget::BudgetFile::load(p) {
+            Ok(f) => {
+                let n = f.budgets.len();
+                let mut t = lock(&h.tracker);
+                t.set_budgets(f.budgets);
+                if let Some(set) = t.evaluate(crate::util::time::unix_now()) {
+                    h.publisher.publish(set);
+                }
+                crate::log::info("budgets_reloaded", &[("budgets", &n.to_string()), ("spend", "kept")]);
+            }
+            Err(e) => crate::log::error(
+                "reload_rejected",
+                &[
+                    ("file", "budgets"),
+                    ("error", &e.to_string()),
+                    ("kept", "previous budgets"),
+                ],
+            ),
+        }
+    }
+    match load(cfg) {
+        Ok(r) => {
+            let nkeys = if r.keys.is_open() {
+                "open".to_string()
+            } else {
+                r.keys.len().to_string()
+            };
+            let nprices = r.prices.len().to_string();
+            let ntls = if r.tls.is_some() { "certificate reloaded" } else { "off" };
+            shared.reloadable.publish(Arc::new(r));
+            crate::log::info("reloaded", &[("keys", &nkeys), ("prices", &nprices), ("tls", ntls)]);
+        }
+        Err(e) => crate::log::error(
+            "reload_rejected",
+            &[
+                ("error", &e.to_string()),
+                ("kept", "previous keys, prices and certificate"),
+            ],
+        ),
+    }
+}

@@ -1,0 +1,136 @@
+//! The shard runtime: one thread per shard, each running a monoio runtime (io_uring, or
+//! epoll when io_uring cannot be built or `MONOIO_FORCE_LEGACY_DRIVER` is set) with its
+//! own SO_REUSEPORT listeners and accept loops; on drain, idle connections close at once
+//! and in-flight requests finish up to the drain timeout.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use monoio::net::{ListenerOpts, TcpListener};
+
+use super::conn::{serve_tcp, serve_tls};
+use crate::proxy::shard::{Shard, Shared};
+use crate::usage::queue::UsageSink;
+use crate::util::runtime::Driver;
+
+/// io_uring submission queue entries per shard.
+pub const URING_ENTRIES: u32 = 1024;
+/// Listen backlog per shard.
+pub const LISTEN_BACKLOG: i32 = 4096;
+/// How long an accept loop backs off after a failed accept (EMFILE and friends).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How often a draining shard looks whether its connections are done.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// What a shard reports when it started: its id, listener fds and driver.
+pub type Started = Result<(usize, Vec<i32>, Driver), String>;
+
+/// Plain and TLS listen addresses.
+pub type Addrs = (Option<SocketAddr>, Option<SocketAddr>);
+
+pub fn run_shard(
+    id: usize,
+    addrs: Addrs,
+    shared: Arc<Shared>,
+    sink: UsageSink,
+    tls: Arc<rustls::ClientConfig>,
+    started: mpsc::Sender<Started>,
+) {
+    let fallback = |e: &std::io::Error| {
+        crate::log::warn(
+            "io_uring_unavailable",
+            &[
+                ("shard", &id.to_string()),
+                ("error", &e.to_string()),
+                ("fallback", "epoll"),
+            ],
+        )
+    };
+    let done = started.clone();
+    let run = |driver| shard_main(id, addrs, shared, sink, tls, started, driver);
+    if let Err(e) = crate::util::runtime::block_on(URING_ENTRIES, fallback, run) {
+        let _ = done.send(Err(format!("shard {id}: cannot build a runtime: {e}")));
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let opts = ListenerOpts::new()
+        .reuse_port(true)
+        .reuse_addr(true)
+        .backlog(LISTEN_BACKLOG);
+    TcpListener::bind_with_config(addr, &opts)
+}
+
+/// Accepts until the shard drains; `tls` selects the handshake path.
+async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, tls: bool) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                if shard.draining() {
+                    break;
+                }
+                if tls {
+                    monoio::spawn(serve_tls(stream, shard.clone()));
+                } else {
+                    monoio::spawn(serve_tcp(stream, shard.clone()));
+                }
+            }
+            Err(e) => {
+                if shard.draining() {
+                    break;
+                }
+                // EMFILE and friends: back off a little instead of spinning.
+                crate::log::warn(
+                    "accept_failed",
+                    &[("shard", &shard.id.to_string()), ("error", &e.to_string())],
+                );
+                monoio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+async fn shard_main(
+    id: usize,
+    addrs: Addrs,
+    shared: Arc<Shared>,
+    sink: UsageSink,
+    tls: Arc<rustls::ClientConfig>,
+    started: mpsc::Sender<Started>,
+    driver: Driver,
+) {
+    let mut listeners = Vec::new();
+    for (addr, is_tls) in [(addrs.0, false), (addrs.1, true)] {
+        let Some(addr) = addr else { continue };
+        match bind(addr) {
+            Ok(l) => listeners.push((l, is_tls)),
+            Err(e) => {
+                let _ = started.send(Err(format!("shard {id}: cannot listen on {addr}: {e}")));
+                return;
+            }
+        }
+    }
+    shared.shard_stats[id].set_driver(driver);
+    let drain_timeout = shared.drain_timeout;
+    let shard = Rc::new(Shard::new(id, shared, sink, Some(tls)));
+    let fds = listeners.iter().map(|(l, _)| l.as_raw_fd()).collect();
+    let _ = started.send(Ok((id, fds, driver)));
+    drop(started);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(l, t)| monoio::spawn(accept_loop(l, shard.clone(), t)))
+        .collect();
+    for l in loops {
+        l.await;
+    }
+    // Idle connections close now; in-flight requests finish (up to the drain timeout).
+    shard.drain.fire();
+    let until = Instant::now() + drain_timeout;
+    while shard.stats.connections_open.load(Ordering::Relaxed) > 0 && Instant::now() < until {
+        monoio::time::sleep(DRAIN_POLL).await;
+    }
+}

@@ -1,0 +1,289 @@
+//! Start-up and shutdown of `serve`: the listeners checked, the usage writer (and the
+//! budget store) started, one thread per shard, then signals until SIGTERM/SIGINT, and
+//! the drain: shards stop accepting and finish, then every queued row is written.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::config::ServeConfig;
+use super::runtime::{run_shard, Started};
+use super::ServeError;
+use crate::args::ConfigError;
+use crate::proxy::shard::Shared;
+use crate::proxy::stats::ShardStats;
+use crate::usage::observe::{Observer, RowHook};
+use crate::usage::queue::{channel, UsageSink, QUEUE_CAPACITY};
+use crate::usage::writer::{self, WriterConfig, WriterHandle, DEFAULT_ROLL_BYTES};
+use crate::util::snapshot::Published;
+
+/// How often the main thread looks at signals.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Checks that no other socket holds the address (a same-user SO_REUSEPORT listener
+/// would otherwise share it silently) and resolves port 0 to a concrete port.
+fn probe_bind(addr: SocketAddr, flag: &str) -> Result<SocketAddr, ServeError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|e| {
+        ServeError::Config(ConfigError::new(
+            flag,
+            format!("cannot listen on {addr}: {e} (is another instance running?)"),
+        ))
+    })?;
+    l.local_addr().map_err(|e| ServeError::Runtime(e.to_string()))
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u32::from_le_bytes(b)
+}
+
+/// The usage side: the shards' queues, the writer thread, and the budgets it feeds.
+struct Usage {
+    sinks: Vec<UsageSink>,
+    dropped: Arc<AtomicU64>,
+    writer: WriterHandle,
+    row_metrics: Arc<std::sync::Mutex<crate::usage::observe::RowMetrics>>,
+    budgets: Option<crate::budget::Hook>,
+    store: Option<(Arc<crate::budget::store::StoreStats>, Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Usage {
+    fn start(cfg: &ServeConfig) -> Result<Usage, ServeError> {
+        std::fs::create_dir_all(&cfg.usage_dir).map_err(|e| {
+            ServeError::Config(ConfigError::new(
+                "usage-dir",
+                format!("cannot create {}: {e}", cfg.usage_dir.display()),
+            ))
+        })?;
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (sinks, consumers): (Vec<_>, Vec<_>) = (0..cfg.threads)
+            .map(|_| channel(QUEUE_CAPACITY, dropped.clone()))
+            .unzip();
+        let budgets = match &cfg.budgets {
+            None => None,
+            Some(p) => Some(super::reload::load_budgets(p, &cfg.usage_dir).map_err(ServeError::Config)?),
+        };
+        let store = match (&budgets, &cfg.budget_store) {
+            (Some(h), Some(url)) => {
+                let stats = Arc::new(crate::budget::store::StoreStats::default());
+                let stop = Arc::new(AtomicBool::new(false));
+                let t = crate::budget::store::spawn(url.clone(), h.tracker.clone(), stats.clone(), stop.clone())
+                    .map_err(|e| ServeError::Runtime(format!("cannot start the budget store thread: {e}")))?;
+                Some((stats, stop, t))
+            }
+            (None, Some(_)) => {
+                return Err(ServeError::Config(ConfigError::new(
+                    "budget-store",
+                    "needs --budgets FILE",
+                )))
+            }
+            _ => None,
+        };
+        let observer = Observer {
+            hooks: budgets
+                .iter()
+                .map(|h| Arc::new(h.clone()) as Arc<dyn RowHook>)
+                .collect(),
+            metrics: Default::default(),
+            access_log: cfg.access_log,
+        };
+        let row_metrics = observer.metrics.clone();
+        let wcfg = WriterConfig {
+            dir: cfg.usage_dir.clone(),
+            roll_interval: cfg.roll_interval,
+            roll_rows: cfg.roll_rows,
+            roll_bytes: DEFAULT_ROLL_BYTES,
+            host: writer::host_name(),
+        };
+        let writer = writer::spawn(wcfg, consumers, observer)
+            .map_err(|e| ServeError::Runtime(format!("cannot start the usage writer: {e}")))?;
+        Ok(Usage {
+            sinks,
+            dropped,
+            writer,
+            row_metrics,
+            budgets,
+            store,
+        })
+    }
+}
+
+/// The running shards: their threads and listening sockets.
+struct Shards {
+    threads: Vec<JoinHandle<()>>,
+    listener_fds: Vec<i32>,
+}
+
+/// Starts one thread per shard and waits until each listens (or one fails).
+fn start_shards(
+    cfg: &ServeConfig,
+    shared: &Arc<Shared>,
+    sinks: Vec<UsageSink>,
+    addrs: (Option<SocketAddr>, Option<SocketAddr>),
+) -> Result<Shards, (Shards, ServeError)> {
+    let (started_tx, started_rx) = mpsc::channel::<Started>();
+    let mut shards = Shards {
+        threads: Vec::new(),
+        listener_fds: Vec::new(),
+    };
+    for (id, sink) in sinks.into_iter().enumerate() {
+        let shared = shared.clone();
+        // One client configuration per shard: its TLS session cache (resumption on
+        // reconnect) is never shared between threads. `serve` validated the CA file.
+        let tls = match crate::tls::client::client_config(cfg.upstream_ca.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return Err((shards, ServeError::Config(ConfigError::new("upstream-ca", e)))),
+        };
+        let started = started_tx.clone();
+        match std::thread::Builder::new()
+            .name(format!("shard-{id}"))
+            .spawn(move || run_shard(id, addrs, shared, sink, tls, started))
+        {
+            Ok(t) => shards.threads.push(t),
+            Err(e) => return Err((shards, ServeError::Runtime(format!("cannot start shard thread: {e}")))),
+        }
+    }
+    drop(started_tx);
+    for _ in 0..cfg.threads {
+        match started_rx.recv() {
+            Ok(Ok((id, fds, driver))) => {
+                shards.listener_fds.extend(fds);
+                crate::log::info(
+                    "shard_started",
+                    &[("shard", &id.to_string()), ("driver", driver.as_str())],
+                );
+            }
+            Ok(Err(e)) => return Err((shards, ServeError::Runtime(e))),
+            Err(_) => {
+                return Err((
+                    shards,
+                    ServeError::Runtime("a shard thread died during start-up".into()),
+                ))
+            }
+        }
+    }
+    Ok(shards)
+}
+
+fn log_starting(cfg: &ServeConfig, addrs: (Option<SocketAddr>, Option<SocketAddr>)) {
+    let or_none = |a: Option<SocketAddr>| a.map_or("none".into(), |a| a.to_string());
+    let file = |p: &Option<std::path::PathBuf>, none: &str| p.as_ref().map_or(none.into(), |p| p.display().to_string());
+    crate::log::info(
+        "starting",
+        &[
+            ("listen", &or_none(addrs.0)),
+            ("listen_tls", &or_none(addrs.1)),
+            ("mutual_tls", if cfg.client_ca.is_some() { "required" } else { "off" }),
+            ("shards", &cfg.threads.to_string()),
+            ("upstream", &cfg.proxy.endpoint.describe()),
+            ("usage_dir", &cfg.usage_dir.display().to_string()),
+            ("roll_interval_s", &cfg.roll_interval.as_secs().to_string()),
+            ("keys", &file(&cfg.keys, "open")),
+            ("pricing", &file(&cfg.pricing, "built-in")),
+            ("max_body_bytes", &cfg.proxy.max_body_bytes.to_string()),
+        ],
+    );
+}
+
+/// Runs `serve` until SIGTERM/SIGINT, then drains. `ready` gets the bound address.
+pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Result<(), ServeError> {
+    super::signals::install();
+    let reloadable = super::reload::load(&cfg).map_err(ServeError::Config)?;
+    crate::tls::client::client_config(cfg.upstream_ca.as_deref())
+        .map_err(|e| ServeError::Config(ConfigError::new("upstream-ca", e)))?;
+    let addrs = (
+        cfg.listen.map(|a| probe_bind(a, "listen")).transpose()?,
+        cfg.listen_tls.map(|a| probe_bind(a, "listen-tls")).transpose()?,
+    );
+    if let Some(addr) = addrs.0.filter(|a| !a.ip().is_loopback()) {
+        crate::log::warn(
+            "plaintext_listener",
+            &[("listen", &addr.to_string()), ("warning", "clients send AWS secrets in headers: plain HTTP on a non-loopback address exposes them to the network; use TLS or --require-tls")],
+        );
+    }
+    if reloadable.keys.is_open() {
+        crate::log::info(
+            "open_key_mode",
+            &[(
+                "detail",
+                "no --keys file: any trk_ token of 16+ characters is accepted; tenant = token fingerprint",
+            )],
+        );
+    }
+    let mut usage = Usage::start(&cfg)?;
+    let shared = Arc::new(Shared {
+        settings: cfg.proxy.clone(),
+        drain_timeout: cfg.drain_timeout,
+        draining: Default::default(),
+        shard_stats: (0..cfg.threads).map(|_| Arc::new(ShardStats::default())).collect(),
+        dropped: usage.dropped.clone(),
+        writer_stats: usage.writer.stats.clone(),
+        row_metrics: usage.row_metrics.clone(),
+        budgets: usage.budgets.clone(),
+        store_stats: usage.store.as_ref().map(|s| s.0.clone()),
+        reloadable: Published::new(Arc::new(reloadable)),
+        instance: random_u32(),
+    });
+    log_starting(&cfg, addrs);
+    let shards = match start_shards(&cfg, &shared, std::mem::take(&mut usage.sinks), addrs) {
+        Ok(s) => s,
+        Err((started, e)) => {
+            drain(&shared, started, usage);
+            return Err(e);
+        }
+    };
+    if let Some(a) = addrs.0 {
+        crate::log::info("listening", &[("addr", &a.to_string())]);
+    }
+    if let Some(a) = addrs.1 {
+        crate::log::info("listening_tls", &[("addr", &a.to_string())]);
+    }
+    if let (Some(r), Some(a)) = (ready, addrs.0.or(addrs.1)) {
+        let _ = r.send(a);
+    }
+    while !super::signals::stop_requested() {
+        std::thread::sleep(SIGNAL_POLL);
+        if super::signals::take_reload() {
+            super::reload::reload(&cfg, &shared);
+        }
+    }
+    crate::log::info(
+        "draining",
+        &[("drain_timeout_s", &cfg.drain_timeout.as_secs().to_string())],
+    );
+    drain(&shared, shards, usage);
+    Ok(())
+}
+
+/// Drains: marks the shards draining, wakes their accept loops by shutting their
+/// listening sockets down, waits for them (each finishes its in-flight requests up to the
+/// drain timeout), then lets the writer write every queued row and close its file.
+fn drain(shared: &Shared, shards: Shards, usage: Usage) {
+    shared.draining.store(true, Ordering::SeqCst);
+    for fd in &shards.listener_fds {
+        // SAFETY: shutting down our own listening sockets wakes their pending accept.
+        unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+    }
+    for t in shards.threads {
+        let _ = t.join();
+    }
+    usage.writer.shutdown();
+    if let Some((_, stop, t)) = usage.store {
+        stop.store(true, Ordering::Relaxed);
+        let _ = t.join();
+    }
+    let rows = shared.writer_stats.rows_written.load(Ordering::Relaxed);
+    crate::log::info(
+        "stopped",
+        &[
+            ("usage_rows_written", &rows.to_string()),
+            (
+                "usage_rows_dropped",
+                &shared.dropped.load(Ordering::Relaxed).to_string(),
+            ),
+        ],
+    );
+}

@@ -1,0 +1,214 @@
+//! A shard's upstream client: resolve, connect (TCP, then TLS for `https`), exchange over
+//! a pooled connection, and retry once on a fresh connection when a reused one failed
+//! before any response byte. The result is a typed [`Response`] — a whole answer, or a
+//! head whose body is still to be streamed — and the request body comes back with it
+//! (for a retry, and for the pricing fallback that reads it).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::connection::UpstreamStream;
+use super::endpoint::Target;
+use super::exchange::{read_head, read_response, write_request, StreamBody, UpstreamResponse};
+use super::pool::Pool;
+use super::{Counters, Timeouts, UpstreamError};
+use crate::http::response::ResponseHead;
+
+/// How long a resolved address is reused.
+pub const DNS_TTL: Duration = Duration::from_secs(30);
+
+/// What the upstream answered.
+pub enum Response {
+    /// A whole response (its connection is already back in the pool if reusable).
+    Whole(UpstreamResponse),
+    /// A response head whose body is still to be read from `conn` (ConverseStream).
+    Streaming(Streaming),
+}
+
+/// A streamed answer in progress.
+pub struct Streaming {
+    pub head: ResponseHead,
+    pub body: StreamBody,
+    pub conn: UpstreamStream,
+    /// Request written → first response byte.
+    pub ttfb: Duration,
+    pub target: Target,
+}
+
+/// The result of [`Client::send`]: what came back, and the request body.
+pub struct Exchange {
+    pub outcome: Result<Response, UpstreamError>,
+    pub body: Vec<u8>,
+}
+
+/// The client (one per shard; no locks).
+pub struct Client {
+    pool: Pool,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    timeouts: Timeouts,
+    dns: std::cell::RefCell<std::collections::HashMap<(String, u16), (SocketAddr, Instant)>>,
+    pub counters: Arc<Counters>,
+}
+
+/// One attempt's answer before it is typed: a whole response or a streamed head.
+enum Answer {
+    Whole(UpstreamResponse),
+    Head(ResponseHead, Vec<u8>, Duration),
+}
+
+impl Client {
+    pub fn new(tls: Option<Arc<rustls::ClientConfig>>, timeouts: Timeouts, counters: Arc<Counters>) -> Self {
+        Client {
+            pool: Pool::new(counters.pool.clone()),
+            tls,
+            timeouts,
+            dns: Default::default(),
+            counters,
+        }
+    }
+
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Sends one request (`head` already signed, zeroed once written) and reads the answer:
+    /// whole, or for `streaming` only its head. Failures are counted by kind.
+    pub async fn send(
+        &self,
+        target: &Target,
+        head: Vec<u8>,
+        body: Vec<u8>,
+        streaming: bool,
+        deadline: Instant,
+    ) -> Exchange {
+        let mut head = head;
+        let ex = self.send_inner(target, &mut head, body, streaming, deadline).await;
+        zeroize::Zeroize::zeroize(&mut head);
+        if let Err(e) = &ex.outcome {
+            self.counters.failed(e);
+        }
+        ex
+    }
+
+    async fn send_inner(
+        &self,
+        target: &Target,
+        head: &mut Vec<u8>,
+        body: Vec<u8>,
+        streaming: bool,
+        deadline: Instant,
+    ) -> Exchange {
+        let (mut conn, reused) = match self.pool.take(target) {
+            Some(c) => {
+                self.counters.reused.fetch_add(1, Ordering::Relaxed);
+                (c, true)
+            }
+            None => match self.connect(target).await {
+                Ok(c) => (c, false),
+                Err(e) => return Exchange { outcome: Err(e), body },
+            },
+        };
+        // A reused connection may need the head again for the retry: keep a copy then.
+        let first = if reused { head.clone() } else { std::mem::take(head) };
+        let (mut res, mut body) = self.attempt(&mut conn, first, body, streaming, deadline).await;
+        if let Err(e) = &res {
+            if reused && e.before_response() {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                drop(conn);
+                conn = match self.connect(target).await {
+                    Ok(c) => c,
+                    Err(e) => return Exchange { outcome: Err(e), body },
+                };
+                (res, body) = self
+                    .attempt(&mut conn, std::mem::take(head), body, streaming, deadline)
+                    .await;
+            }
+        }
+        let outcome = res.map(|answer| match answer {
+            Answer::Whole(resp) => {
+                if resp.reusable {
+                    self.pool.put(target, conn);
+                }
+                Response::Whole(resp)
+            }
+            Answer::Head(head, buf, ttfb) => Response::Streaming(Streaming {
+                body: StreamBody::new(&head, buf),
+                head,
+                conn,
+                ttfb,
+                target: target.clone(),
+            }),
+        });
+        Exchange { outcome, body }
+    }
+
+    /// One attempt on one connection; the body comes back whatever happened.
+    async fn attempt(
+        &self,
+        conn: &mut UpstreamStream,
+        head: Vec<u8>,
+        body: Vec<u8>,
+        streaming: bool,
+        deadline: Instant,
+    ) -> (Result<Answer, UpstreamError>, Vec<u8>) {
+        let (sent, body) = write_request(conn, head, body, deadline).await;
+        let sent_at = match sent {
+            Ok(t) => t,
+            Err(e) => return (Err(e), body),
+        };
+        let ttfb = self.timeouts.ttfb;
+        let answer = if streaming {
+            read_head(conn, sent_at, ttfb, deadline)
+                .await
+                .map(|(h, buf, t)| Answer::Head(h, buf, t))
+        } else {
+            read_response(conn, sent_at, ttfb, deadline).await.map(Answer::Whole)
+        };
+        (answer, body)
+    }
+
+    /// A stream that ended: its connection goes back to the pool if it ended cleanly.
+    pub fn finish_stream(&self, s: Streaming, clean: bool) {
+        if clean && s.body.reusable {
+            self.pool.put(&s.target, s.conn);
+        }
+    }
+
+    async fn connect(&self, target: &Target) -> Result<UpstreamStream, UpstreamError> {
+        let addr = self
+            .resolve(&target.host, target.port)
+            .map_err(UpstreamError::Connect)?;
+        self.counters.connects.fetch_add(1, Ordering::Relaxed);
+        UpstreamStream::connect(
+            target,
+            addr,
+            self.tls.as_ref(),
+            self.timeouts.connect,
+            self.timeouts.tls,
+            Some(self.counters.open.clone()),
+        )
+        .await
+    }
+
+    /// Resolves `host:port`, caching the answer for [`DNS_TTL`]. IP literals never block;
+    /// a name lookup blocks this shard once per TTL.
+    fn resolve(&self, host: &str, port: u16) -> std::io::Result<SocketAddr> {
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Ok(SocketAddr::new(ip, port));
+        }
+        let key = (host.to_string(), port);
+        if let Some((addr, at)) = self.dns.borrow().get(&key) {
+            if at.elapsed() < DNS_TTL {
+                return Ok(*addr);
+            }
+        }
+        let addr = (host, port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "host name has no address"))?;
+        self.dns.borrow_mut().insert(key, (addr, Instant::now()));
+        Ok(addr)
+    }
+}
