@@ -68,32 +68,30 @@ pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8])
     Ok((r.code.unwrap_or(0), headers, resp[n..].to_vec()))
 }
 
-/// Runs the demo; returns the process exit code.
-pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
-    let dir = usage_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("llmops-demo-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir);
-    // The mock.
-    let (mtx, mrx) = mpsc::channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mcfg = MockConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let mstop = stop.clone();
-    std::thread::spawn(move || crate::mock::run(mcfg, Some(mtx), mstop));
-    let Ok(mock_addr) = mrx.recv_timeout(Duration::from_secs(10)) else {
-        eprintln!("demo: the mock upstream did not start");
-        return 1;
-    };
-    // A budget that the demo's triage bot will exhaust: $0.000005 per day.
-    let budget_file = std::env::temp_dir().join(format!("llmops-demo-budgets-{}.toml", std::process::id()));
-    let budget_toml = "[[budget]]\nname = \"triage-bot-daily\"\nscope = \"agent\"\nvalue = \"triage-bot\"\nperiod = \"day\"\nlimit_usd = \"0.000005\"\naction = \"block\"\n";
-    if let Err(e) = std::fs::write(&budget_file, budget_toml) {
-        eprintln!("demo: cannot write {}: {e}", budget_file.display());
-        return 1;
-    }
-    // The proxy.
-    let cfg = ServeConfig {
+/// The demo's budget: the triage bot may spend $0.000005 a day, then it is refused.
+const DEMO_BUDGETS: &str = "[[budget]]\nname = \"triage-bot-daily\"\nscope = \"agent\"\nvalue = \"triage-bot\"\nperiod = \"day\"\nlimit_usd = \"0.000005\"\naction = \"block\"\n";
+
+/// The sample traffic: (department, project, agent, model), round-robin.
+const TEAMS: [(&str, &str, &str, &str); 6] = [
+    ("engineering", "search", "indexer", "amazon.nova-lite-v1:0"),
+    ("engineering", "search", "ranker", "anthropic.claude-sonnet-4-6"),
+    (
+        "marketing",
+        "campaigns",
+        "copywriter",
+        "anthropic.claude-haiku-4-5-20251001-v1:0",
+    ),
+    ("support", "helpdesk", "triage-bot", "amazon.nova-micro-v1:0"),
+    ("support", "helpdesk", "triage-bot", "mock.throttle"),
+    ("finance", "forecast", "analyst", "meta.llama3-1-8b-instruct-v1:0"),
+];
+
+/// The demo's proxy: two shards on loopback in front of the mock, with the budget.
+fn proxy_config(mock_addr: SocketAddr, dir: PathBuf, budget_file: PathBuf) -> ServeConfig {
+    ServeConfig {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         threads: 2,
-        usage_dir: dir.clone(),
+        usage_dir: dir,
         proxy: Settings {
             endpoint: crate::upstream::endpoint::Endpoint::Fixed {
                 tls: false,
@@ -108,11 +106,31 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
             },
             ..Settings::default()
         },
-        budgets: Some(budget_file.clone()),
+        budgets: Some(budget_file),
         drain_timeout: Duration::from_secs(5),
         access_log: false,
         ..ServeConfig::default()
+    }
+}
+
+/// Runs the demo; returns the process exit code.
+pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
+    let dir = usage_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("llmops-demo-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mtx, mrx) = mpsc::channel();
+    let mcfg = MockConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || crate::mock::run(mcfg, Some(mtx), stop));
+    let Ok(mock_addr) = mrx.recv_timeout(Duration::from_secs(10)) else {
+        eprintln!("demo: the mock upstream did not start");
+        return 1;
     };
+    let budget_file = std::env::temp_dir().join(format!("llmops-demo-budgets-{}.toml", std::process::id()));
+    if let Err(e) = std::fs::write(&budget_file, DEMO_BUDGETS) {
+        eprintln!("demo: cannot write {}: {e}", budget_file.display());
+        return 1;
+    }
+    let cfg = proxy_config(mock_addr, dir.clone(), budget_file.clone());
     let (ptx, prx) = mpsc::channel();
     let server = std::thread::spawn(move || crate::server::serve(cfg, Some(ptx)));
     let Ok(proxy_addr) = prx.recv_timeout(Duration::from_secs(10)) else {
@@ -121,25 +139,28 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
     };
     println!("\nllmops-proxy demo: proxy on http://{proxy_addr}, mock Bedrock on http://{mock_addr}");
     println!("budget: agent triage-bot may spend $0.000005 a day (block)\n");
-    let teams = [
-        ("engineering", "search", "indexer", "amazon.nova-lite-v1:0"),
-        ("engineering", "search", "ranker", "anthropic.claude-sonnet-4-6"),
-        (
-            "marketing",
-            "campaigns",
-            "copywriter",
-            "anthropic.claude-haiku-4-5-20251001-v1:0",
-        ),
-        ("support", "helpdesk", "triage-bot", "amazon.nova-micro-v1:0"),
-        ("support", "helpdesk", "triage-bot", "mock.throttle"),
-        ("finance", "forecast", "analyst", "meta.llama3-1-8b-instruct-v1:0"),
-    ];
+    send_traffic(proxy_addr, requests);
+    crate::server::signals::request_stop();
+    match server.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("demo: proxy failed: {e}");
+            return 1;
+        }
+        Err(_) => return 1,
+    }
+    let _ = std::fs::remove_file(&budget_file);
+    print_rows(&dir)
+}
+
+/// Sends the sample calls, one line each.
+fn send_traffic(proxy_addr: SocketAddr, requests: usize) {
     println!(
         "{:<4} {:<12} {:<10} {:<11} {:<42} {:>6} {:>6} {:>6} {:>16}",
         "#", "department", "project", "agent", "model", "status", "in", "out", "cost (USD)"
     );
     for i in 0..requests {
-        let (dept, proj, agent, model) = teams[i % teams.len()];
+        let (dept, proj, agent, model) = TEAMS[i % TEAMS.len()];
         let body = format!(
             "{{\"messages\":[{{\"role\":\"user\",\"content\":[{{\"text\":\"Sample question {i} from {agent}: summarise last week's tickets.\"}}]}}],\"inferenceConfig\":{{\"maxTokens\":256}}}}"
         );
@@ -184,24 +205,18 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
             Err(e) => println!("{:<4} request failed: {e}", i + 1),
         }
     }
-    crate::server::signals::request_stop();
-    match server.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            eprintln!("demo: proxy failed: {e}");
-            return 1;
-        }
-        Err(_) => return 1,
-    }
-    let _ = std::fs::remove_file(&budget_file);
-    let rows = match crate::usage::read::read_dir(&dir) {
+}
+
+/// Reads the rows back from Parquet and prints cost by department and model.
+fn print_rows(dir: &std::path::Path) -> i32 {
+    let rows = match crate::usage::read::read_dir(dir) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("demo: cannot read usage files: {e}");
             return 1;
         }
     };
-    let files = crate::usage::writer::list_files(&dir);
+    let files = crate::usage::writer::list_files(dir);
     println!(
         "\nUsage rows read back from {} Parquet file(s) under {}:",
         files.len(),

@@ -15,6 +15,7 @@ use monoio::net::TcpStream;
 
 use super::tracker::{period_end, SpendKey, Tracker};
 use crate::http::io::{read_more_until, ReadError};
+use crate::util::snapshot::lock;
 
 /// How often spend is pushed and fleet totals read.
 pub const STORE_TICK: Duration = Duration::from_millis(500);
@@ -215,7 +216,7 @@ async fn sync(
     pushed: &mut HashMap<SpendKey, i128>,
 ) -> Result<(), StoreError> {
     let (local, periods): (Vec<(SpendKey, i128)>, HashMap<String, super::config::Period>) = {
-        let t = tracker.lock().map_err(|_| StoreError::Protocol("tracker poisoned"))?;
+        let t = lock(tracker);
         (
             t.local().iter().map(|(k, v)| (k.clone(), *v)).collect(),
             t.budgets().iter().map(|b| (b.name.clone(), b.period)).collect(),
@@ -249,7 +250,7 @@ async fn sync(
     }
     let replies = conn.pipeline(&cmds).await?;
     let mut i = 0;
-    let mut t = tracker.lock().map_err(|_| StoreError::Protocol("tracker poisoned"))?;
+    let mut t = lock(tracker);
     for (k, delta_micro) in order {
         if delta_micro > 0 {
             i += 2;
@@ -319,9 +320,7 @@ pub fn spawn(
                             );
                         }
                         was_up = false;
-                        if let Ok(mut t) = tracker.lock() {
-                            t.clear_fleet();
-                        }
+                        lock(&tracker).clear_fleet();
                     }
                 }
                 monoio::time::sleep(STORE_TICK).await;

@@ -97,11 +97,10 @@ pub struct Hook {
 impl crate::usage::observe::RowHook for Hook {
     /// Counts new rows and republishes if the block set changed.
     fn observe(&self, rows: &[UsageRecord], now: i64) {
-        if let Ok(mut t) = self.tracker.lock() {
-            t.observe(rows);
-            if let Some(set) = t.evaluate(now) {
-                self.publisher.publish(set);
-            }
+        let mut t = crate::util::snapshot::lock(&self.tracker);
+        t.observe(rows);
+        if let Some(set) = t.evaluate(now) {
+            self.publisher.publish(set);
         }
     }
 }

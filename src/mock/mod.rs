@@ -388,27 +388,103 @@ fn aws_error(status: u16, error_type: &str, message: &str, request_id: &str) -> 
 /// Header names a client's request carries that must never reach the upstream.
 const CLIENT_ONLY_HEADERS: [&str; 5] = ["x-aws-", "x-cloudidr-", "x-department", "x-project", "x-agent"];
 
+/// The mock's counters, as JSON (`GET /mock/stats`).
+fn stats_reply(stats: &Stats, rid: &str) -> Reply {
+    let body = format!(
+        "{{\"requests\":{},\"connections\":{},\"signature_failures\":{},\"leaked_headers\":{},\"ok\":{},\"stream_aborts\":{}}}",
+        stats.requests.get(),
+        stats.connections.get(),
+        stats.signature_failures.get(),
+        stats.leaked_headers.get(),
+        stats.ok.get(),
+        stats.stream_aborts.get()
+    );
+    json_response(200, None, rid, body.as_bytes())
+}
+
+/// Whether a client-only header reached the upstream.
+fn leaked(head: &RequestHead) -> bool {
+    head.headers().any(|(n, _)| {
+        let n = String::from_utf8_lossy(n).to_ascii_lowercase();
+        CLIENT_ONLY_HEADERS.iter().any(|p| n.starts_with(p)) || n == "x-team"
+    })
+}
+
+/// The model and operation of `POST /model/{id}/{op}`, or the error AWS answers.
+fn route(head: &RequestHead, rid: &str) -> Result<(String, Vec<u8>), Reply> {
+    let unknown = || aws_error(404, "UnknownOperationException", "unknown operation", rid);
+    let path = head.target().split(|&b| b == b'?').next().unwrap_or(b"");
+    let rest = path.strip_prefix(b"/model/").ok_or_else(unknown)?;
+    let slash = rest.iter().rposition(|&b| b == b'/').ok_or_else(unknown)?;
+    let op = &rest[slash + 1..];
+    if head.method() != Method::Post || (op != b"converse" && op != b"converse-stream") {
+        return Err(unknown());
+    }
+    let model = decode_model_id(&rest[..slash]).map_err(|_| {
+        aws_error(
+            400,
+            "ValidationException",
+            "The provided model identifier is invalid.",
+            rid,
+        )
+    })?;
+    Ok((model, op.to_vec()))
+}
+
+/// What AWS answers for a signature that does not verify.
+fn signature_error(e: &VerifyError) -> (&'static str, String) {
+    match e {
+        VerifyError::Missing => ("MissingAuthenticationTokenException", "Missing Authentication Token".to_string()),
+        VerifyError::Malformed(why) => ("IncompleteSignatureException", format!("Authorization header is malformed: {why}")),
+        VerifyError::UnknownKey => ("UnrecognizedClientException", "The security token included in the request is invalid.".into()),
+        VerifyError::ExpiredToken => ("ExpiredTokenException", "The security token included in the request is expired".into()),
+        VerifyError::Skew => ("InvalidSignatureException", "Signature expired: the request time is more than 5 minutes from the server time.".into()),
+        VerifyError::Mismatch { canonical } => (
+            "InvalidSignatureException",
+            // Like AWS: the message shows the canonical request (which includes the
+            // session token). The proxy must never relay this.
+            format!("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'{canonical}'"),
+        ),
+    }
+}
+
+/// The AWS error a failure behaviour answers with: (status, type, message).
+fn failure(beh: &Behaviour) -> Option<(u16, &'static str, &'static str)> {
+    Some(match beh {
+        Behaviour::Throttle => (
+            429,
+            "ThrottlingException",
+            "Too many requests, please wait before trying again.",
+        ),
+        Behaviour::Denied => (
+            403,
+            "AccessDeniedException",
+            "You don't have access to the model with the specified model ID.",
+        ),
+        Behaviour::Error500 => (
+            500,
+            "InternalServerException",
+            "The server encountered an internal error.",
+        ),
+        Behaviour::Unavailable => (
+            503,
+            "ServiceUnavailableException",
+            "The service is temporarily unavailable.",
+        ),
+        Behaviour::Validation => (400, "ValidationException", "The model returned a validation error."),
+        _ => return None,
+    })
+}
+
 async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Credential]) -> Option<Reply> {
     let n = stats.requests.get() + 1;
     stats.requests.set(n);
     let rid = format!("00000000-0000-4000-8000-{n:012x}");
     let target = head.target();
     if head.method() == Method::Get && (target == b"/mock/stats" || target == b"/healthz") {
-        let body = format!(
-            "{{\"requests\":{},\"connections\":{},\"signature_failures\":{},\"leaked_headers\":{},\"ok\":{},\"stream_aborts\":{}}}",
-            stats.requests.get(),
-            stats.connections.get(),
-            stats.signature_failures.get(),
-            stats.leaked_headers.get(),
-            stats.ok.get(),
-            stats.stream_aborts.get()
-        );
-        return Some(json_response(200, None, &rid, body.as_bytes()));
+        return Some(stats_reply(stats, &rid));
     }
-    if head.headers().any(|(n, _)| {
-        let n = String::from_utf8_lossy(n).to_ascii_lowercase();
-        CLIENT_ONLY_HEADERS.iter().any(|p| n.starts_with(p)) || n == "x-team"
-    }) {
+    if leaked(head) {
         stats.leaked_headers.set(stats.leaked_headers.get() + 1);
         return Some(aws_error(
             400,
@@ -417,47 +493,14 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
             &rid,
         ));
     }
-    let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
-    let Some(rest) = path.strip_prefix(b"/model/") else {
-        return Some(aws_error(404, "UnknownOperationException", "unknown operation", &rid));
+    let (model, op) = match route(head, &rid) {
+        Ok(r) => r,
+        Err(reply) => return Some(reply),
     };
-    let Some(slash) = rest.iter().rposition(|&b| b == b'/') else {
-        return Some(aws_error(404, "UnknownOperationException", "unknown operation", &rid));
-    };
-    let op = &rest[slash + 1..];
-    if head.method() != Method::Post || (op != b"converse" && op != b"converse-stream") {
-        return Some(aws_error(404, "UnknownOperationException", "unknown operation", &rid));
-    }
-    let model = match decode_model_id(&rest[..slash]) {
-        Ok(m) => m,
-        Err(_) => {
-            return Some(aws_error(
-                400,
-                "ValidationException",
-                "The provided model identifier is invalid.",
-                &rid,
-            ))
-        }
-    };
-    match verify(head, body, creds, crate::util::time::unix_now()) {
-        Ok(()) => {}
-        Err(e) => {
-            stats.signature_failures.set(stats.signature_failures.get() + 1);
-            let (t, m) = match &e {
-                VerifyError::Missing => ("MissingAuthenticationTokenException", "Missing Authentication Token".to_string()),
-                VerifyError::Malformed(why) => ("IncompleteSignatureException", format!("Authorization header is malformed: {why}")),
-                VerifyError::UnknownKey => ("UnrecognizedClientException", "The security token included in the request is invalid.".into()),
-                VerifyError::ExpiredToken => ("ExpiredTokenException", "The security token included in the request is expired".into()),
-                VerifyError::Skew => ("InvalidSignatureException", "Signature expired: the request time is more than 5 minutes from the server time.".into()),
-                VerifyError::Mismatch { canonical } => (
-                    "InvalidSignatureException",
-                    // Like AWS: the message shows the canonical request (which includes
-                    // the session token). The proxy must never relay this.
-                    format!("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'{canonical}'"),
-                ),
-            };
-            return Some(aws_error(403, t, &m, &rid));
-        }
+    if let Err(e) = verify(head, body, creds, crate::util::time::unix_now()) {
+        stats.signature_failures.set(stats.signature_failures.get() + 1);
+        let (t, m) = signature_error(&e);
+        return Some(aws_error(403, t, &m, &rid));
     }
     let Some(billing) = Billing::from_request(body) else {
         return Some(aws_error(
@@ -467,49 +510,11 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
             &rid,
         ));
     };
-    let (input, output, latency) = mock_usage(body.len());
     let beh = behaviour(&model);
+    if let Some((status, t, m)) = failure(&beh) {
+        return Some(aws_error(status, t, m, &rid));
+    }
     match beh {
-        Behaviour::Throttle => {
-            return Some(aws_error(
-                429,
-                "ThrottlingException",
-                "Too many requests, please wait before trying again.",
-                &rid,
-            ))
-        }
-        Behaviour::Denied => {
-            return Some(aws_error(
-                403,
-                "AccessDeniedException",
-                "You don't have access to the model with the specified model ID.",
-                &rid,
-            ))
-        }
-        Behaviour::Error500 => {
-            return Some(aws_error(
-                500,
-                "InternalServerException",
-                "The server encountered an internal error.",
-                &rid,
-            ))
-        }
-        Behaviour::Unavailable => {
-            return Some(aws_error(
-                503,
-                "ServiceUnavailableException",
-                "The service is temporarily unavailable.",
-                &rid,
-            ))
-        }
-        Behaviour::Validation => {
-            return Some(aws_error(
-                400,
-                "ValidationException",
-                "The model returned a validation error.",
-                &rid,
-            ))
-        }
         Behaviour::CloseWithoutResponse => return None,
         Behaviour::Slow(ms) => monoio::time::sleep(Duration::from_millis(ms)).await,
         _ => {}
@@ -518,6 +523,12 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
     if op == b"converse-stream" {
         return Some(stream_reply(&model, body, &beh, &rid, &billing));
     }
+    Some(converse_reply(&model, body, &beh, &rid, &billing))
+}
+
+/// A Converse answer: the text names the request body's SHA-256; usage as `billing` says.
+fn converse_reply(model: &str, body: &[u8], beh: &Behaviour, rid: &str, billing: &Billing) -> Reply {
+    let (input, output, latency) = mock_usage(body.len());
     let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
     let text = format!("mock reply from {model}; request body sha256 {digest}");
     let mut b = Vec::with_capacity(512);
@@ -527,16 +538,16 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
     );
     push_json_str(&mut b, &text);
     b.extend_from_slice(b"\"}],\"role\":\"assistant\"}},\"stopReason\":\"end_turn\"");
-    if beh != Behaviour::NoUsage {
+    if *beh != Behaviour::NoUsage {
         b.extend_from_slice(b",\"usage\":");
-        b.extend_from_slice(billing.usage(&beh, input, output).as_bytes());
+        b.extend_from_slice(billing.usage(beh, input, output).as_bytes());
     }
     billing.append_fields(&mut b);
     b.push(b'}');
-    if beh == Behaviour::BadJson {
+    if *beh == Behaviour::BadJson {
         b.truncate(b.len() / 2);
     }
-    Some(json_response(200, None, &rid, &b))
+    json_response(200, None, rid, &b)
 }
 
 /// A ConverseStream answer: messageStart, a few contentBlockDelta events (the text names

@@ -443,6 +443,89 @@ pub fn arn_resource(arn: &str) -> Option<(&str, &str)> {
     resource.split_once('/')
 }
 
+/// The cache-write split into `out` (all 5m, flagged, when the response had no
+/// `cacheDetails`); returns the tokens written.
+fn split_cache_writes(u: &Metered, out: &mut Priced) -> i64 {
+    if u.cache_write_5m.is_some() || u.cache_write_1h.is_some() {
+        let (w5, w1) = (u.cache_write_5m.unwrap_or(0), u.cache_write_1h.unwrap_or(0));
+        out.cache_write_5m = Some(w5);
+        out.cache_write_1h = Some(w1);
+        return w5 + w1;
+    }
+    let written = u.cache_write.unwrap_or(0);
+    if written > 0 {
+        out.cache_write_5m = Some(written);
+        out.cache_write_1h = Some(0);
+        out.flags.set(Flag::CacheTtlAssumed);
+    }
+    written
+}
+
+/// `dimensions region R tier T (reported) latency L (default, not reported)`.
+fn dimensions_line(q: &Query<'_>, tier: Tier, latency: Latency) -> String {
+    let how = |reported: bool, requested: bool| {
+        if reported {
+            " (reported)"
+        } else if requested {
+            " (requested, not reported)"
+        } else {
+            " (default, not reported)"
+        }
+    };
+    format!(
+        "dimensions region {} tier {tier}{} latency {latency}{}",
+        q.region,
+        how(q.tier_reported.is_some(), q.tier_requested.is_some()),
+        how(q.latency_reported.is_some(), q.latency_requested.is_some()),
+    )
+}
+
+/// Every token class's count at its price, femto-USD; `None` (with the flag that says
+/// why) when a class with tokens has no price.
+fn price_tokens(
+    entry: &Entry,
+    ctx: &Ctx<'_>,
+    counts: &[i64; CLASSES],
+    flags: &mut Flags,
+    trace: &mut Trace<'_>,
+) -> Option<i128> {
+    let mut femto: i128 = 0;
+    let mut priced = true;
+    for class in Class::ALL {
+        let n = counts[class.index()].max(0) as i128;
+        if n == 0 {
+            continue;
+        }
+        let line = match entry.price_of(*class, ctx, trace) {
+            Ok((p, unconfirmed)) => {
+                if unconfirmed {
+                    flags.set(Flag::PriceUnconfirmed);
+                }
+                let line = n.checked_mul(p);
+                if let Some(line) = line {
+                    trace.note(|| {
+                        format!(
+                            "  {class}: {n} x {} / 1M = {} USD",
+                            format_price(p),
+                            super::decimal::format_scaled(line, 15, 6)
+                        )
+                    });
+                }
+                line.ok_or(Flag::ClassUnpriced)
+            }
+            Err(f) => Err(f),
+        };
+        match line {
+            Ok(l) => femto = femto.saturating_add(l),
+            Err(f) => {
+                flags.set(f);
+                priced = false;
+            }
+        }
+    }
+    priced.then_some(femto)
+}
+
 impl PriceTable {
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -515,34 +598,19 @@ impl PriceTable {
         let u = q.usage;
         let mut out = Priced {
             version: Some(self.version.clone()),
+            guardrail_units: u.guardrail.map(|g| g.iter().sum()),
             ..Default::default()
         };
-        // The cache-write split (5m when the response did not say).
-        let details = u.cache_write_5m.is_some() || u.cache_write_1h.is_some();
-        let written = if details {
-            u.cache_write_5m.unwrap_or(0) + u.cache_write_1h.unwrap_or(0)
-        } else {
-            u.cache_write.unwrap_or(0)
-        };
-        if details {
-            out.cache_write_5m = Some(u.cache_write_5m.unwrap_or(0));
-            out.cache_write_1h = Some(u.cache_write_1h.unwrap_or(0));
-        } else if written > 0 {
-            out.cache_write_5m = Some(written);
-            out.cache_write_1h = Some(0);
-            out.flags.set(Flag::CacheTtlAssumed);
-        }
-        out.guardrail_units = u.guardrail.map(|g| g.iter().sum());
+        let written = split_cache_writes(u, &mut out);
         let model = q.invoked.unwrap_or(q.model);
         if q.invoked.is_some() {
             trace.note(|| format!("router     invoked {model}"));
         }
-        let resolved = self.resolve(model, trace);
         let tier = q.tier_reported.or(q.tier_requested).unwrap_or(Tier::Default);
         let latency = q.latency_reported.or(q.latency_requested).unwrap_or(Latency::Standard);
         out.tier = Some(tier);
         out.latency = Some(latency);
-        let (entry, scope) = match resolved {
+        let (entry, scope) = match self.resolve(model, trace) {
             Ok(r) => r,
             Err(f) => {
                 out.scope = Some(scope_of(model).0);
@@ -559,26 +627,7 @@ impl PriceTable {
         if q.latency_reported.is_none() && entry.latency_sensitive() {
             out.flags.set(Flag::LatencyAssumed);
         }
-        trace.note(|| {
-            format!(
-                "dimensions region {} tier {tier}{} latency {latency}{}",
-                q.region,
-                if q.tier_reported.is_some() {
-                    " (reported)"
-                } else if q.tier_requested.is_some() {
-                    " (requested, not reported)"
-                } else {
-                    " (default, not reported)"
-                },
-                if q.latency_reported.is_some() {
-                    " (reported)"
-                } else if q.latency_requested.is_some() {
-                    " (requested, not reported)"
-                } else {
-                    " (default, not reported)"
-                },
-            )
-        });
+        trace.note(|| dimensions_line(q, tier, latency));
         if u.input.is_none() && u.output.is_none() {
             trace.note(|| "usage      none in the response".into());
             out.flags.set(Flag::NoUsage);
@@ -610,74 +659,54 @@ impl PriceTable {
             out.cache_write_5m.unwrap_or(0),
             out.cache_write_1h.unwrap_or(0),
         ];
-        let mut femto: i128 = 0;
-        let mut unpriced = false;
-        for class in Class::ALL {
-            let n = counts[class.index()].max(0) as i128;
-            if n == 0 {
-                continue;
-            }
-            match entry.price_of(*class, &ctx, trace) {
-                Ok((p, unconfirmed)) => {
-                    if unconfirmed {
-                        out.flags.set(Flag::PriceUnconfirmed);
-                    }
-                    let Some(line) = n.checked_mul(p) else {
-                        out.flags.set(Flag::ClassUnpriced);
-                        unpriced = true;
-                        continue;
-                    };
-                    femto = femto.saturating_add(line);
-                    trace.note(|| {
-                        format!(
-                            "  {class}: {n} x {} / 1M = {} USD",
-                            format_price(p),
-                            super::decimal::format_scaled(line, 15, 6)
-                        )
-                    });
-                }
-                Err(f) => {
-                    out.flags.set(f);
-                    unpriced = true;
-                }
-            }
-        }
-        if let Some(g) = &u.guardrail {
-            for m in Meter::ALL {
-                let n = g[m.index()].max(0) as i128;
-                if n == 0 {
-                    continue;
-                }
-                match self.meters[m.index()] {
-                    Some(p) => {
-                        femto = femto.saturating_add(n.saturating_mul(p));
-                        trace.note(|| {
-                            format!(
-                                "  {m}: {n} units x {} / 1K = {} USD",
-                                super::decimal::format_scaled(p, 12, 0),
-                                super::decimal::format_scaled(n * p, 15, 6)
-                            )
-                        });
-                    }
-                    None => {
-                        trace.note(|| format!("  {m}: {n} units, no [meters] price"));
-                        out.flags.set(Flag::GuardrailUnpriced);
-                        unpriced = true;
-                    }
-                }
-            }
-        }
-        if unpriced {
+        let tokens = price_tokens(entry, &ctx, &counts, &mut out.flags, trace);
+        let meters = u
+            .guardrail
+            .as_ref()
+            .map_or(Some(0), |g| self.price_meters(g, &mut out.flags, trace));
+        let (Some(tokens), Some(meters)) = (tokens, meters) else {
             out.flags.set(Flag::Unpriced);
             return out;
-        }
-        let (pico, rounded) = femto_to_pico(femto);
+        };
+        let (pico, rounded) = femto_to_pico(tokens.saturating_add(meters));
         if rounded {
             out.flags.set(Flag::CostRounded);
         }
         out.cost_pico = Some(pico);
         trace.note(|| format!("total      {} USD", super::decimal::format_scaled(pico, 12, 6)));
         out
+    }
+
+    /// Guardrail units at the `[meters]` prices, femto-USD; `None` when a meter with
+    /// units has no price.
+    fn price_meters(&self, g: &[i64; METERS], flags: &mut Flags, trace: &mut Trace<'_>) -> Option<i128> {
+        let mut femto: i128 = 0;
+        let mut priced = true;
+        for m in Meter::ALL {
+            let n = g[m.index()].max(0) as i128;
+            if n == 0 {
+                continue;
+            }
+            match self.meters[m.index()] {
+                Some(p) => {
+                    let line = n.saturating_mul(p);
+                    femto = femto.saturating_add(line);
+                    trace.note(|| {
+                        format!(
+                            "  {m}: {n} units x {} / 1K = {} USD",
+                            super::decimal::format_scaled(p, 12, 0),
+                            super::decimal::format_scaled(line, 15, 6)
+                        )
+                    });
+                }
+                None => {
+                    trace.note(|| format!("  {m}: {n} units, no [meters] price"));
+                    flags.set(Flag::GuardrailUnpriced);
+                    priced = false;
+                }
+            }
+        }
+        priced.then_some(femto)
     }
 
     /// A copy whose ids are allocated anew, so that a shard's rows share no reference

@@ -64,6 +64,70 @@ fn read_frame(f: &Frame, rec: &mut UsageRecord, usage: &mut Usage, shard: &Shard
     false
 }
 
+/// The response head of a relayed stream (chunked toward the client).
+fn stream_head(s: &Streaming, request_id: &str, close: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let mut w = HeadWriter::new(&mut out, s.head.status);
+    w.header(
+        "content-type",
+        s.head
+            .content_type
+            .as_deref()
+            .unwrap_or(b"application/vnd.amazon.eventstream"),
+    );
+    w.header("x-request-id", request_id.as_bytes());
+    if let Some(id) = &s.head.request_id {
+        w.header("x-amzn-requestid", id.as_bytes());
+    }
+    w.header("transfer-encoding", b"chunked");
+    w.finish(close);
+    out
+}
+
+/// One HTTP chunk holding `piece`.
+fn chunk(piece: &[u8]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(piece.len() + 16);
+    c.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+    c.extend_from_slice(piece);
+    c.extend_from_slice(b"\r\n");
+    c
+}
+
+/// The event-stream decoder reading along the relayed bytes.
+struct ReadAlong {
+    decoder: Decoder,
+    /// False once the stream stopped decoding (the bytes are still relayed).
+    decoding: bool,
+    usage: Usage,
+    saw_metadata: bool,
+}
+
+impl Default for ReadAlong {
+    fn default() -> Self {
+        ReadAlong {
+            decoder: Decoder::new(),
+            decoding: true,
+            usage: Usage::default(),
+            saw_metadata: false,
+        }
+    }
+}
+
+impl ReadAlong {
+    fn feed(&mut self, piece: &[u8], rec: &mut UsageRecord, shard: &Shard) {
+        if !self.decoding {
+            return;
+        }
+        if self.decoder.feed(piece).is_err() {
+            self.decoding = false;
+            rec.error_type.get_or_insert_with(|| "EventStreamDecodeError".into());
+        }
+        while let Some(f) = self.decoder.next_frame() {
+            self.saw_metadata |= read_frame(&f, rec, &mut self.usage, shard);
+        }
+    }
+}
+
 /// Relays a stream request's answer and records the row.
 pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     mut call: Call<'_, S>,
@@ -84,30 +148,11 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
         };
     }
     call.rec.status = s.head.status;
-    let mut out = Vec::with_capacity(256);
-    {
-        let mut w = HeadWriter::new(&mut out, s.head.status);
-        w.header(
-            "content-type",
-            s.head
-                .content_type
-                .as_deref()
-                .unwrap_or(b"application/vnd.amazon.eventstream"),
-        );
-        w.header("x-request-id", call.rec.request_id.as_bytes());
-        if let Some(id) = &s.head.request_id {
-            w.header("x-amzn-requestid", id.as_bytes());
-        }
-        w.header("transfer-encoding", b"chunked");
-        w.finish(call.close);
-    }
-    let mut client_ok = write_all(call.client, out).await;
-    let mut decoder = Decoder::new();
-    let mut decoding = true;
+    let head = stream_head(&s, &call.rec.request_id, call.close);
+    let mut client_ok = write_all(call.client, head).await;
+    let mut read = ReadAlong::default();
     let mut upstream_ok = true;
     let mut bytes: i64 = 0;
-    let mut usage = Usage::default();
-    let mut saw_metadata = false;
     while client_ok {
         match s.body.next(&mut s.conn, deadline).await {
             Ok(Some(piece)) => {
@@ -115,23 +160,8 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
                     continue;
                 }
                 bytes += piece.len() as i64;
-                if decoding {
-                    if decoder.feed(&piece).is_err() {
-                        // Keep relaying the bytes; only the read-along stops.
-                        decoding = false;
-                        call.rec
-                            .error_type
-                            .get_or_insert_with(|| "EventStreamDecodeError".into());
-                    }
-                    while let Some(f) = decoder.next_frame() {
-                        saw_metadata |= read_frame(&f, &mut call.rec, &mut usage, call.shard);
-                    }
-                }
-                let mut chunk = Vec::with_capacity(piece.len() + 16);
-                chunk.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-                chunk.extend_from_slice(&piece);
-                chunk.extend_from_slice(b"\r\n");
-                client_ok = write_all(call.client, chunk).await;
+                read.feed(&piece, &mut call.rec, call.shard);
+                client_ok = write_all(call.client, chunk(&piece)).await;
             }
             Ok(None) => break,
             Err(e) => {
@@ -157,15 +187,15 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
         call.rec.error_type = Some("ClientDisconnected".into());
         call.rec.error_message = Some("the client closed the connection mid-stream".into());
     }
-    let clean = upstream_ok && client_ok && decoder.pending_bytes() == 0;
+    let clean = upstream_ok && client_ok && read.decoder.pending_bytes() == 0;
     call.shard.upstream.finish_stream(s, clean);
     call.rec.response_bytes = bytes;
     call.rec.upstream_latency_ms = Some(up_started.elapsed().as_secs_f64() * 1000.0);
-    call.rec.apply_usage(&usage);
+    call.rec.apply_usage(&read.usage);
     let completed = client_ok && upstream_ok;
-    if !saw_metadata && !completed {
+    if !read.saw_metadata && !completed {
         call.rec.cost_flags.set(Flag::StreamCutBeforeUsage);
     }
-    call.price(&usage, &request_body);
+    call.price(&read.usage, &request_body);
     call.finish(completed)
 }

@@ -72,52 +72,14 @@ pub fn validate(
             "Bedrock routes accept POST only",
         ));
     }
-    let token = head.header("x-cloudidr-key").filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        rec.tenant = "anonymous".into();
-        return Err(ProxyError::new(
-            ErrorCode::MissingTrackingKey,
-            "the X-Cloudidr-Key header (your trk_... tracking key) is required",
-        ));
-    };
-    let keys = shard.keys();
-    match keys.tenant(token) {
-        // Tenant: key name (key file), else the client certificate's subject under
-        // mutual TLS, else the token fingerprint (DESIGN.md §3).
-        Ok(t) => {
-            rec.tenant = match (&peer.mtls_subject, keys.is_open()) {
-                (Some(subject), true) => format!("mtls:{subject}"),
-                _ => t,
-            }
-        }
-        Err(e) => {
-            let digest = ring::digest::digest(&ring::digest::SHA256, token);
-            let mut h = [0u8; 32];
-            h.copy_from_slice(digest.as_ref());
-            rec.tenant = crate::tenant::fingerprint_tenant(&h);
-            let msg = match e {
-                KeyError::Malformed => {
-                    "X-Cloudidr-Key is malformed: expected trk_ followed by at least 16 of A-Z a-z 0-9 _ -"
-                }
-                KeyError::Unknown => "X-Cloudidr-Key is not a known tracking key",
-            };
-            return Err(ProxyError::new(ErrorCode::InvalidTrackingKey, msg));
+    match tenant(head, shard, peer) {
+        Ok(t) => rec.tenant = t,
+        Err((err, t)) => {
+            rec.tenant = t;
+            return Err(err);
         }
     }
-    let akid = head.header("x-aws-access-key-id").filter(|v| !v.is_empty());
-    let secret = secret_header(head, "x-aws-secret-access-key");
-    let (Some(akid), Some(secret)) = (akid, secret) else {
-        return Err(ProxyError::new(
-            ErrorCode::MissingAwsCredentials,
-            "X-Aws-Access-Key-Id and X-Aws-Secret-Access-Key are required (X-Aws-Session-Token for temporary credentials)",
-        ));
-    };
-    let Ok(akid) = std::str::from_utf8(akid) else {
-        return Err(ProxyError::new(
-            ErrorCode::MissingAwsCredentials,
-            "X-Aws-Access-Key-Id must be ASCII",
-        ));
-    };
+    let creds = credentials(head)?;
     if !is_valid_region(&region) {
         return Err(ProxyError::new(
             ErrorCode::InvalidRegion,
@@ -138,12 +100,66 @@ pub fn validate(
         ));
     }
     Ok(Validated {
-        creds: Credentials {
-            access_key_id: akid.to_string(),
-            secret_access_key: secret,
-            session_token: secret_header(head, "x-aws-session-token"),
-        },
+        creds,
         region,
         model_effective,
+    })
+}
+
+/// The tenant of the tracking key: its name in the key file, else the client
+/// certificate's subject under mutual TLS, else the token's fingerprint (DESIGN.md §3).
+/// A refused key still yields the fingerprint tenant, recorded with the refusal.
+fn tenant(head: &RequestHead, shard: &Shard, peer: &Peer) -> Result<String, (ProxyError, String)> {
+    let Some(token) = head.header("x-cloudidr-key").filter(|t| !t.is_empty()) else {
+        let err = ProxyError::new(
+            ErrorCode::MissingTrackingKey,
+            "the X-Cloudidr-Key header (your trk_... tracking key) is required",
+        );
+        return Err((err, "anonymous".into()));
+    };
+    let keys = shard.keys();
+    match keys.tenant(token) {
+        Ok(t) => Ok(match (&peer.mtls_subject, keys.is_open()) {
+            (Some(subject), true) => format!("mtls:{subject}"),
+            _ => t,
+        }),
+        Err(e) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, token);
+            let mut h = [0u8; 32];
+            h.copy_from_slice(digest.as_ref());
+            let msg = match e {
+                KeyError::Malformed => {
+                    "X-Cloudidr-Key is malformed: expected trk_ followed by at least 16 of A-Z a-z 0-9 _ -"
+                }
+                KeyError::Unknown => "X-Cloudidr-Key is not a known tracking key",
+            };
+            Err((
+                ProxyError::new(ErrorCode::InvalidTrackingKey, msg),
+                crate::tenant::fingerprint_tenant(&h),
+            ))
+        }
+    }
+}
+
+/// The caller's AWS credentials from its headers (held only in memory, zeroed on drop).
+fn credentials(head: &RequestHead) -> Result<Credentials, ProxyError> {
+    let akid = head.header("x-aws-access-key-id").filter(|v| !v.is_empty());
+    let secret = secret_header(head, "x-aws-secret-access-key");
+    let (Some(akid), Some(secret)) = (akid, secret) else {
+        return Err(ProxyError::new(
+            ErrorCode::MissingAwsCredentials,
+            "X-Aws-Access-Key-Id and X-Aws-Secret-Access-Key are required (X-Aws-Session-Token for temporary credentials)",
+        ));
+    };
+    let Ok(akid) = std::str::from_utf8(akid) else {
+        return Err(ProxyError::new(
+            ErrorCode::MissingAwsCredentials,
+            "X-Aws-Access-Key-Id must be ASCII",
+        ));
+    };
+    Ok(Credentials {
+        access_key_id: akid.to_string(),
+        secret_access_key: secret,
+        session_token: secret_header(head, "x-aws-session-token"),
     })
 }

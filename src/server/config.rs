@@ -183,103 +183,21 @@ impl Default for ServeConfig {
 
 impl ServeConfig {
     pub fn from_sources(s: &Sources<'_>) -> Result<Self, ConfigError> {
-        let listen = match s.get("listen").as_deref() {
-            Some("none" | "off") => None,
-            _ => Some(s.addr("listen", "0.0.0.0:8080")?),
-        };
-        let listen_tls = match s.get("listen-tls") {
-            None => None,
-            Some(_) => Some(s.addr("listen-tls", "")?),
-        };
-        let tls_cert = s.file("tls-cert")?;
-        let tls_key = s.file("tls-key")?;
-        let client_ca = s.file("client-ca")?;
-        match (&listen_tls, &tls_cert, &tls_key) {
-            (Some(_), None, _) => {
-                return Err(ConfigError::new(
-                    "tls-cert",
-                    "--listen-tls needs --tls-cert and --tls-key",
-                ))
-            }
-            (Some(_), _, None) => {
-                return Err(ConfigError::new(
-                    "tls-key",
-                    "--listen-tls needs --tls-cert and --tls-key",
-                ))
-            }
-            (None, Some(_), _) | (None, _, Some(_)) => {
-                return Err(ConfigError::new(
-                    "listen-tls",
-                    "--tls-cert/--tls-key need --listen-tls ADDR",
-                ))
-            }
-            _ => {}
-        }
-        if client_ca.is_some() && listen_tls.is_none() {
-            return Err(ConfigError::new("client-ca", "mutual TLS needs --listen-tls ADDR"));
-        }
-        if listen.is_none() && listen_tls.is_none() {
-            return Err(ConfigError::new(
-                "listen",
-                "no listener: give --listen ADDR and/or --listen-tls ADDR",
-            ));
-        }
         let d = ServeConfig::default();
         let threads: usize = s.parse_num("threads", d.threads)?;
         if threads == 0 || threads > 1024 {
             return Err(ConfigError::new("threads", "must be between 1 and 1024"));
         }
-        let endpoint = match s.get("upstream-endpoint") {
-            None => Endpoint::aws_default(),
-            Some(url) => Endpoint::parse(&url).map_err(|e| ConfigError::new("upstream-endpoint", e))?,
-        };
-        let dt = Timeouts::default();
-        let max_body_bytes: usize = s.parse_num("max-body-bytes", DEFAULT_MAX_BODY_BYTES)?;
-        if max_body_bytes == 0 {
-            return Err(ConfigError::new("max-body-bytes", "must be at least 1"));
-        }
         let roll_rows: usize = s.parse_num("roll-rows", d.roll_rows)?;
         if roll_rows == 0 {
             return Err(ConfigError::new("roll-rows", "must be at least 1"));
         }
-        let mut geo = GeoRules::default();
-        if let Some(list) = s.get("geo-providers") {
-            geo.providers = list
-                .split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect();
-        }
-        let require_tls = s.switch("require-tls")?;
-        if let (true, Some(l)) = (require_tls, listen) {
-            if !l.ip().is_loopback() {
-                return Err(ConfigError::new(
-                    "require-tls",
-                    format!("refusing to serve plain HTTP on non-loopback {l}: AWS secrets would cross the network in clear text; use --listen-tls, --listen 127.0.0.1:PORT or --listen none"),
-                ));
-            }
-        }
-        Ok(ServeConfig {
-            listen,
-            listen_tls,
-            tls_cert,
-            tls_key,
-            client_ca,
+        let mut cfg = ServeConfig {
             threads,
             usage_dir: s.path("usage-dir")?.unwrap_or(d.usage_dir),
             roll_interval: s.secs("roll-interval", d.roll_interval.as_secs())?,
             roll_rows,
-            proxy: Settings {
-                endpoint,
-                timeouts: Timeouts {
-                    connect: s.secs("upstream-connect-timeout", dt.connect.as_secs())?,
-                    tls: s.secs("upstream-tls-timeout", dt.tls.as_secs())?,
-                    ttfb: s.secs("upstream-ttfb-timeout", dt.ttfb.as_secs())?,
-                    total: s.secs("upstream-timeout", dt.total.as_secs())?,
-                },
-                max_body_bytes,
-                geo: geo.sorted(),
-            },
+            proxy: proxy_settings(s)?,
             upstream_ca: s.file("upstream-ca")?,
             keys: s.file("keys")?,
             pricing: s.file("pricing")?,
@@ -297,9 +215,89 @@ impl ServeConfig {
                 Some("off" | "false" | "0") => false,
                 Some(v) => return Err(ConfigError::new("access-log", format!("`{v}` is not on or off"))),
             },
-            require_tls,
-        })
+            require_tls: s.switch("require-tls")?,
+            ..d
+        };
+        cfg.set_listeners(s)?;
+        Ok(cfg)
     }
+
+    /// The plain and TLS listeners, their files, and the rules between them.
+    fn set_listeners(&mut self, s: &Sources<'_>) -> Result<(), ConfigError> {
+        self.listen = match s.get("listen").as_deref() {
+            Some("none" | "off") => None,
+            _ => Some(s.addr("listen", "0.0.0.0:8080")?),
+        };
+        self.listen_tls = match s.get("listen-tls") {
+            None => None,
+            Some(_) => Some(s.addr("listen-tls", "")?),
+        };
+        self.tls_cert = s.file("tls-cert")?;
+        self.tls_key = s.file("tls-key")?;
+        self.client_ca = s.file("client-ca")?;
+        let both = "--listen-tls needs --tls-cert and --tls-key";
+        match (&self.listen_tls, &self.tls_cert, &self.tls_key) {
+            (Some(_), None, _) => return Err(ConfigError::new("tls-cert", both)),
+            (Some(_), _, None) => return Err(ConfigError::new("tls-key", both)),
+            (None, Some(_), _) | (None, _, Some(_)) => {
+                return Err(ConfigError::new(
+                    "listen-tls",
+                    "--tls-cert/--tls-key need --listen-tls ADDR",
+                ))
+            }
+            _ => {}
+        }
+        if self.client_ca.is_some() && self.listen_tls.is_none() {
+            return Err(ConfigError::new("client-ca", "mutual TLS needs --listen-tls ADDR"));
+        }
+        if self.listen.is_none() && self.listen_tls.is_none() {
+            return Err(ConfigError::new(
+                "listen",
+                "no listener: give --listen ADDR and/or --listen-tls ADDR",
+            ));
+        }
+        if let (true, Some(l)) = (self.require_tls, self.listen) {
+            if !l.ip().is_loopback() {
+                return Err(ConfigError::new(
+                    "require-tls",
+                    format!("refusing to serve plain HTTP on non-loopback {l}: AWS secrets would cross the network in clear text; use --listen-tls, --listen 127.0.0.1:PORT or --listen none"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where requests go, their deadlines and bounds, and the model-id rules.
+fn proxy_settings(s: &Sources<'_>) -> Result<Settings, ConfigError> {
+    let endpoint = match s.get("upstream-endpoint") {
+        None => Endpoint::aws_default(),
+        Some(url) => Endpoint::parse(&url).map_err(|e| ConfigError::new("upstream-endpoint", e))?,
+    };
+    let max_body_bytes: usize = s.parse_num("max-body-bytes", DEFAULT_MAX_BODY_BYTES)?;
+    if max_body_bytes == 0 {
+        return Err(ConfigError::new("max-body-bytes", "must be at least 1"));
+    }
+    let mut geo = GeoRules::default();
+    if let Some(list) = s.get("geo-providers") {
+        geo.providers = list
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+    }
+    let dt = Timeouts::default();
+    Ok(Settings {
+        endpoint,
+        timeouts: Timeouts {
+            connect: s.secs("upstream-connect-timeout", dt.connect.as_secs())?,
+            tls: s.secs("upstream-tls-timeout", dt.tls.as_secs())?,
+            ttfb: s.secs("upstream-ttfb-timeout", dt.ttfb.as_secs())?,
+            total: s.secs("upstream-timeout", dt.total.as_secs())?,
+        },
+        max_body_bytes,
+        geo: geo.sorted(),
+    })
 }
 
 #[cfg(test)]

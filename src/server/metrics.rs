@@ -295,7 +295,7 @@ fn row_metrics(out: &mut String, shared: &Shared) {
     let _ = writeln!(out, "llmops_usage_writer_lag_seconds {}", rm.writer_lag_seconds);
 }
 
-/// Budgets: limits, spend and ratio per value, refusals, and the shared store's health.
+/// Budgets: limits, spend and ratio per value, refusals.
 fn budget_metrics(out: &mut String, shared: &Shared) {
     if let Some(h) = &shared.budgets {
         let now = crate::util::time::unix_now();
@@ -364,22 +364,6 @@ fn budget_metrics(out: &mut String, shared: &Shared) {
             );
         }
     }
-    if let Some(st) = &shared.store_stats {
-        header(
-            out,
-            "llmops_budget_store_up",
-            "1 while the shared budget store answers",
-            Kind::Gauge,
-        );
-        let _ = writeln!(out, "llmops_budget_store_up {}", st.up.load(Ordering::Relaxed) as u64);
-        header(
-            out,
-            "llmops_budget_store_errors_total",
-            "failed syncs with the shared budget store",
-            Kind::Counter,
-        );
-        let _ = writeln!(out, "llmops_budget_store_errors_total {}", l(&st.errors));
-    }
 }
 
 /// Unlabelled process-wide metrics: (name, help, kind, value).
@@ -429,6 +413,20 @@ fn process_metrics(shared: &Shared) -> Vec<(&'static str, &'static str, Kind, St
             (shared.draining.load(Ordering::Relaxed) as u64).to_string(),
         ),
     ];
+    if let Some(st) = &shared.store_stats {
+        v.push((
+            "llmops_budget_store_up",
+            "1 while the shared budget store answers",
+            Kind::Gauge,
+            (st.up.load(Ordering::Relaxed) as u64).to_string(),
+        ));
+        v.push((
+            "llmops_budget_store_errors_total",
+            "failed syncs with the shared budget store",
+            Kind::Counter,
+            l(&st.errors).to_string(),
+        ));
+    }
     if let Some(t) = shared.reloadable.current().cert_not_after {
         v.push((
             "llmops_tls_certificate_not_after_seconds",

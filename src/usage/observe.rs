@@ -150,7 +150,8 @@ impl Observer {
             return;
         }
         let now_micros = crate::util::time::unix_now_micros();
-        if let Ok(mut m) = self.metrics.lock() {
+        {
+            let mut m = crate::util::snapshot::lock(&self.metrics);
             for r in rows {
                 m.observe(r);
             }
