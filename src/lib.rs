@@ -1,27 +1,33 @@
 //! llmops-proxy: a thread-per-core proxy in front of Amazon Bedrock that signs every
-//! Converse call with SigV4, relays it, and meters its usage into Parquet.
+//! Bedrock call with SigV4, relays it, and meters its usage into Parquet.
 //!
-//! Module map (DESIGN.md §2): `server` (runtimes, listeners, connection loop),
-//! `http` (hand-parsed HTTP/1.1), `bedrock` (routes, model ids, regions, AWS errors),
-//! `sigv4` (signing), `upstream` (endpoint, TLS, pool, exchange), `usage` (records,
-//! prices, queues, Parquet), `tenant` (tracking keys), `mock` (a Bedrock simulator that
-//! verifies signatures), `demo` (the offline demo).
+//! The request's path, top down: `commands` (the command line) starts `server`
+//! (start-up, one runtime per shard, the connection loop), which hands each Bedrock call
+//! to `proxy` (the stages: validate, budget, sign, relay, stream), which signs with
+//! `sigv4`, sends through `upstream` (connect, TLS via `tls`, pool, retry), reads usage
+//! into a `usage` row priced by `pricing`, and queues the row to the `usage` writer
+//! (Parquet; `budget` watches the spend). Underneath: `http` (HTTP/1.1 for both
+//! directions), `bedrock` (model ids, regions, routes, event streams, AWS errors),
+//! `tenant` (tracking keys), `args` (flags, environment, config file), `log`, `util`.
+//! Beside it: `mock` (a Bedrock simulator that verifies signatures), `demo`, `report`.
+//! The contract is `docs/DESIGN.md`. Modules are public only where the tests, the fuzz
+//! targets or the benches reach in.
 
-pub mod args;
+pub(crate) mod args;
 pub mod bedrock;
-pub mod budget;
+pub(crate) mod budget;
 pub mod commands;
-pub mod demo;
+pub(crate) mod demo;
 pub mod http;
-pub mod log;
+pub(crate) mod log;
 pub mod mock;
 pub mod pricing;
-pub mod proxy;
-pub mod report;
-pub mod server;
+pub(crate) mod proxy;
+pub(crate) mod report;
+pub(crate) mod server;
 pub mod sigv4;
-pub mod tenant;
-pub mod tls;
-pub mod upstream;
+pub(crate) mod tenant;
+pub(crate) mod tls;
+pub(crate) mod upstream;
 pub mod usage;
 pub mod util;

@@ -109,10 +109,6 @@ impl KeyStore {
         self.entries.as_ref().map_or(0, Vec::len)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Parses a key file's text.
     pub fn parse(text: &str) -> Result<Self, KeyFileError> {
         let table: toml::Table = text

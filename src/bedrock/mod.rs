@@ -1,8 +1,8 @@
 //! Bedrock-facing rules: routes of the client contract, model ids and their geo
 //! prefixes, regions, the proxy's own error codes and the AWS errors it maps.
 
-pub mod error;
+pub(crate) mod error;
 pub mod eventstream;
 pub mod model;
 pub mod region;
-pub mod route;
+pub(crate) mod route;

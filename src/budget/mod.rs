@@ -12,5 +12,5 @@ pub mod config;
 pub mod store;
 pub mod tracker;
 
-pub use config::{Action, Budget, BudgetFile, Period, Scope};
+pub use config::{Budget, BudgetFile};
 pub use tracker::{BlockSet, Blocked, Hook, Publisher, Tracker};

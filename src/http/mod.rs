@@ -5,12 +5,12 @@
 //! bound all of it (`limits`).
 
 pub mod body;
-pub mod drain;
-pub mod head;
-pub mod io;
+pub(crate) mod drain;
+pub(crate) mod head;
+pub(crate) mod io;
 pub mod limits;
 pub mod request;
-pub mod response;
+pub(crate) mod response;
 
 use std::fmt;
 

@@ -4,7 +4,7 @@
 //! deterministic function of the request body. Model ids starting with `mock.` select
 //! failures; see [`behaviour`].
 
-pub mod verify;
+pub(crate) mod verify;
 
 use std::cell::Cell;
 use std::net::SocketAddr;

@@ -15,7 +15,7 @@
 
 pub mod decimal;
 pub mod dims;
-pub mod explain;
+pub(crate) mod explain;
 pub mod file;
 pub mod table;
 

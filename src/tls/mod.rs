@@ -11,8 +11,8 @@ pub mod server;
 use std::fmt;
 use std::sync::Arc;
 
-pub use certs::{load_certs, load_key, not_after, peer_subject};
-pub use server::{accept, server_config, HandshakeError, HandshakeInfo, SESSION_CACHE_ENTRIES};
+pub use certs::{load_certs, not_after};
+pub use server::{accept, server_config, SESSION_CACHE_ENTRIES};
 
 /// The ring crypto provider (no aws-lc anywhere in the tree).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {

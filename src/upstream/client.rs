@@ -69,10 +69,6 @@ impl Client {
         }
     }
 
-    pub fn timeouts(&self) -> &Timeouts {
-        &self.timeouts
-    }
-
     /// Sends one request (`head` already signed, zeroed once written) and reads the answer:
     /// whole, or for `streaming` only its head. Failures are counted by kind.
     pub async fn send(

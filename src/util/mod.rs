@@ -2,6 +2,6 @@
 //! monoio runtime, publishing snapshots to the shards.
 
 pub mod hex;
-pub mod runtime;
-pub mod snapshot;
+pub(crate) mod runtime;
+pub(crate) mod snapshot;
 pub mod time;
