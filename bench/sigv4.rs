@@ -2,6 +2,9 @@
 //! cached (the steady state of a shard) and cold (a new credential every time).
 //! Run: `cargo bench --bench sigv4`.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use llmops_proxy::sigv4::signer::payload_hash;
 use llmops_proxy::sigv4::{Credentials, SignRequest, Signer, SigningKeyCache, SigningTime, BEDROCK_SERVICE};

@@ -2,6 +2,9 @@
 //! (Arrow batch building, encoding, compression, footer), without the proxy.
 //! Run: `cargo bench --bench writer`.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

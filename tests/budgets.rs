@@ -4,6 +4,9 @@
 //! restart keeps the spend; SIGHUP raising the limit unblocks; two proxies sharing one
 //! Redis enforce one limit together; killing Redis neither stops traffic nor loses rows.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::net::TcpListener;

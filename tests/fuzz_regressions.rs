@@ -4,6 +4,9 @@
 //! that exposed a bug not yet fixed is `#[ignore = "BUG: ..."]` until it is.
 //! How to run the fuzzers and turn a crash into a test here: fuzz/README.md.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 #[path = "../fuzz/src/props.rs"]
 mod props;
 

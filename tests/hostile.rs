@@ -8,6 +8,9 @@
 //! counter does not move, `leaked_headers` stays 0), and the proxy keeps serving (a
 //! normal converse answers 200 after each case, and no shard panicked).
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::io::{ErrorKind, Read, Write};

@@ -2,6 +2,9 @@
 //! per request (and no secrets), SIGHUP reloading keys (bad file rejected, old kept,
 //! open connections kept), `--help` for every subcommand, exit code 2 naming the flag.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -4,6 +4,9 @@
 //! (the built-in one, or `tests/fixtures/pricing/custom.toml` on top of it). Every case
 //! also checks the row's pricing columns.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::collections::HashMap;

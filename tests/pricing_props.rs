@@ -4,6 +4,9 @@
 //! nothing: a counting allocator watches `PriceTable::price`, `UsageRecord::apply_priced`
 //! and the request-side tier scan on the thread that runs them.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

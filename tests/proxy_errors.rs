@@ -1,6 +1,9 @@
 //! Every row of the proxy's error table (DESIGN.md §1): status, `code`, JSON body and
 //! `x-request-id`, through the real binary against the mock upstream.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::io::Write;

@@ -3,6 +3,9 @@
 //! usage headers; keep-alive with pipelining, chunked bodies, 100-continue, a 10 MiB
 //! body, relayed AWS errors, pooled upstream connections.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::io::Write;

@@ -1,6 +1,9 @@
 //! `report`: its numbers equal the rows' (read independently with the parquet reader),
 //! grouped by each dimension, and `--html` writes one self-contained page.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,9 @@
 //! random model ids (with `:`, `/`, `%`, spaces, unicode), regions, hosts, bodies,
 //! session tokens and times. Signatures must be identical, 10,000 cases.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};

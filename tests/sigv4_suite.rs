@@ -1,6 +1,9 @@
 //! AWS's SigV4 test suite (header signing): for every case, the canonical request, the
 //! string to sign and the signature produced by `llmops_proxy::sigv4` must equal AWS's.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use llmops_proxy::sigv4::{Credentials, PathEncoding, SignRequest, Signer, SigningKeyCache, SigningTime};

@@ -3,6 +3,9 @@
 //! recovers, every client request gets an answer, and the Parquet row count equals the
 //! number of answered requests.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::io::Write;

@@ -3,6 +3,9 @@
 //! the `metadata` event lands in the row, exceptions are recorded, and a client that
 //! disconnects mid-stream stops the upstream read.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -4,6 +4,9 @@
 //! an open keep-alive connection keeps working; resumed handshakes are counted;
 //! plaintext on the TLS port is a handshake failure, not a crash.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::io::Write;

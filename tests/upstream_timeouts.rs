@@ -2,6 +2,9 @@
 //! handshake (a server that accepts and never speaks), first byte and whole request.
 //! Timeouts answer 504 `UpstreamTimeout`.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::net::TcpListener;

@@ -2,6 +2,9 @@
 //! connections reused (counted by the mock), a refused certificate, and an upstream
 //! that closes idle keep-alive connections.
 
+// A test: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! AWS error body (`message` / `Message`).
 
 /// AWS error types that mean the caller's credentials or signature were refused.
-pub const AWS_AUTH_ERRORS: [&str; 5] = [
+pub(crate) const AWS_AUTH_ERRORS: [&str; 5] = [
     "UnrecognizedClientException",
     "InvalidSignatureException",
     "ExpiredTokenException",
@@ -12,20 +12,20 @@ pub const AWS_AUTH_ERRORS: [&str; 5] = [
 ];
 
 /// The AWS error type from an `x-amzn-errortype` value (`Type:http://...` → `Type`).
-pub fn error_type_from_header(v: &[u8]) -> Option<&str> {
+pub(crate) fn error_type_from_header(v: &[u8]) -> Option<&str> {
     let v = std::str::from_utf8(v).ok()?;
     let t = v.split(':').next()?.trim();
     (!t.is_empty()).then_some(t)
 }
 
 /// Whether an AWS error type is an authentication failure.
-pub fn is_auth_error(error_type: &str) -> bool {
+pub(crate) fn is_auth_error(error_type: &str) -> bool {
     AWS_AUTH_ERRORS.contains(&error_type)
 }
 
 /// The `message` (or `Message`) of an AWS JSON error body or exception event, cut to
 /// `max_chars`. `None` for anything else.
-pub fn aws_message(body: &[u8], max_chars: usize) -> Option<String> {
+pub(crate) fn aws_message(body: &[u8], max_chars: usize) -> Option<String> {
     use simd_json::prelude::*;
     let mut scratch = body.to_vec();
     let v = simd_json::to_borrowed_value(&mut scratch).ok()?;

@@ -1,7 +1,7 @@
 //! The AWS event-stream binary framing (`application/vnd.amazon.eventstream`) that Bedrock
 //! ConverseStream answers with: an incremental [`Decoder`] for upstream bytes arriving in
 //! pieces of any size, a one-shot [`decode_frame`], and a small encoder ([`encode_frame`],
-//! [`event_frame`], [`exception_frame`]) for the mock upstream. Also owns the CRC32 the
+//! `event_frame`, `exception_frame`) for the mock upstream. Also owns the CRC32 the
 //! framing uses.
 //!
 //! A frame, all integers big-endian:
@@ -28,7 +28,7 @@ pub const MAX_HEADERS_BYTES: usize = 128 * 1024;
 /// Bytes of the prelude: total length, headers length, prelude CRC.
 pub const PRELUDE_BYTES: usize = 12;
 /// Bytes of the trailing message CRC.
-pub const MESSAGE_CRC_BYTES: usize = 4;
+pub(crate) const MESSAGE_CRC_BYTES: usize = 4;
 /// The longest header name (its length is one byte).
 pub const MAX_HEADER_NAME_BYTES: usize = u8::MAX as usize;
 /// The longest string or byte-array header value (its length is a u16).
@@ -100,7 +100,7 @@ pub enum HeaderValue {
 
 impl HeaderValue {
     /// The string, for a `String` value.
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             HeaderValue::String(s) => Some(s),
             _ => None,
@@ -132,12 +132,12 @@ pub struct Frame {
 
 impl Frame {
     /// The first header called `name`.
-    pub fn header(&self, name: &str) -> Option<&HeaderValue> {
+    pub(crate) fn header(&self, name: &str) -> Option<&HeaderValue> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
     /// The first header called `name`, if it is a string.
-    pub fn header_str(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header_str(&self, name: &str) -> Option<&str> {
         self.header(name).and_then(HeaderValue::as_str)
     }
 
@@ -494,7 +494,7 @@ fn put_sized(out: &mut Vec<u8>, value: &[u8]) {
 
 /// An event frame as Bedrock sends it: `:event-type`, `:content-type` application/json,
 /// `:message-type` event.
-pub fn event_frame(event_type: &str, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn event_frame(event_type: &str, payload: &[u8]) -> Vec<u8> {
     encode_frame(
         &[
             (":event-type", HeaderValue::String(event_type.to_owned())),
@@ -507,7 +507,7 @@ pub fn event_frame(event_type: &str, payload: &[u8]) -> Vec<u8> {
 
 /// An exception frame as Bedrock sends it: `:exception-type`, `:content-type`
 /// application/json, `:message-type` exception.
-pub fn exception_frame(exception_type: &str, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn exception_frame(exception_type: &str, payload: &[u8]) -> Vec<u8> {
     encode_frame(
         &[
             (":exception-type", HeaderValue::String(exception_type.to_owned())),

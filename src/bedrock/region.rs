@@ -2,7 +2,7 @@
 //! is accepted (no dots, ports, `@`, `#`, or anything else that could redirect a request).
 
 /// Region used when the client sends none.
-pub const DEFAULT_REGION: &str = "us-east-1";
+pub(crate) const DEFAULT_REGION: &str = "us-east-1";
 /// Longest region name accepted.
 pub const MAX_REGION_LEN: usize = 32;
 

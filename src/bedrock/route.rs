@@ -3,14 +3,14 @@
 
 /// Which Bedrock operation a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
+pub(crate) enum Operation {
     Converse,
     ConverseStream,
 }
 
 impl Operation {
     /// The name recorded in the usage row and used in the upstream path.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Operation::Converse => "converse",
             Operation::ConverseStream => "converse-stream",
@@ -20,7 +20,7 @@ impl Operation {
 
 /// The route a request target resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route<'a> {
+pub(crate) enum Route<'a> {
     /// `raw_model` is the model id segment as sent (still percent-encoded).
     Bedrock {
         op: Operation,
@@ -32,10 +32,10 @@ pub enum Route<'a> {
 }
 
 /// The prefix of Bedrock routes.
-pub const BEDROCK_PREFIX: &[u8] = b"/bedrock/model/";
+pub(crate) const BEDROCK_PREFIX: &[u8] = b"/bedrock/model/";
 
 /// Resolves a request target (query ignored).
-pub fn resolve(target: &[u8]) -> Route<'_> {
+pub(crate) fn resolve(target: &[u8]) -> Route<'_> {
     let path = match target.iter().position(|&b| b == b'?') {
         Some(q) => &target[..q],
         None => target,

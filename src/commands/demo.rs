@@ -2,7 +2,7 @@
 
 use super::{config_exit, with_sources};
 
-pub fn run(rest: &[String]) -> i32 {
+pub(crate) fn run(rest: &[String]) -> i32 {
     with_sources(crate::demo::FLAGS, rest, false, |_, sources| {
         let n: usize = match sources.parse_num("requests", 12) {
             Ok(n) => n,

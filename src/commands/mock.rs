@@ -7,7 +7,7 @@ use super::{config_exit, with_sources};
 use crate::args::{log_format, LogFormat};
 use crate::mock::MockConfig;
 
-pub fn run(rest: &[String]) -> i32 {
+pub(crate) fn run(rest: &[String]) -> i32 {
     with_sources(crate::mock::FLAGS, rest, true, |args, sources| {
         if let Ok(f) = log_format(sources) {
             crate::log::set_json(f == LogFormat::Json);

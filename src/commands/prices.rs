@@ -5,7 +5,7 @@ use super::{config_exit, with_sources};
 use crate::args::{ConfigError, Sources};
 use crate::pricing::{explain, Latency, PriceTable, Query, Tier};
 
-pub fn run(rest: &[String]) -> i32 {
+pub(crate) fn run(rest: &[String]) -> i32 {
     match rest.first().map(String::as_str) {
         Some("check") => match rest.get(1) {
             Some(file) => check(file),

@@ -3,7 +3,7 @@
 use super::{config_exit, with_sources};
 use crate::args::{ConfigError, Sources};
 
-pub fn run(rest: &[String]) -> i32 {
+pub(crate) fn run(rest: &[String]) -> i32 {
     with_sources(crate::report::FLAGS, rest, true, |_, sources| report(sources))
 }
 

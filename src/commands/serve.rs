@@ -4,7 +4,7 @@ use super::{config_exit, with_sources};
 use crate::args::LogFormat;
 use crate::server::{ServeConfig, ServeError};
 
-pub fn run(rest: &[String]) -> i32 {
+pub(crate) fn run(rest: &[String]) -> i32 {
     with_sources(crate::server::config::FLAGS, rest, true, |_, sources| {
         let cfg = match ServeConfig::from_sources(sources) {
             Ok(c) => c,

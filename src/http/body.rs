@@ -1,4 +1,4 @@
-//! Message bodies, one decoder for both directions ([`Decoder`]: a fixed length, `chunked`,
+//! Message bodies, one decoder for both directions (`Decoder`: a fixed length, `chunked`,
 //! or to the end of the connection) used by the server's body reader, the upstream
 //! response reader and the stream relay; under it the incremental, strict `chunked`
 //! decoder (bounded size lines and trailers, CRLF only, no overflow).
@@ -10,7 +10,7 @@ use super::HttpError;
 
 /// How a body is delimited and how much of it has been seen.
 #[derive(Debug, Clone)]
-pub enum Decoder {
+pub(crate) enum Decoder {
     /// A fixed length: payload bytes still to come.
     Length(u64),
     Chunked(ChunkedDecoder),
@@ -22,7 +22,7 @@ pub enum Decoder {
 
 impl Decoder {
     /// The decoder of a request body.
-    pub fn request(f: BodyFraming) -> Decoder {
+    pub(crate) fn request(f: BodyFraming) -> Decoder {
         match f {
             BodyFraming::None => Decoder::Length(0),
             BodyFraming::Length(n) => Decoder::Length(n),
@@ -31,7 +31,7 @@ impl Decoder {
     }
 
     /// The decoder of a response body.
-    pub fn response(f: ResponseFraming) -> Decoder {
+    pub(crate) fn response(f: ResponseFraming) -> Decoder {
         match f {
             ResponseFraming::None => Decoder::Length(0),
             ResponseFraming::Length(n) => Decoder::Length(n),
@@ -40,7 +40,7 @@ impl Decoder {
         }
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         match self {
             Decoder::Length(n) => *n == 0,
             Decoder::Chunked(c) => c.is_done(),
@@ -50,7 +50,7 @@ impl Decoder {
 
     /// Payload bytes still to come for a fixed length (read them straight into the
     /// destination, then [`Decoder::consumed`]).
-    pub fn remaining(&self) -> Option<u64> {
+    pub(crate) fn remaining(&self) -> Option<u64> {
         match self {
             Decoder::Length(n) => Some(*n),
             _ => None,
@@ -58,7 +58,7 @@ impl Decoder {
     }
 
     /// Notes `n` payload bytes of a fixed length read straight into the destination.
-    pub fn consumed(&mut self, n: u64) {
+    pub(crate) fn consumed(&mut self, n: u64) {
         if let Decoder::Length(left) = self {
             *left = left.saturating_sub(n);
         }
@@ -67,7 +67,7 @@ impl Decoder {
     /// Decodes the body bytes at the start of `input`, appending the payload to `out`
     /// (never beyond `max` in total). Returns how many input bytes belonged to the body;
     /// the rest is what follows it (the next message).
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, HttpError> {
+    pub(crate) fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, HttpError> {
         match self {
             Decoder::Length(left) => {
                 let n = (*left).min(input.len() as u64) as usize;
@@ -92,7 +92,7 @@ impl Decoder {
     /// [`Decoder::decode`] of an owned piece, without a copy where the framing allows it
     /// (a fixed length is truncated, a body to the end passes as is). Returns the payload
     /// and whether bytes followed the end of the body in `piece`.
-    pub fn decode_owned(&mut self, mut piece: Vec<u8>, max: usize) -> Result<(Vec<u8>, bool), HttpError> {
+    pub(crate) fn decode_owned(&mut self, mut piece: Vec<u8>, max: usize) -> Result<(Vec<u8>, bool), HttpError> {
         match self {
             Decoder::Length(left) => {
                 let n = (*left).min(piece.len() as u64) as usize;
@@ -111,7 +111,7 @@ impl Decoder {
     }
 
     /// The connection ended: the end of an `Eof` body, else a cut message.
-    pub fn end_of_stream(&mut self) -> Result<(), HttpError> {
+    pub(crate) fn end_of_stream(&mut self) -> Result<(), HttpError> {
         match self {
             Decoder::Eof { done } => {
                 *done = true;

@@ -10,35 +10,35 @@ use std::task::{Context, Poll, Waker};
 
 /// The signal (one per shard; `Rc`-shared by its connections).
 #[derive(Default)]
-pub struct DrainSignal {
+pub(crate) struct DrainSignal {
     fired: Cell<bool>,
     next_id: Cell<u64>,
     waiters: RefCell<HashMap<u64, Waker>>,
 }
 
 impl DrainSignal {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// A fresh waiter id for a connection.
-    pub fn register(&self) -> u64 {
+    pub(crate) fn register(&self) -> u64 {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         id
     }
 
     /// Forgets a connection's waker (call when the connection ends).
-    pub fn unregister(&self, id: u64) {
+    pub(crate) fn unregister(&self, id: u64) {
         self.waiters.borrow_mut().remove(&id);
     }
 
-    pub fn is_fired(&self) -> bool {
+    pub(crate) fn is_fired(&self) -> bool {
         self.fired.get()
     }
 
     /// Fires the signal and wakes every waiter.
-    pub fn fire(&self) {
+    pub(crate) fn fire(&self) {
         self.fired.set(true);
         let waiters: Vec<Waker> = self.waiters.borrow_mut().drain().map(|(_, w)| w).collect();
         for w in waiters {
@@ -47,13 +47,13 @@ impl DrainSignal {
     }
 
     /// Resolves once the signal has fired.
-    pub fn wait(&self, id: u64) -> Wait<'_> {
+    pub(crate) fn wait(&self, id: u64) -> Wait<'_> {
         Wait { signal: self, id }
     }
 }
 
 /// Future of [`DrainSignal::wait`].
-pub struct Wait<'a> {
+pub(crate) struct Wait<'a> {
     signal: &'a DrainSignal,
     id: u64,
 }

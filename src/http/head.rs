@@ -4,7 +4,7 @@
 //! passes one CR/LF scrub: nothing a header carries can end the line it is on.
 
 /// The reason phrase of the statuses this server produces.
-pub fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
@@ -29,7 +29,7 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// Builds a message head into `out`.
-pub struct HeadWriter<'a> {
+pub(crate) struct HeadWriter<'a> {
     out: &'a mut Vec<u8>,
 }
 
@@ -40,7 +40,7 @@ fn push_scrubbed(out: &mut Vec<u8>, v: &[u8]) {
 
 impl<'a> HeadWriter<'a> {
     /// Starts a response: `HTTP/1.1 {status} {reason}`.
-    pub fn new(out: &'a mut Vec<u8>, status: u16) -> Self {
+    pub(crate) fn new(out: &'a mut Vec<u8>, status: u16) -> Self {
         out.extend_from_slice(b"HTTP/1.1 ");
         push_u64(out, status as u64);
         out.push(b' ');
@@ -50,7 +50,7 @@ impl<'a> HeadWriter<'a> {
     }
 
     /// Starts a request: `{method} {target} HTTP/1.1` (the target is scrubbed too).
-    pub fn request(out: &'a mut Vec<u8>, method: &str, target: &[u8]) -> Self {
+    pub(crate) fn request(out: &'a mut Vec<u8>, method: &str, target: &[u8]) -> Self {
         out.extend_from_slice(method.as_bytes());
         out.push(b' ');
         push_scrubbed(out, target);
@@ -58,7 +58,7 @@ impl<'a> HeadWriter<'a> {
         HeadWriter { out }
     }
 
-    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+    pub(crate) fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b": ");
         // Values are ours or were relayed after httparse validated them; still, never
@@ -68,7 +68,7 @@ impl<'a> HeadWriter<'a> {
         self
     }
 
-    pub fn header_u64(&mut self, name: &str, value: u64) -> &mut Self {
+    pub(crate) fn header_u64(&mut self, name: &str, value: u64) -> &mut Self {
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b": ");
         push_u64(self.out, value);
@@ -77,7 +77,7 @@ impl<'a> HeadWriter<'a> {
     }
 
     /// Ends the head; `close` adds `Connection: close`.
-    pub fn finish(&mut self, close: bool) {
+    pub(crate) fn finish(&mut self, close: bool) {
         if close {
             self.out.extend_from_slice(b"Connection: close\r\n");
         }
@@ -85,13 +85,13 @@ impl<'a> HeadWriter<'a> {
     }
 
     /// Ends the head (the blank line).
-    pub fn end(&mut self) {
+    pub(crate) fn end(&mut self) {
         self.out.extend_from_slice(b"\r\n");
     }
 }
 
 /// Appends the decimal form of `v`.
-pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
     loop {
@@ -106,7 +106,7 @@ pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Appends `s` as the inside of a JSON string (quotes not included).
-pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     for c in s.chars() {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
@@ -126,7 +126,7 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// The proxy's error body: `{"message": "...", "code": "..."}`.
-pub fn error_body(message: &str, code: &str) -> Vec<u8> {
+pub(crate) fn error_body(message: &str, code: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + code.len() + 32);
     out.extend_from_slice(b"{\"message\":\"");
     push_json_str(&mut out, message);

@@ -19,14 +19,14 @@ use super::HttpError;
 
 /// Why a read did not produce bytes.
 #[derive(Debug)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     Eof,
     Timeout,
     Io(std::io::Error),
 }
 
 /// Appends at least one byte read from `s` to `buf` (growing it by `spare` if full).
-pub async fn read_more<S: AsyncReadRent>(
+pub(crate) async fn read_more<S: AsyncReadRent>(
     s: &mut S,
     mut buf: Vec<u8>,
     spare: usize,
@@ -47,7 +47,7 @@ pub async fn read_more<S: AsyncReadRent>(
 
 /// [`read_more`] that gives up at `deadline`. On timeout the buffer is lost with the
 /// cancelled operation, so the caller must close the connection.
-pub async fn read_more_until<S: AsyncReadRent>(
+pub(crate) async fn read_more_until<S: AsyncReadRent>(
     s: &mut S,
     buf: Vec<u8>,
     spare: usize,
@@ -61,7 +61,7 @@ pub async fn read_more_until<S: AsyncReadRent>(
 }
 
 /// What waiting for the next request produced.
-pub enum NextHead {
+pub(crate) enum NextHead {
     /// A head; the buffer holds what followed it.
     Head(RequestHead, Vec<u8>),
     /// The client went away, stayed idle too long, or the server is draining.
@@ -73,7 +73,7 @@ pub enum NextHead {
 /// Waits for and parses the next request head on a keep-alive connection. While idle
 /// (nothing buffered) the wait also ends when `drain` fires or after `IDLE_TIMEOUT`;
 /// once a head has started, it must complete within `HEADER_READ_TIMEOUT`.
-pub async fn next_head<S: AsyncReadRent>(
+pub(crate) async fn next_head<S: AsyncReadRent>(
     stream: &mut S,
     mut buf: Vec<u8>,
     drain: &DrainSignal,
@@ -140,7 +140,7 @@ async fn read_bounded<S: AsyncReadRent>(
 /// Reads the request body as framed by `head`. `buf` holds bytes already read after the
 /// head; on return it holds whatever followed the body. A fixed-length body is read
 /// straight into the body buffer; a chunked one through the decoder.
-pub async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
+pub(crate) async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
     stream: &mut S,
     head: &RequestHead,
     buf: &mut Vec<u8>,
@@ -185,7 +185,7 @@ async fn send_continue<S: AsyncWriteRent>(stream: &mut S) -> Result<(), HttpErro
 }
 
 /// Writes all of `data` with a deadline; false if the client is gone or too slow.
-pub async fn write_all<S: AsyncWriteRent, T: monoio::buf::IoBuf + 'static>(stream: &mut S, data: T) -> bool {
+pub(crate) async fn write_all<S: AsyncWriteRent, T: monoio::buf::IoBuf + 'static>(stream: &mut S, data: T) -> bool {
     matches!(
         monoio::time::timeout(CLIENT_WRITE_TIMEOUT, stream.write_all(data)).await,
         Ok((Ok(_), _))

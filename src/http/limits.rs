@@ -5,30 +5,30 @@ use std::time::Duration;
 /// Largest request or response head (request line + headers), bytes. Over it: 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Most header lines in one head. Over it: 431.
-pub const MAX_HEADERS: usize = 64;
+pub(crate) const MAX_HEADERS: usize = 64;
 /// Longest request target. Over it: 414.
 pub const MAX_URI_BYTES: usize = 4096;
 /// Default largest request body (flag `--max-body-bytes`). Over it: 413.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Longest chunk-size line (size, extensions, CRLF) and trailer line.
-pub const MAX_CHUNK_LINE: usize = 1024;
+pub(crate) const MAX_CHUNK_LINE: usize = 1024;
 /// Most bytes of trailers after the last chunk.
-pub const MAX_TRAILER_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_TRAILER_BYTES: usize = 8 * 1024;
 /// Largest upstream response body read into memory (non-streaming Converse).
-pub const MAX_UPSTREAM_BODY_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_UPSTREAM_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Initial size of a connection's read buffer.
-pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+pub(crate) const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Responses up to this size are written with their head in one buffer (one write).
-pub const SMALL_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const SMALL_BODY_BYTES: usize = 16 * 1024;
 
 /// Time allowed to receive a whole request head once its first byte arrived.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a keep-alive connection may sit idle between requests.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time allowed between two reads of a request body.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed for a whole request body (32 MiB at ~60 KB/s), so a client trickling
 /// a byte per read timeout cannot hold a connection forever.
-pub const BODY_TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const BODY_TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Time allowed for one write to a client to make progress.
-pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);

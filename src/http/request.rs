@@ -246,7 +246,7 @@ impl RequestHead {
     }
 
     /// Zeroes the head bytes (they hold credentials) before the memory is freed.
-    pub fn wipe(&mut self) {
+    pub(crate) fn wipe(&mut self) {
         use zeroize::Zeroize;
         self.bytes.zeroize();
     }

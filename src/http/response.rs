@@ -7,11 +7,11 @@ use super::limits::{MAX_HEADERS, MAX_HEAD_BYTES};
 use super::HttpError;
 
 /// Longest `x-amzn-RequestId` kept.
-pub const MAX_REQUEST_ID_CHARS: usize = 128;
+pub(crate) const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseFraming {
+pub(crate) enum ResponseFraming {
     /// 1xx, 204 and 304 carry no body.
     None,
     Length(u64),
@@ -22,7 +22,7 @@ pub enum ResponseFraming {
 
 /// A parsed response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseHead {
+pub(crate) struct ResponseHead {
     pub status: u16,
     /// Bytes of the head, blank line included.
     pub len: usize,
@@ -39,7 +39,7 @@ pub struct ResponseHead {
 const BAD: fn(&'static str) -> HttpError = HttpError::BadResponse;
 
 /// Parses a response head at the start of `buf`. `Ok(None)`: incomplete, read more.
-pub fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError> {
+pub(crate) fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let n = match resp.parse(buf) {

@@ -2,7 +2,7 @@
 //! request's SigV4 signature the way AWS does (rebuilding the canonical request from the
 //! received bytes) and answers Converse with a realistic body whose usage is a
 //! deterministic function of the request body. Model ids starting with `mock.` select
-//! failures; see [`behaviour`].
+//! failures; see `behaviour`.
 
 pub(crate) mod verify;
 
@@ -26,7 +26,7 @@ use crate::util::hex;
 use verify::{verify, Credential, VerifyError};
 
 /// Flags of `mock-upstream`.
-pub const FLAGS: &[FlagSpec] = &[
+pub(crate) const FLAGS: &[FlagSpec] = &[
     flag("listen", "ADDR", "listen address [default: 127.0.0.1:9000]"),
     flag(
         "credential",
@@ -44,13 +44,13 @@ pub const FLAGS: &[FlagSpec] = &[
 ];
 
 /// The credential the demo uses; always accepted by the mock. Not an AWS credential.
-pub const DEMO_ACCESS_KEY_ID: &str = "AKIDLLMOPSDEMO000001";
+pub(crate) const DEMO_ACCESS_KEY_ID: &str = "AKIDLLMOPSDEMO000001";
 /// Secret of [`DEMO_ACCESS_KEY_ID`].
-pub const DEMO_SECRET_ACCESS_KEY: &str = "llmops-demo-secret-not-an-aws-key-000001";
+pub(crate) const DEMO_SECRET_ACCESS_KEY: &str = "llmops-demo-secret-not-an-aws-key-000001";
 
 /// Mock settings.
 #[derive(Debug, Clone)]
-pub struct MockConfig {
+pub(crate) struct MockConfig {
     pub listen: SocketAddr,
     pub credentials: Vec<Credential>,
     /// Serve TLS with this configuration.
@@ -62,7 +62,7 @@ pub struct MockConfig {
 
 impl MockConfig {
     /// The configuration from `mock-upstream`'s flags ([`FLAGS`]).
-    pub fn from_sources(args: &crate::args::Args, s: &crate::args::Sources<'_>) -> Result<Self, ConfigError> {
+    pub(crate) fn from_sources(args: &crate::args::Args, s: &crate::args::Sources<'_>) -> Result<Self, ConfigError> {
         let mut cfg = MockConfig::new(s.addr("listen", "127.0.0.1:9000")?);
         match (s.get("tls-cert"), s.get("tls-key")) {
             (None, None) => {}
@@ -86,7 +86,7 @@ impl MockConfig {
         Ok(cfg)
     }
 
-    pub fn new(listen: SocketAddr) -> Self {
+    pub(crate) fn new(listen: SocketAddr) -> Self {
         MockConfig {
             listen,
             credentials: vec![Credential {
@@ -112,7 +112,7 @@ struct Stats {
 
 /// What a `mock.` model id asks the mock to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Behaviour {
+pub(crate) enum Behaviour {
     Normal,
     Throttle,
     Denied,
@@ -135,7 +135,7 @@ pub enum Behaviour {
 /// (503), `mock.slow-<ms>` (answer after a pause), `mock.no-usage`, `mock.bad-json`,
 /// `mock.cache` (cache read/write tokens), `mock.close` (close without answering),
 /// `mock.validation` (400 ValidationException). Anything else answers normally.
-pub fn behaviour(model: &str) -> Behaviour {
+pub(crate) fn behaviour(model: &str) -> Behaviour {
     let base = model.rsplit('.').next().unwrap_or("");
     if !model.starts_with("mock.") && !model.contains(".mock.") {
         return Behaviour::Normal;
@@ -237,7 +237,11 @@ pub fn mock_usage(len: usize) -> (i64, i64, i64) {
 const MOCK_URING_ENTRIES: u32 = 256;
 
 /// Runs the mock until `stop` is set. `ready` gets the bound address.
-pub fn run(cfg: MockConfig, ready: Option<mpsc::Sender<SocketAddr>>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+pub(crate) fn run(
+    cfg: MockConfig,
+    ready: Option<mpsc::Sender<SocketAddr>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     crate::util::runtime::block_on(MOCK_URING_ENTRIES, |_| {}, |_| main_loop(cfg, ready, stop))?
 }
 

@@ -8,13 +8,13 @@ use crate::sigv4::{Credentials, SignRequest, Signer, SigningTime, ALGORITHM};
 use crate::util::time::parse_amz_date;
 
 /// Largest accepted clock difference, seconds (AWS: 5 minutes).
-pub const MAX_SKEW_SECS: i64 = 300;
+pub(crate) const MAX_SKEW_SECS: i64 = 300;
 /// A session token with this value is reported as expired (to test that mapping).
-pub const EXPIRED_TOKEN: &str = "expired-session-token";
+pub(crate) const EXPIRED_TOKEN: &str = "expired-session-token";
 
 /// A credential the mock knows.
 #[derive(Debug, Clone)]
-pub struct Credential {
+pub(crate) struct Credential {
     pub access_key_id: String,
     pub secret: String,
     pub session_token: Option<String>,
@@ -22,7 +22,7 @@ pub struct Credential {
 
 impl Credential {
     /// Parses `AKID:SECRET[:TOKEN]`.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let mut it = s.splitn(3, ':');
         let akid = it.next()?.to_string();
         let secret = it.next()?.to_string();
@@ -39,7 +39,7 @@ impl Credential {
 
 /// Why a request's signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     Missing,
     Malformed(&'static str),
     UnknownKey,
@@ -55,7 +55,7 @@ fn field<'a>(auth: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Verifies `head` + `body` against `creds` at unix time `now`.
-pub fn verify(head: &RequestHead, body: &[u8], creds: &[Credential], now: i64) -> Result<(), VerifyError> {
+pub(crate) fn verify(head: &RequestHead, body: &[u8], creds: &[Credential], now: i64) -> Result<(), VerifyError> {
     let auth = head.header("authorization").ok_or(VerifyError::Missing)?;
     let auth = std::str::from_utf8(auth).map_err(|_| VerifyError::Malformed("not ASCII"))?;
     let rest = auth

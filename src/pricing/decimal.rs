@@ -10,9 +10,9 @@
 /// Fractional digits of a price in USD per 1M tokens (1e-9 USD per 1M = 1e-15 USD per token).
 pub const PRICE_DECIMALS: u32 = 9;
 /// Most integer digits of a price in USD per 1M tokens (bounds every product below i128).
-pub const PRICE_INT_DIGITS: usize = 6;
+pub(crate) const PRICE_INT_DIGITS: usize = 6;
 /// Fractional digits of a factor.
-pub const FACTOR_DECIMALS: u32 = 4;
+pub(crate) const FACTOR_DECIMALS: u32 = 4;
 /// A factor of exactly 1.
 pub const FACTOR_ONE: i128 = 10_000;
 /// Largest factor accepted (100x).
@@ -20,14 +20,14 @@ pub const MAX_FACTOR: i128 = 100 * FACTOR_ONE;
 /// Femto-USD per pico-USD.
 pub const FEMTO_PER_PICO: i128 = 1_000;
 /// Fractional digits of a USD amount in a row (`decimal(38,12)`).
-pub const USD_DECIMALS: u32 = 12;
+pub(crate) const USD_DECIMALS: u32 = 12;
 /// Fractional digits of a meter price in USD per 1,000 units (1e-12 USD per 1,000 units
 /// = 1e-15 USD per unit).
-pub const METER_DECIMALS: u32 = 12;
+pub(crate) const METER_DECIMALS: u32 = 12;
 
 /// Parses a non-negative decimal string with at most `decimals` fractional digits and
 /// `int_digits` integer digits into an integer scaled by 10^`decimals`.
-pub fn parse_scaled(s: &str, decimals: u32, int_digits: usize) -> Result<i128, String> {
+pub(crate) fn parse_scaled(s: &str, decimals: u32, int_digits: usize) -> Result<i128, String> {
     let s = s.trim();
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() && frac.is_empty() {
@@ -77,13 +77,13 @@ pub fn parse_usd(s: &str) -> Result<i128, String> {
 }
 
 /// A meter price in USD per 1,000 units → femto-USD per unit.
-pub fn parse_meter(s: &str) -> Result<i128, String> {
+pub(crate) fn parse_meter(s: &str) -> Result<i128, String> {
     parse_scaled(s, METER_DECIMALS, PRICE_INT_DIGITS)
 }
 
 /// Writes `v / 10^decimals` with trailing fractional zeros trimmed (at least `min_frac`
 /// fractional digits kept).
-pub fn format_scaled(v: i128, decimals: u32, min_frac: u32) -> String {
+pub(crate) fn format_scaled(v: i128, decimals: u32, min_frac: u32) -> String {
     let scale = 10u128.pow(decimals);
     let a = v.unsigned_abs();
     let mut out = String::with_capacity(24);
@@ -110,17 +110,17 @@ pub fn format_scaled(v: i128, decimals: u32, min_frac: u32) -> String {
 }
 
 /// A per-token price in femto-USD as USD per 1M tokens (`3.3`, `0.000001`).
-pub fn format_price(femto: i128) -> String {
+pub(crate) fn format_price(femto: i128) -> String {
     format_scaled(femto, PRICE_DECIMALS, 0)
 }
 
 /// A factor in units of 1e-4 (`1.1`, `0.5`).
-pub fn format_factor(f: i128) -> String {
+pub(crate) fn format_factor(f: i128) -> String {
     format_scaled(f, FACTOR_DECIMALS, 0)
 }
 
 /// Femto-USD → pico-USD, rounding half to even; the flag tells whether it rounded.
-pub fn femto_to_pico(femto: i128) -> (i128, bool) {
+pub(crate) fn femto_to_pico(femto: i128) -> (i128, bool) {
     let q = femto.div_euclid(FEMTO_PER_PICO);
     let r = femto.rem_euclid(FEMTO_PER_PICO);
     let half = FEMTO_PER_PICO / 2;

@@ -3,7 +3,7 @@
 //! guardrail meters, and the flags a row carries about how its cost was found. Each is a
 //! small `Copy` enum whose `ALL` list drives parsing, files and metrics alike.
 
-/// A field-less enum with wire names (what [`named_enum!`] declares).
+/// A field-less enum with wire names (what `named_enum!` declares).
 pub trait Named: Copy + 'static {
     const ALL: &'static [Self];
     fn as_str(self) -> &'static str;
@@ -72,7 +72,7 @@ named_enum!(
 );
 
 /// Number of token classes.
-pub const CLASSES: usize = 5;
+pub(crate) const CLASSES: usize = 5;
 
 named_enum!(
     /// How the model was addressed: a `global.` profile, a geographic profile (`us.`,
@@ -120,10 +120,10 @@ named_enum!(
 );
 
 /// Number of factor keys.
-pub const FACTORS: usize = 10;
+pub(crate) const FACTORS: usize = 10;
 
 impl Factor {
-    pub fn of_scope(s: Scope) -> Factor {
+    pub(crate) fn of_scope(s: Scope) -> Factor {
         match s {
             Scope::Global => Factor::Global,
             Scope::Geo => Factor::Geo,
@@ -131,7 +131,7 @@ impl Factor {
         }
     }
 
-    pub fn of_tier(t: Tier) -> Factor {
+    pub(crate) fn of_tier(t: Tier) -> Factor {
         match t {
             Tier::Default => Factor::Default,
             Tier::Priority => Factor::Priority,
@@ -140,7 +140,7 @@ impl Factor {
         }
     }
 
-    pub fn of_latency(l: Latency) -> Factor {
+    pub(crate) fn of_latency(l: Latency) -> Factor {
         match l {
             Latency::Standard => Factor::Standard,
             Latency::Optimized => Factor::Optimized,
@@ -164,11 +164,11 @@ named_enum!(
 );
 
 /// Number of meters.
-pub const METERS: usize = 8;
+pub(crate) const METERS: usize = 8;
 
 impl Meter {
     /// The field of `GuardrailUsage` (botocore) that counts this meter's units.
-    pub fn usage_field(self) -> &'static str {
+    pub(crate) fn usage_field(self) -> &'static str {
         match self {
             Meter::ContentPolicy => "contentPolicyUnits",
             Meter::TopicPolicy => "topicPolicyUnits",
@@ -221,11 +221,11 @@ named_enum!(
 pub struct Flags(pub u32);
 
 impl Flags {
-    pub fn set(&mut self, f: Flag) {
+    pub(crate) fn set(&mut self, f: Flag) {
         self.0 |= 1 << f.index();
     }
 
-    pub fn has(self, f: Flag) -> bool {
+    pub(crate) fn has(self, f: Flag) -> bool {
         self.0 & (1 << f.index()) != 0
     }
 
@@ -233,12 +233,12 @@ impl Flags {
         self.0 == 0
     }
 
-    pub fn union(self, other: Flags) -> Flags {
+    pub(crate) fn union(self, other: Flags) -> Flags {
         Flags(self.0 | other.0)
     }
 
     /// The flags in declaration order.
-    pub fn iter(self) -> impl Iterator<Item = Flag> {
+    pub(crate) fn iter(self) -> impl Iterator<Item = Flag> {
         Flag::ALL.iter().copied().filter(move |f| self.has(*f))
     }
 
@@ -258,7 +258,7 @@ impl Flags {
     }
 
     /// Reads a column value back; unknown names are ignored.
-    pub fn from_column(s: &str) -> Flags {
+    pub(crate) fn from_column(s: &str) -> Flags {
         let mut out = Flags::default();
         for f in s.split(',').filter_map(|n| Flag::parse(n.trim())) {
             out.set(f);

@@ -7,7 +7,7 @@ use super::table::{PriceTable, Priced, Query, Source, Trace};
 use crate::args::{flag, FlagSpec};
 
 /// Flags of `prices explain`.
-pub const FLAGS: &[FlagSpec] = &[
+pub(crate) const FLAGS: &[FlagSpec] = &[
     flag(
         "model",
         "ID",
@@ -34,7 +34,7 @@ pub const FLAGS: &[FlagSpec] = &[
 ];
 
 /// Prices `q` and returns the result with the steps that led to it.
-pub fn explain(table: &PriceTable, q: &Query<'_>) -> (Priced, Vec<String>) {
+pub(crate) fn explain(table: &PriceTable, q: &Query<'_>) -> (Priced, Vec<String>) {
     let mut lines = vec![format!("table      {}", table.version)];
     let priced = table.price(q, &mut Trace(Some(&mut lines)));
     if !priced.flags.is_empty() {
@@ -47,7 +47,7 @@ pub fn explain(table: &PriceTable, q: &Query<'_>) -> (Priced, Vec<String>) {
 }
 
 /// Validates a price file and lists what it changes in the built-in table.
-pub fn check(text: &str) -> Result<Vec<String>, PriceFileError> {
+pub(crate) fn check(text: &str) -> Result<Vec<String>, PriceFileError> {
     let f: PriceFile = parse(text, Source::Custom)?;
     let builtin = PriceTable::builtin();
     let mut out = Vec::new();

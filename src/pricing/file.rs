@@ -50,9 +50,9 @@ use crate::bedrock::region::is_valid_region;
 /// The built-in table, same format as `--pricing`.
 pub const BUILTIN_PRICES: &str = include_str!("builtin.toml");
 /// Most cards one entry may have.
-pub const MAX_CARDS: usize = 256;
+pub(crate) const MAX_CARDS: usize = 256;
 /// Largest long-context threshold accepted (tokens).
-pub const MAX_LONG_CONTEXT: i64 = 100_000_000;
+pub(crate) const MAX_LONG_CONTEXT: i64 = 100_000_000;
 
 /// Why a price file was refused.
 #[derive(Debug)]
@@ -174,7 +174,7 @@ fn day(v: &toml::Value, at: &str) -> Result<i64, PriceFileError> {
 }
 
 /// `YYYY-MM-DD` → days since 1970-01-01.
-pub fn parse_date(s: &str) -> Option<i64> {
+pub(crate) fn parse_date(s: &str) -> Option<i64> {
     let mut it = s.split('-');
     let (y, m, d) = (it.next()?, it.next()?, it.next()?);
     if it.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
@@ -515,7 +515,7 @@ impl PriceTable {
 
     /// The built-in table overridden by a user file; `price_version` becomes
     /// `{builtin}+{file version or custom-<hash>}`.
-    pub fn with_overrides(path: Option<&Path>) -> Result<Self, PriceFileError> {
+    pub(crate) fn with_overrides(path: Option<&Path>) -> Result<Self, PriceFileError> {
         let mut t = Self::builtin();
         if let Some(p) = path {
             let text = std::fs::read_to_string(p).map_err(PriceFileError::Io)?;

@@ -19,9 +19,9 @@ use super::decimal::{femto_to_pico, format_factor, format_price, FACTOR_ONE};
 use super::dims::{Class, Factor, Flag, Flags, Latency, Meter, Named, Scope, Tier, CLASSES, FACTORS, METERS};
 
 /// Per-class figures, femto-USD per token.
-pub type Figures = [Option<i128>; CLASSES];
+pub(crate) type Figures = [Option<i128>; CLASSES];
 /// Per-class factors, units of 1e-4 (a class without one is unscaled).
-pub type ClassFactors = [Option<i128>; CLASSES];
+pub(crate) type ClassFactors = [Option<i128>; CLASSES];
 
 /// When a card applies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct Selector {
 
 /// The dimensions of one call, as resolved.
 #[derive(Debug, Clone, Copy)]
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub scope: Scope,
     pub region: &'a str,
     pub tier: Tier,
@@ -55,7 +55,7 @@ pub struct Ctx<'a> {
 
 impl Selector {
     /// How many selectors the card sets (dates count as one).
-    pub fn specificity(&self) -> u32 {
+    pub(crate) fn specificity(&self) -> u32 {
         [
             self.scope.is_some(),
             self.regions.is_some(),
@@ -69,7 +69,7 @@ impl Selector {
         .count() as u32
     }
 
-    pub fn matches(&self, c: &Ctx<'_>) -> bool {
+    pub(crate) fn matches(&self, c: &Ctx<'_>) -> bool {
         let bit = |mask: Option<u8>, i: usize| mask.is_none_or(|m| m & (1 << i) != 0);
         bit(self.scope, c.scope.index())
             && bit(self.tier, c.tier.index())
@@ -84,7 +84,7 @@ impl Selector {
     }
 
     /// A short description (`scope=geo regions=eu-central-1`), for explanations.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         fn names<T: Named>(mask: u8) -> String {
             T::ALL
                 .iter()
@@ -161,7 +161,7 @@ pub struct Entry {
 impl Entry {
     /// Orders the cards for resolution: most selectors first; among equals, fewer
     /// regions first (`eu-south-1` before the `eu` set), then later in the file first.
-    pub fn sort_cards(&mut self) {
+    pub(crate) fn sort_cards(&mut self) {
         self.cards.sort_by_key(|c| {
             (
                 std::cmp::Reverse(c.sel.specificity()),
@@ -180,13 +180,13 @@ impl Entry {
     }
 
     /// Whether the price depends on the service tier.
-    pub fn tier_sensitive(&self) -> bool {
+    pub(crate) fn tier_sensitive(&self) -> bool {
         Tier::ALL.iter().any(|t| self.has_factor(Factor::of_tier(*t)))
             || self.cards.iter().any(|c| c.sel.tier.is_some())
     }
 
     /// Whether the price depends on the latency mode.
-    pub fn latency_sensitive(&self) -> bool {
+    pub(crate) fn latency_sensitive(&self) -> bool {
         Latency::ALL.iter().any(|l| self.has_factor(Factor::of_latency(*l)))
             || self.cards.iter().any(|c| c.sel.latency.is_some())
     }
@@ -233,7 +233,7 @@ impl Entry {
 
     /// The per-token price of `class` in `ctx`, femto-USD, and whether its card is
     /// unconfirmed. Errs with the flag that says why there is no price.
-    pub fn price_of(&self, class: Class, ctx: &Ctx<'_>, trace: &mut Trace<'_>) -> Result<(i128, bool), Flag> {
+    pub(crate) fn price_of(&self, class: Class, ctx: &Ctx<'_>, trace: &mut Trace<'_>) -> Result<(i128, bool), Flag> {
         let Some(card) = self
             .cards
             .iter()
@@ -274,7 +274,7 @@ impl Entry {
 
     /// Every price any card can derive is an exact integer of femto-USD and fits (run at
     /// load over every scope, tier, latency and context).
-    pub fn check_exact(&self) -> Result<(), String> {
+    pub(crate) fn check_exact(&self) -> Result<(), String> {
         let longs: &[bool] = if self.long_context_above.is_some() {
             &[false, true]
         } else {
@@ -404,11 +404,7 @@ impl Trace<'_> {
         Trace(None)
     }
 
-    pub fn on(&self) -> bool {
-        self.0.is_some()
-    }
-
-    pub fn note(&mut self, f: impl FnOnce() -> String) {
+    pub(crate) fn note(&mut self, f: impl FnOnce() -> String) {
         if let Some(t) = self.0.as_deref_mut() {
             t.push(f());
         }
@@ -416,10 +412,10 @@ impl Trace<'_> {
 }
 
 /// Prefixes of geographic inference profiles (`global.` is the global scope).
-pub const GEO_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca."];
+pub(crate) const GEO_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca."];
 
 /// The scope a model id addresses, and the id without its profile prefix.
-pub fn scope_of(id: &str) -> (Scope, &str) {
+pub(crate) fn scope_of(id: &str) -> (Scope, &str) {
     if let Some(b) = id.strip_prefix("global.") {
         return (Scope::Global, b);
     }
@@ -432,7 +428,7 @@ pub fn scope_of(id: &str) -> (Scope, &str) {
 }
 
 /// The resource of a Bedrock ARN: (`foundation-model`, `anthropic.x`).
-pub fn arn_resource(arn: &str) -> Option<(&str, &str)> {
+pub(crate) fn arn_resource(arn: &str) -> Option<(&str, &str)> {
     let rest = arn.strip_prefix("arn:")?;
     // partition:service:region:account:resource
     let mut it = rest.splitn(5, ':');
@@ -527,16 +523,12 @@ fn price_tokens(
 }
 
 impl PriceTable {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The entry and scope for a model id (aliases, ARNs and profile prefixes resolved).
-    pub fn resolve<'a>(&'a self, id: &'a str, trace: &mut Trace<'_>) -> Result<(&'a Entry, Scope), Flag> {
+    pub(crate) fn resolve<'a>(&'a self, id: &'a str, trace: &mut Trace<'_>) -> Result<(&'a Entry, Scope), Flag> {
         let mut id = id;
         let mut forced: Option<Scope> = None;
         if let Some(a) = self.aliases.get(id) {

@@ -16,7 +16,7 @@ use zeroize::Zeroize;
 pub const MAX_CACHED_KEYS: usize = 4096;
 
 /// A derived signing key (`kSigning`), zeroed on drop.
-pub struct DerivedKey {
+pub(crate) struct DerivedKey {
     bytes: [u8; 32],
     day: [u8; 8],
 }
@@ -28,13 +28,13 @@ impl Drop for DerivedKey {
 }
 
 impl DerivedKey {
-    pub fn bytes(&self) -> &[u8; 32] {
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.bytes
     }
 }
 
 /// Derives `kSigning` from the secret: HMAC chain over date, region, service, `aws4_request`.
-pub fn derive_signing_key(secret: &[u8], day: &[u8; 8], region: &str, service: &str) -> [u8; 32] {
+pub(crate) fn derive_signing_key(secret: &[u8], day: &[u8; 8], region: &str, service: &str) -> [u8; 32] {
     let mut k_secret = Vec::with_capacity(4 + secret.len());
     k_secret.extend_from_slice(b"AWS4");
     k_secret.extend_from_slice(secret);
@@ -53,7 +53,7 @@ pub fn derive_signing_key(secret: &[u8], day: &[u8; 8], region: &str, service: &
 
 /// Counters a shard exports.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CacheStats {
+pub(crate) struct CacheStats {
     pub hits: u64,
     pub misses: u64,
     pub evictions: u64,
@@ -112,7 +112,7 @@ impl SigningKeyCache {
     }
 
     /// Returns the signing key for these inputs, deriving and caching it on a miss.
-    pub fn get(
+    pub(crate) fn get(
         &mut self,
         access_key_id: &str,
         secret: &[u8],
@@ -145,15 +145,13 @@ impl SigningKeyCache {
         self.stats.evictions += (before - self.map.len()) as u64;
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.map.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    pub fn stats(&self) -> CacheStats {
+    #[cfg(test)]
+    fn stats(&self) -> CacheStats {
         self.stats
     }
 }

@@ -137,7 +137,7 @@ pub fn write_canonical_query(query: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Decodes `%XX` escapes; malformed escapes are kept as they are.
-pub fn percent_decode(input: &[u8]) -> Vec<u8> {
+pub(crate) fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {

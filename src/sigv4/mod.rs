@@ -22,7 +22,7 @@ pub use canonical::{PathEncoding, MAX_SIGNED_HEADERS};
 pub use signer::{Credentials, SecretString, SignRequest, Signer, SigningTime};
 
 /// The signing algorithm name, first token of the `Authorization` header.
-pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// Bedrock Runtime signs with service name `bedrock`, not `bedrock-runtime`.
 pub const BEDROCK_SERVICE: &str = "bedrock";
 

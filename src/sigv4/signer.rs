@@ -20,12 +20,13 @@ use crate::util::time::Civil;
 pub struct SecretString(Vec<u8>);
 
 impl SecretString {
-    pub fn new(bytes: Vec<u8>) -> Self {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
         SecretString(bytes)
     }
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -68,7 +69,6 @@ impl fmt::Debug for Credentials {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SigningTime {
     amz_date: [u8; 16],
-    unix: i64,
 }
 
 impl SigningTime {
@@ -90,10 +90,10 @@ impl SigningTime {
         put(13, 2, c.second);
         amz_date[8] = b'T';
         amz_date[15] = b'Z';
-        SigningTime { amz_date, unix: secs }
+        SigningTime { amz_date }
     }
 
-    pub fn now() -> Self {
+    pub(crate) fn now() -> Self {
         Self::from_unix(crate::util::time::unix_now())
     }
 
@@ -104,12 +104,8 @@ impl SigningTime {
     }
 
     /// `YYYYMMDD`, the credential scope's date.
-    pub fn day(&self) -> &[u8; 8] {
+    pub(crate) fn day(&self) -> &[u8; 8] {
         self.amz_date[..8].try_into().unwrap_or(&[b'0'; 8])
-    }
-
-    pub fn unix(&self) -> i64 {
-        self.unix
     }
 }
 
@@ -161,10 +157,6 @@ impl Signer {
             signed_headers: Vec::with_capacity(128),
             string_to_sign: Vec::with_capacity(256),
         }
-    }
-
-    pub fn cache(&self) -> &SigningKeyCache {
-        &self.cache
     }
 
     /// Builds the canonical request into the scratch buffer and returns it.

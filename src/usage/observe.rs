@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use super::record::{format_usd, UsageRecord};
 
 /// Most distinct model labels kept; later models are counted as `other`.
-pub const MAX_MODEL_LABELS: usize = 512;
+pub(crate) const MAX_MODEL_LABELS: usize = 512;
 /// Most distinct error-type labels kept; later ones are counted as `other`.
-pub const MAX_ERROR_LABELS: usize = 256;
+pub(crate) const MAX_ERROR_LABELS: usize = 256;
 
 /// Aggregates published to `/metrics` (read under a lock by the scraper only).
 #[derive(Debug, Default, Clone)]
-pub struct RowMetrics {
+pub(crate) struct RowMetrics {
     /// (operation, status, model) → requests.
     pub requests: HashMap<(&'static str, u16, String), u64>,
     /// model → [input, output, cache_read, cache_write] tokens.
@@ -40,7 +40,7 @@ fn bounded_label<V>(map: &HashMap<String, V>, label: &str, max: usize) -> String
 }
 
 impl RowMetrics {
-    pub fn observe(&mut self, r: &UsageRecord) {
+    pub(crate) fn observe(&mut self, r: &UsageRecord) {
         let model = bounded_label(&self.tokens, &r.model_effective, MAX_MODEL_LABELS);
         *self.requests.entry((r.operation, r.status, model.clone())).or_default() += 1;
         let t = self.tokens.entry(model.clone()).or_default();
@@ -80,13 +80,13 @@ impl RowMetrics {
 /// Something told about every batch of rows the writer takes (budgets keep their spend
 /// this way); called on the writer thread, also with empty batches (periods roll at
 /// midnight without traffic).
-pub trait RowHook: Send + Sync {
+pub(crate) trait RowHook: Send + Sync {
     fn observe(&self, rows: &[UsageRecord], now_unix: i64);
 }
 
 /// The writer's observer.
 #[derive(Clone)]
-pub struct Observer {
+pub(crate) struct Observer {
     pub metrics: Arc<Mutex<RowMetrics>>,
     pub access_log: bool,
     /// Told about every batch (budget spend tracking, when budgets are configured).
@@ -104,7 +104,7 @@ impl Default for Observer {
 }
 
 /// One access-log line for a row (no secret, prompt or completion is in a row).
-pub fn access_line(r: &UsageRecord) -> Vec<u8> {
+pub(crate) fn access_line(r: &UsageRecord) -> Vec<u8> {
     let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
     let cost = r.cost_pico_usd.map_or_else(|| "-".to_string(), format_usd);
     let status = r.status.to_string();
@@ -141,7 +141,7 @@ pub fn access_line(r: &UsageRecord) -> Vec<u8> {
 
 impl Observer {
     /// Observes a batch of rows: metrics, then one access-log write for the batch.
-    pub fn observe(&self, rows: &[UsageRecord]) {
+    pub(crate) fn observe(&self, rows: &[UsageRecord]) {
         let now = crate::util::time::unix_now();
         for h in &self.hooks {
             h.observe(rows, now);

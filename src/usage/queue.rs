@@ -8,23 +8,23 @@ use std::sync::Arc;
 use super::record::UsageRecord;
 
 /// Records one shard's queue holds before it drops.
-pub const QUEUE_CAPACITY: usize = 16 * 1024;
+pub(crate) const QUEUE_CAPACITY: usize = 16 * 1024;
 
 /// A shard's producer end.
-pub struct UsageSink {
+pub(crate) struct UsageSink {
     producer: rtrb::Producer<UsageRecord>,
     dropped: Arc<AtomicU64>,
 }
 
 /// Creates a queue: the sink for a shard and the consumer for the writer.
-pub fn channel(capacity: usize, dropped: Arc<AtomicU64>) -> (UsageSink, rtrb::Consumer<UsageRecord>) {
+pub(crate) fn channel(capacity: usize, dropped: Arc<AtomicU64>) -> (UsageSink, rtrb::Consumer<UsageRecord>) {
     let (producer, consumer) = rtrb::RingBuffer::new(capacity);
     (UsageSink { producer, dropped }, consumer)
 }
 
 impl UsageSink {
     /// Queues a record; returns false (and counts) when it had to be dropped.
-    pub fn push(&mut self, rec: UsageRecord) -> bool {
+    pub(crate) fn push(&mut self, rec: UsageRecord) -> bool {
         if self.producer.is_abandoned() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return false;

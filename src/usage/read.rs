@@ -88,7 +88,7 @@ fn float(b: &RecordBatch, name: &str, i: usize) -> Result<Option<f64>, ReadError
 }
 
 /// Reads every row of one file.
-pub fn read_file(path: &Path) -> Result<Vec<UsageRecord>, ReadError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<UsageRecord>, ReadError> {
     let f = File::open(path).map_err(ReadError::Io)?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(f)
         .map_err(|e| ReadError::Parquet(e.to_string()))?

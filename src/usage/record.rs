@@ -60,7 +60,7 @@ pub struct UsageRecord {
 
 impl UsageRecord {
     /// Copies what a response said about its usage into the row.
-    pub fn apply_usage(&mut self, u: &Usage) {
+    pub(crate) fn apply_usage(&mut self, u: &Usage) {
         let m = &u.metered;
         self.input_tokens = m.input.or(self.input_tokens);
         self.output_tokens = m.output.or(self.output_tokens);
@@ -76,7 +76,7 @@ impl UsageRecord {
     /// Prices the row from what its response reported. `request_hints` reads the tier and
     /// latency the request asked for; it is called only when the response did not say
     /// and the model's price depends on them.
-    pub fn price(
+    pub(crate) fn price(
         &mut self,
         table: &PriceTable,
         usage: &Usage,
@@ -122,18 +122,18 @@ impl UsageRecord {
     }
 
     /// Whether the row's cost is unknown although the call was answered.
-    pub fn unpriced(&self) -> bool {
+    pub(crate) fn unpriced(&self) -> bool {
         self.cost_flags.has(Flag::Unpriced)
     }
 }
 
 /// Longest `error_message` kept.
-pub const MAX_ERROR_MESSAGE_CHARS: usize = 256;
+pub(crate) const MAX_ERROR_MESSAGE_CHARS: usize = 256;
 /// Longest attribution tag kept (department, project, agent).
-pub const MAX_TAG_CHARS: usize = 128;
+pub(crate) const MAX_TAG_CHARS: usize = 128;
 
 /// Cuts a message to [`MAX_ERROR_MESSAGE_CHARS`] characters.
-pub fn cut_message(s: &str) -> String {
+pub(crate) fn cut_message(s: &str) -> String {
     s.chars().take(MAX_ERROR_MESSAGE_CHARS).collect()
 }
 

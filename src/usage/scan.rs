@@ -35,7 +35,7 @@ pub struct Usage {
 
 impl Usage {
     /// Takes every field `later` has (a stream's `messageStop`, then its `metadata`).
-    pub fn merge(&mut self, later: Usage) {
+    pub(crate) fn merge(&mut self, later: Usage) {
         let m = &mut self.metered;
         let l = later.metered;
         m.input = l.input.or(m.input);
@@ -122,7 +122,7 @@ fn guardrail_units(trace: Option<TapeValue<'_, '_>>) -> Option<[i64; METERS]> {
 }
 
 /// Reads the usage fields out of a parsed Converse body or stream `metadata` event.
-pub fn usage_from_tape(v: TapeValue<'_, '_>) -> Usage {
+pub(crate) fn usage_from_tape(v: TapeValue<'_, '_>) -> Usage {
     let usage = v.get("usage");
     let metrics = v.get("metrics");
     let u = |k: &str| tape_int(usage.as_ref().and_then(|u| u.get(k)));

@@ -14,8 +14,8 @@ use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use super::record::UsageRecord;
 
 /// Precision and scale of `cost_usd`.
-pub const COST_PRECISION: u8 = 38;
-pub const COST_SCALE: i8 = 12;
+pub(crate) const COST_PRECISION: u8 = 38;
+pub(crate) const COST_SCALE: i8 = 12;
 
 fn strings<'a>(
     rows: &'a [UsageRecord],
@@ -57,7 +57,7 @@ fn floats(
 }
 
 /// Every column, in file order, with its values for `rows`.
-pub fn columns(rows: &[UsageRecord]) -> Result<Vec<(Field, ArrayRef)>, ArrowError> {
+pub(crate) fn columns(rows: &[UsageRecord]) -> Result<Vec<(Field, ArrayRef)>, ArrowError> {
     let mut ts = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
     let mut status = UInt16Builder::with_capacity(rows.len());
     let mut cost = Decimal128Builder::with_capacity(rows.len()).with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
@@ -123,7 +123,7 @@ pub fn columns(rows: &[UsageRecord]) -> Result<Vec<(Field, ArrayRef)>, ArrowErro
 }
 
 /// The usage schema.
-pub fn schema() -> SchemaRef {
+pub(crate) fn schema() -> SchemaRef {
     let fields: Vec<Field> = columns(&[])
         .map(|c| c.into_iter().map(|(f, _)| f).collect())
         .unwrap_or_default();
@@ -131,7 +131,7 @@ pub fn schema() -> SchemaRef {
 }
 
 /// Builds one batch from records.
-pub fn to_batch(rows: &[UsageRecord], schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+pub(crate) fn to_batch(rows: &[UsageRecord], schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     let arrays = columns(rows)?.into_iter().map(|(_, a)| a).collect();
     RecordBatch::try_new(schema.clone(), arrays)
 }

@@ -23,15 +23,15 @@ use super::schema::{schema, to_batch};
 use crate::util::time::Civil;
 
 /// How often the writer wakes to drain queues when idle.
-pub const WRITER_TICK: Duration = Duration::from_millis(20);
+pub(crate) const WRITER_TICK: Duration = Duration::from_millis(20);
 /// Rows per Arrow batch handed to the Parquet writer.
-pub const BATCH_ROWS: usize = 8192;
+pub(crate) const BATCH_ROWS: usize = 8192;
 /// Rows per Parquet row group (bounds the writer's memory).
-pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+pub(crate) const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Default roll size in bytes.
-pub const DEFAULT_ROLL_BYTES: usize = 256 * 1024 * 1024;
+pub(crate) const DEFAULT_ROLL_BYTES: usize = 256 * 1024 * 1024;
 /// zstd level.
-pub const ZSTD_LEVEL: i32 = 3;
+pub(crate) const ZSTD_LEVEL: i32 = 3;
 
 /// Writer settings.
 #[derive(Debug, Clone)]
@@ -44,9 +44,7 @@ pub struct WriterConfig {
 }
 
 /// Messages to the writer.
-pub enum Control {
-    /// Write and close the current file; reply when done.
-    Flush(Sender<()>),
+pub(crate) enum Control {
     /// Drain everything, close, exit.
     Shutdown,
 }
@@ -206,7 +204,7 @@ impl ParquetSink {
     }
 
     /// Closes the file if it is older than the roll interval.
-    pub fn roll_if_due(&mut self) -> Result<(), WriterError> {
+    pub(crate) fn roll_if_due(&mut self) -> Result<(), WriterError> {
         if self
             .file
             .as_ref()
@@ -229,7 +227,7 @@ impl ParquetSink {
 }
 
 /// The host part of file names: the host name, reduced to `[A-Za-z0-9.-]`.
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
@@ -252,24 +250,15 @@ pub fn host_name() -> String {
 }
 
 /// Handle to the running writer thread.
-pub struct WriterHandle {
+pub(crate) struct WriterHandle {
     pub control: Sender<Control>,
     pub stats: Arc<WriterStats>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl WriterHandle {
-    /// Writes and closes the current file; waits up to `timeout`.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if self.control.send(Control::Flush(tx)).is_err() {
-            return false;
-        }
-        rx.recv_timeout(timeout).is_ok()
-    }
-
     /// Drains every queue, closes the file and joins the thread.
-    pub fn shutdown(mut self) {
+    pub(crate) fn shutdown(mut self) {
         let _ = self.control.send(Control::Shutdown);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -278,7 +267,7 @@ impl WriterHandle {
 }
 
 /// Starts the writer thread over the shards' consumers.
-pub fn spawn(
+pub(crate) fn spawn(
     cfg: WriterConfig,
     consumers: Vec<rtrb::Consumer<UsageRecord>>,
     observer: Observer,
@@ -351,12 +340,6 @@ fn run(
             crate::log::error("usage_roll_failed", &[("error", &e.to_string())]);
         }
         match msg {
-            Ok(Control::Flush(ack)) => {
-                if let Err(e) = sink.close() {
-                    crate::log::error("usage_close_failed", &[("error", &e.to_string())]);
-                }
-                let _ = ack.send(());
-            }
             Ok(Control::Shutdown) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 drain(&mut consumers, &mut rows, &observer);
                 flush(&mut sink, &mut rows);

@@ -3,7 +3,7 @@
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The value of one hexadecimal digit (either case).
-pub fn digit_value(b: u8) -> Option<u8> {
+pub(crate) fn digit_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -13,7 +13,7 @@ pub fn digit_value(b: u8) -> Option<u8> {
 }
 
 /// Writes `bytes` as lower-case hex into `out`, which must be twice as long.
-pub fn encode_into(bytes: &[u8], out: &mut [u8]) {
+pub(crate) fn encode_into(bytes: &[u8], out: &mut [u8]) {
     debug_assert_eq!(out.len(), bytes.len() * 2);
     for (i, b) in bytes.iter().enumerate() {
         out[2 * i] = HEX[(b >> 4) as usize];
@@ -22,7 +22,7 @@ pub fn encode_into(bytes: &[u8], out: &mut [u8]) {
 }
 
 /// Appends `bytes` as lower-case hex to `out`.
-pub fn push_hex(bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn push_hex(bytes: &[u8], out: &mut Vec<u8>) {
     for b in bytes {
         out.push(HEX[(b >> 4) as usize]);
         out.push(HEX[(b & 0x0f) as usize]);
@@ -38,7 +38,7 @@ pub fn encode(bytes: &[u8]) -> String {
 }
 
 /// Hex of a SHA-256 digest, as a fixed array (64 ASCII bytes).
-pub fn sha256_hex(data: &[u8]) -> [u8; 64] {
+pub(crate) fn sha256_hex(data: &[u8]) -> [u8; 64] {
     let digest = ring::digest::digest(&ring::digest::SHA256, data);
     let mut out = [0u8; 64];
     encode_into(digest.as_ref(), &mut out);

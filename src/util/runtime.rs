@@ -9,13 +9,13 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 /// Which I/O driver a runtime runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
+pub(crate) enum Driver {
     IoUring,
     Epoll,
 }
 
 impl Driver {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Driver::IoUring => "io_uring",
             Driver::Epoll => "epoll",
@@ -24,7 +24,7 @@ impl Driver {
 }
 
 /// Whether `MONOIO_FORCE_LEGACY_DRIVER` asks for epoll.
-pub fn force_legacy() -> bool {
+pub(crate) fn force_legacy() -> bool {
     matches!(
         std::env::var("MONOIO_FORCE_LEGACY_DRIVER").as_deref(),
         Ok("1" | "true" | "yes")
@@ -34,7 +34,11 @@ pub fn force_legacy() -> bool {
 /// Runs `f(driver)` to completion on a new runtime with `entries` io_uring entries and
 /// timers; `on_fallback` hears why io_uring could not be built. Errs only when neither
 /// driver can be built.
-pub fn block_on<F, Fut>(entries: u32, on_fallback: impl FnOnce(&std::io::Error), f: F) -> std::io::Result<Fut::Output>
+pub(crate) fn block_on<F, Fut>(
+    entries: u32,
+    on_fallback: impl FnOnce(&std::io::Error),
+    f: F,
+) -> std::io::Result<Fut::Output>
 where
     F: FnOnce(Driver) -> Fut,
     Fut: Future,

@@ -12,19 +12,19 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Locks `m`, recovering the guard if a thread panicked while holding it (the one way
 /// this crate handles a poisoned lock).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A value replaced whole, with a generation that moves on every replacement.
 #[derive(Debug, Default)]
-pub struct Published<T> {
+pub(crate) struct Published<T> {
     generation: AtomicU64,
     value: Mutex<Arc<T>>,
 }
 
 impl<T> Published<T> {
-    pub fn new(value: Arc<T>) -> Self {
+    pub(crate) fn new(value: Arc<T>) -> Self {
         Published {
             generation: AtomicU64::new(0),
             value: Mutex::new(value),
@@ -32,24 +32,24 @@ impl<T> Published<T> {
     }
 
     /// Replaces the value; readers see it from their next look.
-    pub fn publish(&self, value: Arc<T>) {
+    pub(crate) fn publish(&self, value: Arc<T>) {
         *lock(&self.value) = value;
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// The current value (takes the lock: not for a request's path, see [`Local`]).
-    pub fn current(&self) -> Arc<T> {
+    pub(crate) fn current(&self) -> Arc<T> {
         lock(&self.value).clone()
     }
 }
 
 /// One thread's copy of a published value, derived from it once per generation:
 /// `derive` may build a thread-local form (its own session cache, ids allocated anew).
-pub struct Local<T, U = T> {
+pub(crate) struct Local<T, U = T> {
     seen: Cell<u64>,
     value: RefCell<Arc<U>>,
     derive: fn(&Arc<T>) -> Arc<U>,
@@ -57,7 +57,7 @@ pub struct Local<T, U = T> {
 
 impl<T, U> Local<T, U> {
     /// A copy of `src`'s current value.
-    pub fn new(src: &Published<T>, derive: fn(&Arc<T>) -> Arc<U>) -> Self {
+    pub(crate) fn new(src: &Published<T>, derive: fn(&Arc<T>) -> Arc<U>) -> Self {
         let seen = src.generation();
         Local {
             seen: Cell::new(seen),
@@ -68,7 +68,7 @@ impl<T, U> Local<T, U> {
 
     /// The current value, borrowed: a generation check, and a new copy only when `src`
     /// published since the last look.
-    pub fn get(&self, src: &Published<T>) -> Ref<'_, U> {
+    pub(crate) fn get(&self, src: &Published<T>) -> Ref<'_, U> {
         let gen = src.generation();
         if self.seen.get() != gen {
             *self.value.borrow_mut() = (self.derive)(&src.current());

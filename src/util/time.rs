@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A UTC civil date and time, second resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Civil {
+pub(crate) struct Civil {
     pub year: i32,
     pub month: u32,
     pub day: u32,
@@ -15,7 +15,7 @@ pub struct Civil {
 }
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
-pub fn civil_from_days(z: i64) -> (i32, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i32, u32, u32) {
     let z = z + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
     let doe = (z - era * 146_097) as u64; // [0, 146096]
@@ -41,7 +41,7 @@ pub fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
 
 impl Civil {
     /// Civil time of a unix timestamp in seconds.
-    pub fn from_unix(secs: i64) -> Civil {
+    pub(crate) fn from_unix(secs: i64) -> Civil {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400) as u32;
         let (year, month, day) = civil_from_days(days);
@@ -56,13 +56,13 @@ impl Civil {
     }
 
     /// `YYYY-MM-DD`.
-    pub fn date_dashed(&self) -> String {
+    pub(crate) fn date_dashed(&self) -> String {
         format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
 }
 
 /// Now as unix seconds.
-pub fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -70,7 +70,7 @@ pub fn unix_now() -> i64 {
 }
 
 /// Now as unix microseconds.
-pub fn unix_now_micros() -> i64 {
+pub(crate) fn unix_now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
@@ -78,7 +78,7 @@ pub fn unix_now_micros() -> i64 {
 }
 
 /// RFC 3339 UTC with milliseconds, for log lines.
-pub fn rfc3339_millis(micros: i64) -> String {
+pub(crate) fn rfc3339_millis(micros: i64) -> String {
     let c = Civil::from_unix(micros.div_euclid(1_000_000));
     let ms = micros.rem_euclid(1_000_000) / 1000;
     format!(

@@ -1,6 +1,8 @@
 //! Test harness: runs the real binary (`mock-upstream`, `serve`) as child processes on
 //! loopback, captures their logs, and talks raw HTTP/1.1 over std sockets.
 #![allow(dead_code)]
+// Test helpers: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
