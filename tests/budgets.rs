@@ -47,19 +47,12 @@ fn write_budgets(path: &Path, entries: &[(&str, &str, &str, String, &str)]) {
 }
 
 fn call(addr: std::net::SocketAddr, agent: &str, project: &str) -> Resp {
-    let mut h = good_headers();
-    h.push(("X-Agent".into(), agent.into()));
-    h.push(("X-Project".into(), project.into()));
+    let h = Headers::good().set("X-Agent", agent).set("X-Project", project).vec();
     converse(addr, "amazon.nova-lite-v1:0", &h, &fixed_body())
 }
 
-fn metric(addr: std::net::SocketAddr, series: &str) -> Option<String> {
-    let r = raw(addr, b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")?;
-    r.text()
-        .lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .map(str::to_string)
+fn metric(addr: std::net::SocketAddr, series: &str) -> Option<f64> {
+    Metrics::scrape(addr).get(series)
 }
 
 /// Waits until the proxy's writer has accounted `rows` usage rows.
@@ -68,9 +61,7 @@ fn settle(addr: std::net::SocketAddr, rows: u64) {
         wait_for(Duration::from_secs(5), || metric(
             addr,
             "llmops_usage_rows_written_total"
-        )
-        .and_then(|v| v.parse::<u64>().ok())
-            == Some(rows)),
+        ) == Some(rows as f64)),
         "writer did not reach {rows} rows"
     );
     std::thread::sleep(Duration::from_millis(60));
@@ -128,8 +119,8 @@ fn block_alert_per_value_restart_and_reload() {
     // The alert budget never blocked anyone but logged its thresholds.
     assert!(p.logs().contains("budget_threshold budget=watch"));
     assert_eq!(
-        metric(a, "llmops_budget_blocked_requests_total{budget=\"bot-daily\"}").as_deref(),
-        Some("1")
+        metric(a, "llmops_budget_blocked_requests_total{budget=\"bot-daily\"}"),
+        Some(1.0)
     );
     assert!(metric(a, "llmops_budget_spend_usd{budget=\"bot-daily\",value=\"bot\"}").is_some());
 
@@ -249,7 +240,7 @@ fn two_proxies_share_one_limit_through_redis_and_survive_its_loss() {
         wait_for(Duration::from_secs(5), || call(p2.addr, "bot", "x").status == 429),
         "p2 never blocked"
     );
-    assert_eq!(metric(p1.addr, "llmops_budget_store_up").as_deref(), Some("1"));
+    assert_eq!(metric(p1.addr, "llmops_budget_store_up"), Some(1.0));
 
     // Kill Redis: traffic for other agents goes on, rows are all written.
     let _ = rd.0.kill();
@@ -261,9 +252,7 @@ fn two_proxies_share_one_limit_through_redis_and_survive_its_loss() {
     assert!(wait_for(Duration::from_secs(5), || metric(
         p1.addr,
         "llmops_budget_store_up"
-    )
-    .as_deref()
-        == Some("0")));
+    ) == Some(0.0)));
     assert!(p1.logs().contains("budget_store_down"));
     assert_eq!(p1.terminate(), Some(0));
     assert_eq!(p2.terminate(), Some(0));

@@ -15,67 +15,22 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
 
-const MODEL: &str = "amazon.nova-lite-v1:0";
+const MODEL: &str = RIG_MODEL;
 const PATH: &str = "/bedrock/model/amazon.nova-lite-v1:0/converse";
 /// How long a test waits for an answer or a close before calling it a hang.
 const WAIT: Duration = Duration::from_secs(5);
 
-/// One mock upstream and one proxy in front of it.
-struct Rig {
-    mock: Proc,
-    proxy: Proc,
-    /// `/mock/stats` calls so far: the mock counts them in `requests` too.
-    stats_calls: AtomicU64,
+/// The hostile suite's refusal check on a [`Rig`].
+trait Refuses {
+    fn refused(&self, case: &str, bytes: &[u8], status: u16, code: &str, closes: bool) -> Resp;
 }
 
-impl Rig {
-    fn new(name: &str, extra: &[&str]) -> Rig {
-        let mock = mock();
-        let dir = temp_dir(name);
-        let proxy = proxy(mock.addr, &dir, extra);
-        Rig {
-            mock,
-            proxy,
-            stats_calls: AtomicU64::new(0),
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.proxy.addr
-    }
-
-    fn mock_json(&self) -> String {
-        self.stats_calls.fetch_add(1, Ordering::SeqCst);
-        mock_stats(self.mock.addr)
-    }
-
-    /// Requests that reached the mock, its own stats calls left out.
-    fn upstream(&self) -> u64 {
-        let j = self.mock_json();
-        stat(&j, "requests") - self.stats_calls.load(Ordering::SeqCst)
-    }
-
-    fn no_panic(&self, after: &str) {
-        let logs = self.proxy.logs();
-        assert!(!logs.contains("panicked"), "after {after}: a shard panicked:\n{logs}");
-    }
-
-    /// A valid call still goes through: 200, exactly one request upstream.
-    fn healthy(&self, after: &str) {
-        let before = self.upstream();
-        let b = body("still serving");
-        let r = converse(self.addr(), MODEL, &good_headers(), &b);
-        assert_eq!(r.status, 200, "after {after}: {}", r.text());
-        assert!(r.text().contains(&sha256_hex(&b)), "after {after}: {}", r.text());
-        assert_eq!(self.upstream(), before + 1, "after {after}");
-        self.no_panic(after);
-    }
-
+impl Refuses for Rig {
     /// Sends `bytes` on a fresh connection and expects the proxy's own error `status` /
     /// `code`; with `closes`, the response says `Connection: close` and the connection
     /// ends right after it. Nothing reaches the upstream; the proxy keeps serving.
@@ -95,20 +50,6 @@ impl Rig {
         );
         self.healthy(case);
         r
-    }
-
-    /// End of a test: no client-only header ever reached the upstream, every request that
-    /// did was signed right, and the proxy is still running.
-    fn finish(mut self) {
-        let j = self.mock_json();
-        assert_eq!(stat(&j, "leaked_headers"), 0, "{j}");
-        assert_eq!(stat(&j, "signature_failures"), 0, "{j}");
-        self.no_panic("the test");
-        assert!(
-            self.proxy.child.try_wait().unwrap().is_none(),
-            "the proxy exited:\n{}",
-            self.proxy.logs()
-        );
     }
 }
 
@@ -226,13 +167,8 @@ fn body_of_len(n: usize) -> Vec<u8> {
 
 /// A gauge or counter of the proxy's `/metrics`.
 fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let r = raw(addr, b"GET /metrics HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n").expect("metrics");
-    let t = r.text();
-    let line = t
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .unwrap_or_else(|| panic!("no {name} in\n{t}"));
-    line[name.len()..].trim().parse().unwrap()
+    let m = Metrics::scrape(addr);
+    m.get(name).unwrap_or_else(|| panic!("no {name} in {:?}", m.0)) as u64
 }
 
 // ---------------------------------------------------------------------------------------

@@ -7,72 +7,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-/// Parses Prometheus text format strictly; returns series → value.
-fn parse_metrics(text: &str) -> HashMap<String, f64> {
-    let mut out = HashMap::new();
-    let mut typed: HashMap<String, String> = HashMap::new();
-    let name_ok = |n: &str| {
-        !n.is_empty()
-            && n.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    };
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let name = rest.split(' ').next().unwrap();
-            assert!(name_ok(name), "bad HELP line {line:?}");
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut it = rest.split(' ');
-            let (name, kind) = (it.next().unwrap(), it.next().unwrap());
-            assert!(
-                name_ok(name) && ["counter", "gauge", "histogram"].contains(&kind),
-                "bad TYPE line {line:?}"
-            );
-            typed.insert(name.to_string(), kind.to_string());
-            continue;
-        }
-        assert!(!line.starts_with('#') && !line.is_empty(), "unexpected line {line:?}");
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line:?}"));
-        let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
-        let name = series.split('{').next().unwrap();
-        assert!(name_ok(name), "bad name in {line:?}");
-        if let Some(l) = series.strip_prefix(name) {
-            if !l.is_empty() {
-                assert!(l.starts_with('{') && l.ends_with('}'), "bad labels in {line:?}");
-                for pair in l[1..l.len() - 1].split("\",") {
-                    let (k, v) = pair
-                        .split_once("=\"")
-                        .unwrap_or_else(|| panic!("bad label in {line:?}"));
-                    assert!(name_ok(k), "bad label name in {line:?}");
-                    assert!(
-                        !v.trim_end_matches('"').contains('"') || v.contains("\\\""),
-                        "bad label value in {line:?}"
-                    );
-                }
-            }
-        }
-        let base = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| name.strip_suffix(s))
-            .filter(|b| typed.get(*b).is_some_and(|k| k == "histogram"));
-        assert!(
-            typed.contains_key(name) || base.is_some(),
-            "series without TYPE: {line:?}"
-        );
-        out.insert(series.to_string(), v);
-    }
-    out
-}
 
 fn get(addr: std::net::SocketAddr, path: &str) -> Resp {
     raw(addr, format!("GET {path} HTTP/1.1\r\nHost: p\r\n\r\n").as_bytes()).unwrap()
@@ -105,7 +44,7 @@ fn metrics_and_access_log() {
         let r = get(p.addr, "/metrics");
         assert_eq!(r.status, 200);
         assert!(r.header("content-type").unwrap().starts_with("text/plain"));
-        parse_metrics(&r.text())
+        Metrics::parse(&r.text()).0
     };
     assert!(wait_for(Duration::from_secs(5), || {
         series(&p).get("llmops_usage_rows_written_total").copied() == Some(7.0)
@@ -199,12 +138,7 @@ fn sighup_reloads_keys_and_keeps_connections() {
     write_keys(&[("first", TRACKING_KEY)]);
     let p = proxy(m.addr, &dir, &["--keys", keys.to_str().unwrap()]);
     let new_key = "trk_rotated_key_0000000000001";
-    let with_key = |k: &str| {
-        let mut h = good_headers();
-        h.retain(|(n, _)| n != "X-Cloudidr-Key");
-        h.push(("X-Cloudidr-Key".into(), k.into()));
-        h
-    };
+    let with_key = |k: &str| Headers::good().set("X-Cloudidr-Key", k).vec();
     // A keep-alive connection opened before the reload.
     let mut keep = connect(p.addr);
     let mut pending = Vec::new();

@@ -211,9 +211,7 @@ fn priced_cases_match_hand_computed_costs() {
     assert!(cases.len() >= 20);
     let mut ids: HashMap<String, usize> = HashMap::new();
     for (i, c) in cases.iter().enumerate() {
-        let mut h = good_headers();
-        h.retain(|(k, _)| k != "X-Aws-Region");
-        h.push(("X-Aws-Region".into(), c.2.into()));
+        let h = Headers::good().set("X-Aws-Region", c.2).vec();
         let op = if c.3 { "converse-stream" } else { "converse" };
         let r = raw(
             p.addr,
@@ -307,11 +305,7 @@ fn unpriced_models_are_counted_by_model() {
     let r = converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &body("x"));
     assert!(r.header("x-llmops-cost-usd").is_some());
     let found = wait_for(std::time::Duration::from_secs(5), || {
-        raw(p.addr, b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")
-            .unwrap()
-            .text()
-            .lines()
-            .any(|l| l == "llmops_unpriced_requests_total{model=\"acme.unknown-v1\"} 3")
+        Metrics::scrape(p.addr).get("llmops_unpriced_requests_total{model=\"acme.unknown-v1\"}") == Some(3.0)
     });
     assert!(found, "unpriced metric by model");
     assert_eq!(p.terminate(), Some(0));

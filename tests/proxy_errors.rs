@@ -12,16 +12,11 @@ use std::time::Duration;
 use common::*;
 
 fn hdrs_without(name: &str) -> Vec<(String, String)> {
-    good_headers()
-        .into_iter()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case(name))
-        .collect()
+    Headers::good().without(name).vec()
 }
 
 fn with(name: &str, value: &str) -> Vec<(String, String)> {
-    let mut h = hdrs_without(name);
-    h.push((name.into(), value.into()));
-    h
+    Headers::good().set(name, value).vec()
 }
 
 fn check(r: &Resp, status: u16, code: &str) {
@@ -131,10 +126,10 @@ fn error_table() {
     let r = converse(a, model, &with("X-Aws-Access-Key-Id", "AKIDUNKNOWN0000000000"), &b);
     check(&r, 401, "AwsAuthenticationFailed");
     assert!(r.text().contains("UnrecognizedClientException"));
-    let mut expired = with("X-Aws-Access-Key-Id", TOKEN_AKID);
-    expired.retain(|(k, _)| k != "X-Aws-Secret-Access-Key");
-    expired.push(("X-Aws-Secret-Access-Key".into(), TOKEN_SECRET.into()));
-    expired.push(("X-Aws-Session-Token".into(), "expired-session-token".into()));
+    let expired = Headers::good()
+        .session()
+        .set("X-Aws-Session-Token", "expired-session-token")
+        .vec();
     let r = converse(a, model, &expired, &b);
     check(&r, 401, "AwsAuthenticationFailed");
     assert!(r.text().contains("ExpiredTokenException"));

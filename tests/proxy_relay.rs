@@ -29,9 +29,8 @@ fn ok_reply(r: &Resp, sent: &[u8]) {
 
 #[test]
 fn signed_relay_colon_arn_and_session_token() {
-    let m = mock();
-    let dir = temp_dir("relay");
-    let p = proxy(m.addr, &dir, &[]);
+    let rig = Rig::new("relay", &[]);
+    let p = &rig.proxy;
     let b = body("hello there");
     // Colon raw and percent-encoded.
     let r = converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &b);
@@ -46,18 +45,10 @@ fn signed_relay_colon_arn_and_session_token() {
         .text()
         .contains("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"));
     // Session token (signed as x-amz-security-token).
-    let mut h: Vec<(String, String)> = good_headers()
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with("X-Aws-"))
-        .collect();
-    h.push(("X-Aws-Access-Key-Id".into(), TOKEN_AKID.into()));
-    h.push(("X-Aws-Secret-Access-Key".into(), TOKEN_SECRET.into()));
-    h.push(("X-Aws-Session-Token".into(), SESSION_TOKEN.into()));
+    let h = Headers::good().session().vec();
     ok_reply(&converse(p.addr, "amazon.nova-lite-v1:0", &h, &b), &b);
     // Geo prefix: anthropic in eu-west-1 goes upstream as eu.anthropic...
-    let mut eu = good_headers();
-    eu.retain(|(k, _)| k != "X-Aws-Region");
-    eu.push(("X-Aws-Region".into(), "eu-west-1".into()));
+    let eu = Headers::good().set("X-Aws-Region", "eu-west-1").vec();
     let r = converse(p.addr, "anthropic.claude-sonnet-4-6", &eu, &b);
     ok_reply(&r, &b);
     assert!(
@@ -65,17 +56,15 @@ fn signed_relay_colon_arn_and_session_token() {
         "{}",
         r.text()
     );
-    let stats = mock_stats(m.addr);
-    assert_eq!(stat(&stats, "signature_failures"), 0, "{stats}");
-    assert_eq!(stat(&stats, "leaked_headers"), 0, "{stats}");
+    let stats = rig.mock_json();
     assert_eq!(stat(&stats, "ok"), 5, "{stats}");
+    rig.finish();
 }
 
 #[test]
 fn keep_alive_pipelining_chunked_continue_and_large_bodies() {
-    let m = mock();
-    let dir = temp_dir("pipeline");
-    let p = proxy(m.addr, &dir, &[]);
+    let rig = Rig::new("pipeline", &[]);
+    let p = &rig.proxy;
     // Three pipelined requests in one write on one connection; answers in order.
     let bodies: Vec<Vec<u8>> = (0..3)
         .map(|i| body(&format!("pipelined request number {i} {}", "x".repeat(i * 7))))
@@ -145,7 +134,7 @@ fn keep_alive_pipelining_chunked_continue_and_large_bodies() {
     ))
     .unwrap();
     ok_reply(&read_response(&mut s, &mut pending).unwrap(), &big);
-    assert_eq!(stat(&mock_stats(m.addr), "signature_failures"), 0);
+    rig.finish();
 }
 
 #[test]

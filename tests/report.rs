@@ -28,9 +28,7 @@ fn report_matches_rows() {
     ];
     for i in 0..15 {
         let (d, pr, model) = plan[i % plan.len()];
-        let mut h = good_headers();
-        h.push(("X-Department".into(), d.into()));
-        h.push(("X-Project".into(), pr.into()));
+        let h = Headers::good().set("X-Department", d).set("X-Project", pr).vec();
         let _ = converse(p.addr, model, &h, &body(&format!("report {i} {}", "q".repeat(i))));
     }
     assert_eq!(p.terminate(), Some(0));

@@ -76,18 +76,7 @@ fn ten_thousand_keepalive_connections() {
         assert_eq!(r.status, 200);
     }
     let held = rss_kib(p.child.id());
-    let open: f64 = {
-        let r = raw(p.addr, b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n").unwrap();
-        r.text()
-            .lines()
-            .find(|l| l.starts_with("llmops_client_connections_open "))
-            .unwrap()
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let open = Metrics::scrape(p.addr).get("llmops_client_connections_open").unwrap();
     assert!(open >= CONNECTIONS as f64, "open connections {open}");
     // A Converse call on a sample of the held connections, through the pool.
     for s in conns.iter_mut().step_by(100) {
@@ -171,28 +160,13 @@ fn upstream_killed_and_restarted_under_load() {
     m.child.kill().unwrap();
     m.child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    // Same port again.
-    let plain = format!("{AKID}:{SECRET}");
+    // Same port again (retried while the old socket lingers); killed on drop.
     let port_s = format!("127.0.0.1:{port}");
-    let _m2 = {
-        let mut tries = 0;
-        loop {
-            let child = std::process::Command::new(BIN)
-                .args(["mock-upstream", "--listen", &port_s, "--credential", &plain])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut child = child;
-            if wait_for(Duration::from_secs(3), || std::net::TcpStream::connect(&port_s).is_ok()) {
-                break child;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            tries += 1;
-            assert!(tries < 5, "mock did not come back");
-        }
-    };
+    let m2 = Launch::mock().args(&["--listen", &port_s]).start_retrying(5);
+    assert!(wait_for(Duration::from_secs(3), || std::net::TcpStream::connect(
+        &port_s
+    )
+    .is_ok()));
     restarted.store(true, Ordering::SeqCst);
     let ok_at_restart = ok.load(Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(1500));
@@ -200,7 +174,6 @@ fn upstream_killed_and_restarted_under_load() {
     for t in threads {
         t.join().unwrap();
     }
-    let mut m2 = _m2;
     let total = answered.load(Ordering::Relaxed);
     assert!(ok_before_kill > 20, "load before the kill: {ok_before_kill}");
     assert!(
@@ -210,8 +183,7 @@ fn upstream_killed_and_restarted_under_load() {
     // Stale pooled connections are retried once on a fresh one: no failure once the upstream is back.
     assert_eq!(failed_after_restart.load(Ordering::Relaxed), 0);
     assert_eq!(p.terminate(), Some(0));
-    let _ = m2.kill();
-    let _ = m2.wait();
+    drop(m2);
     assert_eq!(
         read_dir(&dir).unwrap().len() as u64,
         total,

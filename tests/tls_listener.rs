@@ -34,12 +34,7 @@ fn metric(
     let mut s = tls_connect(addr, tls_client_config(ca, client));
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n").unwrap();
     let r = read_response(&mut s, &mut Vec::new()).unwrap();
-    r.text()
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1.0)
+    Metrics::parse(&r.text()).get(name).unwrap_or(-1.0)
 }
 
 #[test]

@@ -65,15 +65,8 @@ fn upstream_closing_idle_connections_is_handled() {
     assert_eq!(stat(&stats, "connections"), 5, "{stats}");
     // The proxy noticed each stale connection: dropped when taken from the pool (closed by
     // the peer) or, if the close raced the request, retried once on a fresh connection.
-    let m = raw(p.addr, b"GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n").unwrap().text();
-    let value = |series: &str| -> u64 {
-        m.lines()
-            .find(|l| l.starts_with(series))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let noticed =
-        value("llmops_upstream_idle_dropped_total{reason=\"closed_by_peer\"}") + value("llmops_upstream_retries_total");
-    assert_eq!(noticed, 3, "{m}");
+    let m = Metrics::scrape(p.addr);
+    let noticed = m.count("llmops_upstream_idle_dropped_total{reason=\"closed_by_peer\"}")
+        + m.count("llmops_upstream_retries_total");
+    assert_eq!(noticed, 3, "{:?}", m.0);
 }

@@ -23,11 +23,11 @@ const NOVA_LITE_IN: i128 = 60_000;
 const NOVA_LITE_OUT: i128 = 240_000;
 
 fn tagged(dept: &str, project: &str, agent: &str) -> Vec<(String, String)> {
-    let mut h = good_headers();
-    h.push(("X-Department".into(), dept.into()));
-    h.push(("X-Project".into(), project.into()));
-    h.push(("X-Agent".into(), agent.into()));
-    h
+    Headers::good()
+        .set("X-Department", dept)
+        .set("X-Project", project)
+        .set("X-Agent", agent)
+        .vec()
 }
 
 fn scan_for(dir: &Path, needles: &[&str]) -> Vec<String> {
@@ -56,13 +56,11 @@ fn rows_match_mock_usage_and_cost_exactly_and_hold_no_secrets() {
             ("sales", "crm", "writer"),
             ("eng", "chat", "bot"),
         ][i % 3];
-        let mut h = tagged(dept, proj, agent);
-        if i == 5 {
-            h.retain(|(k, _)| !k.starts_with("X-Aws-"));
-            h.push(("X-Aws-Access-Key-Id".into(), TOKEN_AKID.into()));
-            h.push(("X-Aws-Secret-Access-Key".into(), TOKEN_SECRET.into()));
-            h.push(("X-Aws-Session-Token".into(), SESSION_TOKEN.into()));
-        }
+        let h = if i == 5 {
+            Headers(tagged(dept, proj, agent)).session().vec()
+        } else {
+            tagged(dept, proj, agent)
+        };
         let r = converse(p.addr, "amazon.nova-lite-v1:0", &h, &b);
         assert_eq!(r.status, 200, "{}", r.text());
         sent.push((
@@ -79,9 +77,7 @@ fn rows_match_mock_usage_and_cost_exactly_and_hold_no_secrets() {
         converse(p.addr, "mock.throttle", &good_headers(), &body("t")).status,
         429
     );
-    let mut bad_region = good_headers();
-    bad_region.retain(|(k, _)| k != "X-Aws-Region");
-    bad_region.push(("X-Aws-Region".into(), "us-east-1.evil.com".into()));
+    let bad_region = Headers::good().set("X-Aws-Region", "us-east-1.evil.com").vec();
     assert_eq!(
         converse(p.addr, "amazon.nova-lite-v1:0", &bad_region, &body("r")).status,
         400
