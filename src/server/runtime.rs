@@ -32,14 +32,21 @@ pub type Started = Result<(usize, Vec<i32>, Driver), String>;
 /// Plain and TLS listen addresses.
 pub type Addrs = (Option<SocketAddr>, Option<SocketAddr>);
 
-pub fn run_shard(
-    id: usize,
-    addrs: Addrs,
-    shared: Arc<Shared>,
-    sink: UsageSink,
-    tls: Arc<rustls::ClientConfig>,
-    started: mpsc::Sender<Started>,
-) {
+/// What a shard thread starts with.
+pub struct ShardStart {
+    pub id: usize,
+    pub addrs: Addrs,
+    pub shared: Arc<Shared>,
+    pub sink: UsageSink,
+    /// This shard's own upstream TLS configuration (its own session cache).
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Where the shard reports that it listens, or why it cannot.
+    pub started: mpsc::Sender<Started>,
+}
+
+/// The body of a shard thread: builds its runtime and serves until the drain ends.
+pub fn run_shard(start: ShardStart) {
+    let id = start.id;
     let fallback = |e: &std::io::Error| {
         crate::log::warn(
             "io_uring_unavailable",
@@ -50,9 +57,8 @@ pub fn run_shard(
             ],
         )
     };
-    let done = started.clone();
-    let run = |driver| shard_main(id, addrs, shared, sink, tls, started, driver);
-    if let Err(e) = crate::util::runtime::block_on(URING_ENTRIES, fallback, run) {
+    let done = start.started.clone();
+    if let Err(e) = crate::util::runtime::block_on(URING_ENTRIES, fallback, |driver| shard_main(start, driver)) {
         let _ = done.send(Err(format!("shard {id}: cannot build a runtime: {e}")));
     }
 }
@@ -94,15 +100,8 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, tls: bool) {
     }
 }
 
-async fn shard_main(
-    id: usize,
-    addrs: Addrs,
-    shared: Arc<Shared>,
-    sink: UsageSink,
-    tls: Arc<rustls::ClientConfig>,
-    started: mpsc::Sender<Started>,
-    driver: Driver,
-) {
+async fn shard_main(start: ShardStart, driver: Driver) {
+    let (id, addrs, started) = (start.id, start.addrs, start.started);
     let mut listeners = Vec::new();
     for (addr, is_tls) in [(addrs.0, false), (addrs.1, true)] {
         let Some(addr) = addr else { continue };
@@ -114,9 +113,9 @@ async fn shard_main(
             }
         }
     }
-    shared.shard_stats[id].set_driver(driver);
-    let drain_timeout = shared.drain_timeout;
-    let shard = Rc::new(Shard::new(id, shared, sink, Some(tls)));
+    start.shared.shard_stats[id].set_driver(driver);
+    let drain_timeout = start.shared.drain_timeout;
+    let shard = Rc::new(Shard::new(id, start.shared, start.sink, Some(start.tls)));
     let fds = listeners.iter().map(|(l, _)| l.as_raw_fd()).collect();
     let _ = started.send(Ok((id, fds, driver)));
     drop(started);

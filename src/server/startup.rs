@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::config::ServeConfig;
-use super::runtime::{run_shard, Started};
+use super::runtime::{run_shard, ShardStart, Started};
 use super::ServeError;
 use crate::args::ConfigError;
 use crate::proxy::shard::Shared;
@@ -138,10 +138,16 @@ fn start_shards(
             Err(e) => return Err((shards, ServeError::Config(ConfigError::new("upstream-ca", e)))),
         };
         let started = started_tx.clone();
-        match std::thread::Builder::new()
-            .name(format!("shard-{id}"))
-            .spawn(move || run_shard(id, addrs, shared, sink, tls, started))
-        {
+        match std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
+            run_shard(ShardStart {
+                id,
+                addrs,
+                shared,
+                sink,
+                tls,
+                started,
+            })
+        }) {
             Ok(t) => shards.threads.push(t),
             Err(e) => return Err((shards, ServeError::Runtime(format!("cannot start shard thread: {e}")))),
         }
