@@ -23,15 +23,8 @@ EXHAUSTED_DEPT="bench-exhausted"
 
 ensure_tools
 build_proxy
-make_workdir
-machine_facts
-log "work dir $WORK"
-
-export BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
-export BENCH_INVOCATION="DURATION=$DURATION CONC=$CONC ROUNDS=$ROUNDS${BENCH_REF:+ BENCH_REF=$BENCH_REF} bash bench/budgets.sh"
-export NGINX_VERSION="$(nginx -v 2>&1 | sed 's#.*: ##')"
-export OHA_VERSION PROXY_COMMIT DURATION WARMUP CONC CMDS_FILE ROUNDS
-export BODY_BYTES="$(wc -c <"$BODY_FILE" | tr -d ' ')"
+begin_section "DURATION=$DURATION CONC=$CONC ROUNDS=$ROUNDS${BENCH_REF:+ BENCH_REF=$BENCH_REF} bash bench/budgets.sh"
+export ROUNDS
 
 MATCHED="$(write_budgets "$WORK/budgets-$BUDGETS.toml" "$BUDGETS")"
 MATCHED_X="$(write_budgets "$WORK/budgets-${BUDGETS}x.toml" "$BUDGETS" "$EXHAUSTED_DEPT")"
@@ -101,9 +94,4 @@ python3 "$BENCH_DIR/benchlib.py" note blocked "Check of *one exhausted* (each ro
     awk 'BEGIN{RS="";n=0} {n++; if (n<=3 || /b-exhausted/) {gsub(/\n/," "); print "#   " $0}}' "$WORK/budgets-${BUDGETS}x.toml"
 } >>"$CMDS_FILE"
 
-RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}"
-ensure_results_file
-python3 "$BENCH_DIR/benchlib.py" report "$WORK/results.jsonl" budgets >"$WORK/section.md"
-cat "$WORK/section.md" >>"$RESULTS"
-cat "$WORK/section.md"
-log "appended to $RESULTS"
+append_section budgets

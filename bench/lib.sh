@@ -1,5 +1,5 @@
-# Shared functions of bench/run.sh and bench/peers.sh (sourced, not run).
-# Everything listens on and sends to 127.0.0.1 only.
+# Shared functions of the scripts of bench/ (sourced, not run; profile.sh takes only the
+# load's credentials and headers). Everything listens on and sends to 127.0.0.1 only.
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
@@ -9,12 +9,14 @@ DURATION="${DURATION:-10}"
 CONC="${CONC:-32}"
 WARMUP="${WARMUP:-2}"
 TTFB_REQUESTS="${TTFB_REQUESTS:-200}"
+RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}" # where append_section appends
 MODEL_ID="amazon.nova-lite-v1:0"
 TRACKING_KEY="trk_bench_0123456789abcdef"
 AKID="AKIDBENCH0000000001"
 SECRET="benchsecret0123456789"
 
 PIDS=()          # processes this script started (killed by pid on exit)
+PROXY_TLS_CURL=()    # curl's TLS arguments to reach the running llmops-proxy (launch_proxy)
 BIN_COPY=""      # private copy of the release binary (removed on exit)
 PROXY_SENT_FILES=()  # oha JSONs of the requests sent to the running llmops-proxy
 WORK=""
@@ -57,12 +59,15 @@ trap 'exit 130' INT TERM
 
 # --- tools -------------------------------------------------------------------------------
 
+# ensure_tools [COMMAND...]: nginx, wrk, curl, python3 and the COMMANDs (each its own apt
+# package) installed where missing; oha with cargo.
+# shellcheck disable=SC2120 # the COMMANDs are optional
 ensure_tools() {
-    local missing=()
+    local missing=() t
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-    command -v curl >/dev/null 2>&1 || missing+=(curl)
-    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    for t in wrk curl python3 "$@"; do
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
     if [ "${#missing[@]}" -gt 0 ]; then
         log "installing ${missing[*]} (apt-get)"
         apt-get update -qq
@@ -307,11 +312,26 @@ start_stub() {
     log "stub upstream (nginx, 1 worker) on 127.0.0.1:$STUB_PORT, pid $STUB_PID"
 }
 
+# start_rproxy: the one-worker nginx reverse proxy in front of the stub; sets NGX_PORT and
+# RPROXY_PID.
+start_rproxy() {
+    NGX_PORT="$(free_port)"
+    write_rproxy_conf "$NGX_PORT" "$STUB_PORT"
+    start_nginx rproxy
+    RPROXY_PID="$NGINX_PID_rproxy"
+    wait_http "http://127.0.0.1:$NGX_PORT/" || die "nginx reverse proxy did not start (see $WORK/rproxy-error.log)"
+}
+
 # --- llmops-proxy ------------------------------------------------------------------------
 
 # start_proxy NAME THREADS [ENV=VALUE...] [-- SERVE_FLAGS...]: sets PROXY_PID, PROXY_PORT,
-# PROXY_USAGE, PROXY_NAME.
+# PROXY_USAGE, PROXY_NAME, PROXY_BASE (its URL), PROXY_TLS_CURL (curl's TLS arguments).
 start_proxy() { launch_proxy plain "$@"; }
+
+# start_proxy_tls NAME THREADS [ENV=VALUE...] [-- SERVE_FLAGS...]: like start_proxy, but
+# HTTPS only (--listen none --listen-tls), with the certificate of make_test_ca; the
+# checks go over TLS (curl --cacert). PROXY_PORT is the TLS port.
+start_proxy_tls() { launch_proxy tls "$@"; }
 
 # launch_proxy plain|tls NAME THREADS [ENV=VALUE...] [-- SERVE_FLAGS...]: starts llmops-proxy
 # against the stub (plain: --listen; tls: --listen none --listen-tls with make_test_ca's
@@ -330,11 +350,13 @@ launch_proxy() {
     PROXY_PORT="$(free_port)"
     PROXY_USAGE="$WORK/usage-$name"
     mkdir -p "$PROXY_USAGE"
-    local listen=(--listen "127.0.0.1:$PROXY_PORT") base="http://127.0.0.1:$PROXY_PORT" tls_curl=() over=""
+    local listen=(--listen "127.0.0.1:$PROXY_PORT") over=""
+    PROXY_BASE="http://127.0.0.1:$PROXY_PORT"
+    PROXY_TLS_CURL=()
     if [ "$mode" = tls ]; then
         listen=(--listen none --listen-tls "127.0.0.1:$PROXY_PORT" --tls-cert "$TLS_CHAIN" --tls-key "$TLS_KEY")
-        base="https://127.0.0.1:$PROXY_PORT"
-        tls_curl=(--cacert "$TLS_CA")
+        PROXY_BASE="https://127.0.0.1:$PROXY_PORT"
+        PROXY_TLS_CURL=(--cacert "$TLS_CA")
         over=" over TLS"
     fi
     local cmd=("$BIN" serve "${listen[@]}" --threads "$threads"
@@ -346,7 +368,7 @@ launch_proxy() {
     PROXY_SENT_FILES=(2) # the two check requests below
     local i
     for i in $(seq 1 150); do
-        if [ "$(curl -s "${tls_curl[@]}" -o /dev/null -w '%{http_code}' --max-time 1 "$base/healthz")" = 200 ]; then
+        if [ "$(curl -s "${PROXY_TLS_CURL[@]}" -o /dev/null -w '%{http_code}' --max-time 1 "$PROXY_BASE/healthz")" = 200 ]; then
             break
         fi
         kill -0 "$PROXY_PID" 2>/dev/null || die "llmops-proxy ($name) exited at start-up: $(tail -n 5 "$WORK/proxy-$name.log")"
@@ -355,25 +377,34 @@ launch_proxy() {
     [ "$i" -lt 150 ] || die "llmops-proxy ($name) not healthy$over after 15 s: $(tail -n 5 "$WORK/proxy-$name.log")"
     # One request of each kind through it, byte-compared with the stub's answers.
     local code
-    code="$(curl -s "${tls_curl[@]}" -o "$WORK/check-$name.json" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
-        --data-binary @"$BODY_FILE" "$base/bedrock/model/$MODEL_ID/converse")"
+    code="$(curl -s "${PROXY_TLS_CURL[@]}" -o "$WORK/check-$name.json" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
+        --data-binary @"$BODY_FILE" "$PROXY_BASE/bedrock/model/$MODEL_ID/converse")"
     [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse request$over: $(head -c 300 "$WORK/check-$name.json")"
     cmp -s "$WORK/check-$name.json" "$WORK/payload/converse.json" || die "llmops-proxy ($name) changed the converse body"
-    code="$(curl -s "${tls_curl[@]}" -o "$WORK/check-$name.bin" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
-        --data-binary @"$BODY_FILE" "$base/bedrock/model/$MODEL_ID/converse-stream")"
+    code="$(curl -s "${PROXY_TLS_CURL[@]}" -o "$WORK/check-$name.bin" -w '%{http_code}' "${PROXY_HEADERS_CURL[@]}" \
+        --data-binary @"$BODY_FILE" "$PROXY_BASE/bedrock/model/$MODEL_ID/converse-stream")"
     [ "$code" = 200 ] || die "llmops-proxy ($name) answered $code to a converse-stream request$over"
     cmp -s "$WORK/check-$name.bin" "$WORK/payload/stream.bin" || die "llmops-proxy ($name) changed the event stream"
     if [ "$mode" = tls ]; then
-        log "llmops-proxy ($name, TLS only, --threads $threads${flags[*]:+, ${flags[*]}}) on $base, pid $PROXY_PID"
+        log "llmops-proxy ($name, TLS only, --threads $threads${flags[*]:+, ${flags[*]}}) on $PROXY_BASE, pid $PROXY_PID"
     else
         log "llmops-proxy ($name, --threads $threads${envs[*]:+, ${envs[*]}}${flags[*]:+, ${flags[*]}}) on 127.0.0.1:$PROXY_PORT, pid $PROXY_PID"
     fi
 }
 
-# stop_proxy LABEL: scrape /metrics, SIGTERM, wait, count the Parquet rows.
+# proxy_metrics FILE: scrapes /metrics of the running llmops-proxy, over TLS after
+# start_proxy_tls (the scrape's own connection is then one more full handshake, already
+# counted in what it returns).
+proxy_metrics() {
+    curl -s "${PROXY_TLS_CURL[@]}" "$PROXY_BASE/metrics" >"$1" || true
+}
+
+# stop_proxy LABEL: scrape /metrics, SIGTERM, wait for a clean exit, then the proxy-check
+# record (metrics, log levels, Parquet rows) into results.jsonl; after start_proxy or
+# start_proxy_tls.
 stop_proxy() {
     local name="$PROXY_NAME" label="$1"
-    curl -s "http://127.0.0.1:$PROXY_PORT/metrics" >"$WORK/metrics-$name.txt" || true
+    proxy_metrics "$WORK/metrics-$name.txt"
     kill -TERM "$PROXY_PID" 2>/dev/null || true
     local i rc=0
     for i in $(seq 1 600); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
@@ -414,11 +445,7 @@ measure() {
     shift 4
     local extra=("$@")
     local out="$WORK/oha-$scenario.json"
-    if [ "$WARMUP" -gt 0 ]; then
-        "$OHA" -z "${WARMUP}s" -c "$CONC" --no-tui "${OHA_JSON[@]}" "${OHA_WAIT[@]}" -m POST -D "$BODY_FILE" \
-            "${extra[@]}" "$url" >"$WORK/oha-$scenario-warmup.json" 2>"$WORK/oha-$scenario-warmup.err" || true
-        [ "$pid" = "${PROXY_PID:-}" ] && PROXY_SENT_FILES+=("$WORK/oha-$scenario-warmup.json")
-    fi
+    warm_up "$scenario" "$pid" "$url" "${extra[@]}"
     local cmd=("$OHA" -z "${DURATION}s" -c "$CONC" --no-tui "${OHA_JSON[@]}" "${OHA_WAIT[@]}" -m POST -D "$BODY_FILE" "${extra[@]}" "$url")
     record_cmd "# ($scenario) $label"
     record_cmd "$(printf '%q ' oha "${cmd[@]:1}" | sed "s#$WORK/payload/##g")"
@@ -431,6 +458,19 @@ measure() {
     python3 "$BENCH_DIR/benchlib.py" oha "$scenario" "$label" "$out" "$c0" "$c1" >>"$WORK/results.jsonl" \
         || die "($scenario) $label: fewer than 99% of responses were 200 (see $out)"
     python3 "$BENCH_DIR/benchlib.py" show "$WORK/results.jsonl" "$scenario" >&2
+}
+
+# warm_up SCENARIO PID URL [oha args...]: WARMUP seconds of the load before measure's run;
+# called on its own, a counter can be read between the warm-up and the measured run (then
+# call measure with WARMUP=0).
+warm_up() {
+    local scenario="$1" pid="$2" url="$3"
+    shift 3
+    [ "$WARMUP" -gt 0 ] || return 0
+    "$OHA" -z "${WARMUP}s" -c "$CONC" --no-tui "${OHA_JSON[@]}" "${OHA_WAIT[@]}" -m POST -D "$BODY_FILE" \
+        "$@" "$url" >"$WORK/oha-$scenario-warmup.json" 2>"$WORK/oha-$scenario-warmup.err" || true
+    if [ "$pid" = "${PROXY_PID:-}" ]; then PROXY_SENT_FILES+=("$WORK/oha-$scenario-warmup.json"); fi
+    return 0
 }
 
 # ttfb SCENARIO LABEL URL [curl args...]: TTFB_REQUESTS sequential keep-alive requests from
@@ -553,12 +593,6 @@ nginx_reused_count() {
     printf '%s %s\n' "$r" "$((n - r))"
 }
 
-# start_proxy_tls NAME THREADS [ENV=VALUE...] [-- SERVE_FLAGS...]: like start_proxy, but
-# HTTPS only (--listen none --listen-tls), with the certificate of make_test_ca; the
-# checks go over TLS (curl --cacert). Sets PROXY_PID, PROXY_PORT (the TLS port),
-# PROXY_USAGE, PROXY_NAME.
-start_proxy_tls() { launch_proxy tls "$@"; }
-
 # tls_negotiated PORT: "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519" as openssl s_client sees it.
 tls_negotiated() {
     local out
@@ -567,41 +601,6 @@ tls_negotiated() {
     printf '%s %s, verify: %s\n' "$(sed -n 's/^New, \([^,]*\), Cipher is \(.*\)/\1 \2/p' <<<"$out" | head -1)" \
         "$(sed -n 's/^Server Temp Key: //p' <<<"$out" | head -1)" \
         "$(sed -n 's/^ *Verify return code: //p' <<<"$out" | head -1)"
-}
-
-# tls_metrics FILE: scrapes /metrics of the running TLS-only llmops-proxy (the scrape's own
-# connection is one more full handshake, already counted in what it returns).
-tls_metrics() {
-    curl -s --cacert "$TLS_CA" "https://127.0.0.1:$PROXY_PORT/metrics" >"$1" || true
-}
-
-# stop_proxy_tls LABEL: stop_proxy for start_proxy_tls (the /metrics scrape goes over TLS).
-stop_proxy_tls() {
-    local name="$PROXY_NAME" label="$1"
-    tls_metrics "$WORK/metrics-$name.txt"
-    kill -TERM "$PROXY_PID" 2>/dev/null || true
-    local i rc=0
-    for i in $(seq 1 600); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$PROXY_PID" 2>/dev/null; then
-        die "llmops-proxy ($name) still running 60 s after SIGTERM"
-    fi
-    wait "$PROXY_PID" || rc=$?
-    forget_pid "$PROXY_PID"
-    [ "$rc" -eq 0 ] || die "llmops-proxy ($name) exited with status $rc after SIGTERM: $(tail -n 5 "$WORK/proxy-$name.log")"
-    python3 "$BENCH_DIR/benchlib.py" proxy-check "$label" "$WORK/metrics-$name.txt" "$PROXY_USAGE" \
-        "$WORK/proxy-$name.log" "${PROXY_SENT_FILES[@]}" >>"$WORK/results.jsonl" || die "llmops-proxy ($name) usage/metrics check failed"
-}
-
-# warm_up SCENARIO PID URL [oha args...]: measure's warm-up on its own, so that a counter
-# can be read between the warm-up and the measured run (then call measure with WARMUP=0).
-warm_up() {
-    local scenario="$1" pid="$2" url="$3"
-    shift 3
-    [ "$WARMUP" -gt 0 ] || return 0
-    "$OHA" -z "${WARMUP}s" -c "$CONC" --no-tui "${OHA_JSON[@]}" "${OHA_WAIT[@]}" -m POST -D "$BODY_FILE" \
-        "$@" "$url" >"$WORK/oha-$scenario-warmup.json" 2>"$WORK/oha-$scenario-warmup.err" || true
-    if [ "$pid" = "${PROXY_PID:-}" ]; then PROXY_SENT_FILES+=("$WORK/oha-$scenario-warmup.json"); fi
-    return 0
 }
 
 # --- budgets (bench/budgets.sh) ----------------------------------------------------------
@@ -708,6 +707,32 @@ measure_watched() {
     other_cpu_end "$scenario"
 }
 
+# --- the section of RESULTS.md (every script) ---------------------------------------------
+
+# begin_section INVOCATION [NOTE]: after ensure_tools and build_proxy, every script's start:
+# a fresh work dir (NOTE goes into its log line), the machine's facts, and what the header
+# of the section reads from the environment (INVOCATION: how the script was called).
+begin_section() {
+    make_workdir
+    machine_facts
+    log "work dir $WORK${2:+ ($2)}"
+    BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+    BENCH_INVOCATION="$1"
+    NGINX_VERSION="$(nginx -v 2>&1 | sed 's#.*: ##')"
+    BODY_BYTES="$(wc -c <"$BODY_FILE" | tr -d ' ')"
+    STREAM_BYTES="$(wc -c <"$WORK/payload/stream.bin" | tr -d ' ')"
+    export BENCH_DATE BENCH_INVOCATION NGINX_VERSION BODY_BYTES STREAM_BYTES
+    export OHA_VERSION PROXY_COMMIT DURATION WARMUP CONC TTFB_REQUESTS CMDS_FILE
+}
+
+# record_configs NAME...: the nginx configs WORK/NAME.conf of this run, commented, at the
+# end of the exact commands.
+record_configs() {
+    local n
+    echo "# nginx configs of this run (paths under the temporary work dir)" >>"$CMDS_FILE"
+    for n in "$@"; do sed "s/^/# $n.conf: /" "$WORK/$n.conf" >>"$CMDS_FILE"; done
+}
+
 # ensure_results_file: creates $RESULTS with its introduction if it does not exist yet.
 ensure_results_file() {
     [ -f "$RESULTS" ] && return 0
@@ -720,12 +745,12 @@ ratios within one section, not absolute figures across sections.
 EOF
 }
 
-# start_rproxy: the one-worker nginx reverse proxy in front of the stub; sets NGX_PORT and
-# RPROXY_PID.
-start_rproxy() {
-    NGX_PORT="$(free_port)"
-    write_rproxy_conf "$NGX_PORT" "$STUB_PORT"
-    start_nginx rproxy
-    RPROXY_PID="$NGINX_PID_rproxy"
-    wait_http "http://127.0.0.1:$NGX_PORT/" || die "nginx reverse proxy did not start (see $WORK/rproxy-error.log)"
+# append_section KIND: benchlib.py's section of KIND (run | peers | tls | budgets) from
+# results.jsonl, appended to $RESULTS and printed; every script's end.
+append_section() {
+    ensure_results_file
+    python3 "$BENCH_DIR/benchlib.py" report "$WORK/results.jsonl" "$1" >"$WORK/section.md"
+    cat "$WORK/section.md" >>"$RESULTS"
+    cat "$WORK/section.md"
+    log "appended to $RESULTS"
 }

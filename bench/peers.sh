@@ -19,7 +19,6 @@ cd "$ROOT"
 
 LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/llmops-bench/litellm-venv}"
 LITELLM_MASTER_KEY="sk-llmops-bench-master-0123456789"
-RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}"
 
 # peer_failed MESSAGE [LOGFILE]: record the failure in RESULTS.md and stop.
 peer_failed() {
@@ -71,18 +70,10 @@ else
     case "$BIN" in /tmp/llmops-bench-proxy.*) BIN_COPY="$BIN" ;; esac
 fi
 
-make_workdir
-machine_facts
-log "work dir $WORK ($NETNS_NOTE)"
+begin_section "DURATION=$DURATION PEER_CONC=$PEER_CONC bash bench/peers.sh" "$NETNS_NOTE"
 LITELLM_VERSION="$("$LITELLM_VENV/bin/pip" show litellm 2>/dev/null | sed -n 's/^Version: //p')"
-
-export BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
-export BENCH_INVOCATION="DURATION=$DURATION PEER_CONC=$PEER_CONC bash bench/peers.sh"
-export NGINX_VERSION="$(nginx -v 2>&1 | sed 's#.*: ##')"
 export OHA_VERSION="$OHA_VERSION, LiteLLM $LITELLM_VERSION"
-export PROXY_COMMIT DURATION WARMUP CMDS_FILE
 export CONC_USED="$PEER_CONC"
-export BODY_BYTES="$(wc -c <"$BODY_FILE" | tr -d ' ')"
 
 start_stub
 STUB_URL="http://127.0.0.1:$STUB_PORT/model/$MODEL_ID/converse"
@@ -163,8 +154,4 @@ BODY_FILE="$BODY_FILE_SAVED"
 } >>"$CMDS_FILE"
 
 export PEER_NOTE="Run in a $NETNS_NOTE; CPU of LiteLLM counts its process and children."
-ensure_results_file
-python3 "$BENCH_DIR/benchlib.py" report "$WORK/results.jsonl" peers >"$WORK/section.md"
-cat "$WORK/section.md" >>"$RESULTS"
-cat "$WORK/section.md"
-log "appended to $RESULTS"
+append_section peers

@@ -3,13 +3,14 @@
 # I/O), counted by callgrind: repeatable on a busy machine, unlike timings.
 # Usage: bash bench/profile.sh [REQUESTS]   (default 20000). Needs valgrind and oha.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # the load's credentials and headers
+cd "$ROOT"
 N="${1:-20000}"
 BIN="${BENCH_BIN:-target/release/llmops-proxy}"
 [ -n "${BENCH_BIN:-}" ] || cargo build --release --quiet
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-"$BIN" mock-upstream --listen 127.0.0.1:0 --credential AKIDBENCH0000000001:benchsecret0123456789 2>"$work/mock.log" &
+"$BIN" mock-upstream --listen 127.0.0.1:0 --credential "$AKID:$SECRET" 2>"$work/mock.log" &
 for _ in $(seq 100); do grep -q 'mock_listening' "$work/mock.log" && break; sleep 0.1; done
 mock=$(sed -n 's/.*mock_listening addr=\([0-9.:]*\).*/\1/p' "$work/mock.log" | head -1)
 MONOIO_FORCE_LEGACY_DRIVER=1 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg.out" \
@@ -19,10 +20,8 @@ proxy_pid=$!
 for _ in $(seq 300); do grep -q 'listening addr=' "$work/proxy.log" && break; sleep 0.1; done
 proxy=$(sed -n 's/.*listening addr=\([0-9.:]*\).*/\1/p' "$work/proxy.log" | head -1)
 body='{"messages":[{"role":"user","content":[{"text":"Summarise the quarterly numbers for the finance team, please."}]}],"inferenceConfig":{"maxTokens":256,"temperature":0.2}}'
-hdr=(-H "X-Cloudidr-Key: trk_bench_0123456789abcdef" -H "X-Aws-Access-Key-Id: AKIDBENCH0000000001"
-     -H "X-Aws-Secret-Access-Key: benchsecret0123456789" -H "X-Aws-Region: us-east-1" -H "X-Department: bench"
-     -H "Content-Type: application/json")
-url="http://$proxy/bedrock/model/amazon.nova-lite-v1:0/converse"
+hdr=("${PROXY_HEADERS_OHA[@]}")
+url="http://$proxy/bedrock/model/$MODEL_ID/converse"
 # Warm-up (pool, key cache), then zero the counters and measure exactly N requests.
 oha -n 200 -c 4 --no-tui -m POST -d "$body" "${hdr[@]}" "$url" >/dev/null
 callgrind_control -z "$proxy_pid" >/dev/null
@@ -31,16 +30,18 @@ callgrind_control -d "$proxy_pid" >/dev/null
 sleep 1
 kill -TERM "$proxy_pid"; wait "$proxy_pid" || true
 set +e +o pipefail
+# instructions FILE: the PROGRAM TOTALS of one callgrind output (one thread).
+instructions() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}'; }
 total=0
 for f in "$work"/cg.out*; do
-  t=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}')
+  t=$(instructions "$f")
   total=$((total + ${t:-0}))
 done
 echo "requests: $N (status codes: $(grep -A3 'Status code distribution' "$work/oha.txt" | tail -n +2 | tr -s ' ' | tr '\n' ' '))"
 echo "instructions: $total total, $((total / N)) per request (all threads: shards, usage writer)"
 rm -f bench/.callgrind-*.out
 for f in "$work"/cg.out*; do
-  t=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}')
+  t=$(instructions "$f")
   [ "${t:-0}" -gt $((N * 100)) ] || continue
   name=$(basename "$f")
   cp "$f" "bench/.callgrind-$name.out"

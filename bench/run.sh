@@ -17,16 +17,7 @@ cd "$ROOT"
 
 ensure_tools
 build_proxy
-make_workdir
-machine_facts
-log "work dir $WORK"
-
-export BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
-export BENCH_INVOCATION="DURATION=$DURATION CONC=$CONC bash bench/run.sh"
-export NGINX_VERSION="$(nginx -v 2>&1 | sed 's#.*: ##')"
-export OHA_VERSION PROXY_COMMIT DURATION WARMUP CONC TTFB_REQUESTS CMDS_FILE
-export BODY_BYTES="$(wc -c <"$BODY_FILE" | tr -d ' ')"
-export STREAM_BYTES="$(wc -c <"$WORK/payload/stream.bin" | tr -d ' ')"
+begin_section "DURATION=$DURATION CONC=$CONC bash bench/run.sh"
 
 record_cmd "# stub upstream and reverse proxy: nginx -p PREFIX -c stub.conf / rproxy.conf (configs below)"
 start_stub
@@ -89,15 +80,5 @@ PROXY_URL="http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse"
 measure d "llmops-proxy --threads $MACHINE_NPROC → stub (io_uring)" "$PROXY_PID" "$PROXY_URL" "${PROXY_HEADERS_OHA[@]}"
 stop_proxy "d: io_uring, $MACHINE_NPROC threads"
 
-{
-    echo "# nginx configs of this run (paths under the temporary work dir)"
-    sed 's/^/# stub.conf: /' "$WORK/stub.conf"
-    sed 's/^/# rproxy.conf: /' "$WORK/rproxy.conf"
-} >>"$CMDS_FILE"
-
-RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}"
-ensure_results_file
-python3 "$BENCH_DIR/benchlib.py" report "$WORK/results.jsonl" run >"$WORK/section.md"
-cat "$WORK/section.md" >>"$RESULTS"
-cat "$WORK/section.md"
-log "appended to $RESULTS"
+record_configs stub rproxy
+append_section run

@@ -20,25 +20,14 @@ cd "$ROOT"
 
 RESUME_CONNS="${RESUME_CONNS:-2000}"
 
-ensure_tools
-command -v openssl >/dev/null 2>&1 || {
-    log "installing openssl (apt-get)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
-}
+ensure_tools openssl
 build_proxy
-make_workdir
-machine_facts
-log "work dir $WORK"
-make_test_ca "$WORK/tls"
-
-export BENCH_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
 KEY_NOTE=""
 [ "$TLS_KEY_TYPE" = ec ] || KEY_NOTE=" TLS_KEY_TYPE=$TLS_KEY_TYPE"
-export BENCH_INVOCATION="DURATION=$DURATION CONC=$CONC${BENCH_REF:+ BENCH_REF=$BENCH_REF}$KEY_NOTE bash bench/tls.sh"
-export NGINX_VERSION="$(nginx -v 2>&1 | sed 's#.*: ##')"
-export NGINX_SSL="$(nginx -V 2>&1 | sed -n 's/^built with \(OpenSSL [^ ]*\).*/\1/p' | head -1)"
-export OHA_VERSION PROXY_COMMIT DURATION WARMUP CONC CMDS_FILE TLS_CERT_DESC
-export BODY_BYTES="$(wc -c <"$BODY_FILE" | tr -d ' ')"
+begin_section "DURATION=$DURATION CONC=$CONC${BENCH_REF:+ BENCH_REF=$BENCH_REF}$KEY_NOTE bash bench/tls.sh"
+make_test_ca "$WORK/tls"
+NGINX_SSL="$(nginx -V 2>&1 | sed -n 's/^built with \(OpenSSL [^ ]*\).*/\1/p' | head -1)"
+export NGINX_SSL TLS_CERT_DESC
 
 record_cmd "# test CA and certificate: openssl genpkey/req/x509 ($TLS_CERT_DESC), chain.pem = server.pem + ca.pem"
 record_cmd "# stub upstream, nginx reverse proxy, nginx TLS terminator: nginx -p PREFIX -c stub.conf / rproxy.conf / tlsproxy.conf (configs below)"
@@ -102,25 +91,25 @@ python3 "$BENCH_DIR/benchlib.py" note negotiated "Negotiated with \`openssl s_cl
 measure_watched ka-proxy-tls "llmops-proxy --threads 1, TLS, keep-alive" "$PROXY_PID" "$URL" "${TLS_OHA[@]}" "${PROXY_HEADERS_OHA[@]}"
 wait_quiet
 warm_up nc-proxy-tls "$PROXY_PID" "$URL" "${NC[@]}" "${TLS_OHA[@]}" "${PROXY_HEADERS_OHA[@]}"
-tls_metrics "$WORK/metrics-nc-0.txt"
+proxy_metrics "$WORK/metrics-nc-0.txt"
 other_cpu_begin
 WARMUP=0 measure nc-proxy-tls "llmops-proxy --threads 1, TLS, new connection per request" "$PROXY_PID" "$URL" \
     "${NC[@]}" "${TLS_OHA[@]}" "${PROXY_HEADERS_OHA[@]}"
 other_cpu_end nc-proxy-tls
-tls_metrics "$WORK/metrics-nc-1.txt"
+proxy_metrics "$WORK/metrics-nc-1.txt"
 python3 "$BENCH_DIR/benchlib.py" handshakes nc-proxy-tls "llmops-proxy --threads 1, TLS, new connection per request" \
     "$WORK/metrics-nc-0.txt" "$WORK/metrics-nc-1.txt" >>"$WORK/results.jsonl"
 show nc-proxy-tls
 for mode in full resumed; do
-    tls_metrics "$WORK/metrics-seq-$mode-0.txt"
+    proxy_metrics "$WORK/metrics-seq-$mode-0.txt"
     seq_tls "seq-proxy-$mode" "llmops-proxy --threads 1" "$PROXY_PORT" "$PROXY_PATH" "$mode" "$PROXY_PID" "${PROXY_HEADERS[@]}"
     PROXY_SENT_FILES+=("$RESUME_CONNS")
-    tls_metrics "$WORK/metrics-seq-$mode-1.txt"
+    proxy_metrics "$WORK/metrics-seq-$mode-1.txt"
     python3 "$BENCH_DIR/benchlib.py" handshakes "seq-proxy-$mode" "llmops-proxy --threads 1" \
         "$WORK/metrics-seq-$mode-0.txt" "$WORK/metrics-seq-$mode-1.txt" >>"$WORK/results.jsonl"
     show "seq-proxy-$mode"
 done
-stop_proxy_tls "tls: 1 thread, TLS only"
+stop_proxy "tls: 1 thread, TLS only"
 
 # --- nginx: plain reverse proxy, then TLS terminator --------------------------------------
 measure_watched ka-nginx-plain "nginx reverse proxy (1 worker), plain HTTP, keep-alive" "$RPROXY_PID" \
@@ -162,16 +151,5 @@ if [ "${TLS_FAIL:-0}" -gt 0 ]; then
     python3 "$BENCH_DIR/benchlib.py" note errlog "nginx TLS terminator's error log (level warn): ${TLS_FAIL} lines, first: \`$(head -n 1 "$WORK/tlsproxy-error.log" | cut -c1-200)\`" >>"$WORK/results.jsonl"
 fi
 
-{
-    echo "# nginx configs of this run (paths under the temporary work dir)"
-    sed 's/^/# stub.conf: /' "$WORK/stub.conf"
-    sed 's/^/# rproxy.conf: /' "$WORK/rproxy.conf"
-    sed 's/^/# tlsproxy.conf: /' "$WORK/tlsproxy.conf"
-} >>"$CMDS_FILE"
-
-RESULTS="${RESULTS:-$BENCH_DIR/RESULTS.md}"
-ensure_results_file
-python3 "$BENCH_DIR/benchlib.py" report "$WORK/results.jsonl" tls >"$WORK/section.md"
-cat "$WORK/section.md" >>"$RESULTS"
-cat "$WORK/section.md"
-log "appended to $RESULTS"
+record_configs stub rproxy tlsproxy
+append_section tls

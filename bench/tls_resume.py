@@ -22,21 +22,9 @@ import ssl
 import sys
 import time
 
-sys.dont_write_bytecode = True  # no bench/__pycache__ left behind
+sys.dont_write_bytecode = True  # no __pycache__ left behind in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchlib  # noqa: E402
-
-
-def cpu(pids):
-    seen, todo, total = set(), list(pids), 0
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        total += benchlib.ticks(p)
-        todo.extend(benchlib.children(p))
-    return total / os.sysconf("SC_CLK_TCK")
+from benchkit.measure import cpu_seconds, pctl  # noqa: E402
 
 
 def complete(data):
@@ -105,7 +93,7 @@ def main():
 
     statuses, reused, times = {}, 0, []
     version = cipher = "?"
-    c0 = cpu(a.cpu_pid)
+    c0 = cpu_seconds(a.cpu_pid)
     t0 = time.perf_counter()
     for _ in range(a.n):
         st, ru, sess, dt, version, cipher = one(ctx, a.port, request, session)
@@ -115,7 +103,7 @@ def main():
         if a.mode == "resumed":
             session = sess
     elapsed = time.perf_counter() - t0
-    c1 = cpu(a.cpu_pid)
+    c1 = cpu_seconds(a.cpu_pid)
     ok = statuses.get("200", 0)
     rec = {
         "kind": "resume",
@@ -128,8 +116,8 @@ def main():
         "client_reused": reused,
         "seconds": round(elapsed, 3),
         "conn_per_s": round(a.n / elapsed, 1),
-        "p50_ms": round(benchlib.pctl(times, 50), 3),
-        "p99_ms": round(benchlib.pctl(times, 99), 3),
+        "p50_ms": round(pctl(times, 50), 3),
+        "p99_ms": round(pctl(times, 99), 3),
         "cpu_s": round(c1 - c0, 3),
         "cpu_s_per_1k": round((c1 - c0) / a.n * 1000.0, 4),
         "version": version,
