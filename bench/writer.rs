@@ -5,11 +5,10 @@
 // A test: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use llmops_proxy::usage::writer::{ParquetSink, WriterConfig, WriterStats};
+use llmops_proxy::usage::ledger::sink::{ParquetSink, WriterConfig};
 use llmops_proxy::usage::UsageRecord;
 
 /// Rows per measured write.
@@ -72,7 +71,7 @@ fn bench(c: &mut Criterion) {
                     roll_bytes: usize::MAX,
                     host: "bench".into(),
                 };
-                let mut sink = ParquetSink::new(cfg, Arc::new(WriterStats::default()));
+                let mut sink = ParquetSink::new(cfg);
                 let t = Instant::now();
                 sink.write(&data).expect("write");
                 sink.close().expect("close");

@@ -174,6 +174,45 @@ impl<'a> Sources<'a> {
         Ok(Duration::from_secs(n))
     }
 
+    /// A duration: `250ms`, `2s`, or a bare number of seconds; zero allowed.
+    pub fn duration(&self, flag: &str, default: Duration) -> Result<Duration, ConfigError> {
+        let Some(v) = self.get(flag) else { return Ok(default) };
+        let t = v.trim();
+        let (num, scale_ms) = if let Some(n) = t.strip_suffix("ms") {
+            (n, 1)
+        } else if let Some(n) = t.strip_suffix('s') {
+            (n, 1000)
+        } else {
+            (t, 1000)
+        };
+        num.trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale_ms))
+            .map(Duration::from_millis)
+            .ok_or_else(|| ConfigError::new(flag, format!("`{v}` is not a duration (e.g. 200ms, 2s)")))
+    }
+
+    /// A size in bytes: a number, optionally with `KiB`, `MiB` or `GiB` (or `K`, `M`, `G`).
+    pub fn bytes(&self, flag: &str, default: u64) -> Result<u64, ConfigError> {
+        let Some(v) = self.get(flag) else { return Ok(default) };
+        let t = v.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let scale: u64 = match unit.trim() {
+            "" => 1,
+            "K" | "KiB" => 1 << 10,
+            "M" | "MiB" => 1 << 20,
+            "G" | "GiB" => 1 << 30,
+            _ => 0,
+        };
+        num.parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale))
+            .filter(|_| scale > 0)
+            .ok_or_else(|| ConfigError::new(flag, format!("`{v}` is not a size (e.g. 2GiB, 512MiB, 1048576)")))
+    }
+
     pub fn switch(&self, flag: &str) -> Result<bool, ConfigError> {
         match self.get(flag).as_deref() {
             None => Ok(false),

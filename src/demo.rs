@@ -216,7 +216,7 @@ fn print_rows(dir: &std::path::Path) -> i32 {
             return 1;
         }
     };
-    let files = crate::usage::writer::list_files(dir);
+    let files = crate::usage::read::list_files(dir);
     println!(
         "\nUsage rows read back from {} Parquet file(s) under {}:",
         files.len(),

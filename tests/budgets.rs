@@ -55,13 +55,12 @@ fn metric(addr: std::net::SocketAddr, series: &str) -> Option<f64> {
     Metrics::scrape(addr).get(series)
 }
 
-/// Waits until the proxy's writer has accounted `rows` usage rows.
+/// Waits until the proxy's writer has accounted `rows` usage rows (read from the
+/// journals: budgets see them before their Parquet file closes).
 fn settle(addr: std::net::SocketAddr, rows: u64) {
     assert!(
-        wait_for(Duration::from_secs(5), || metric(
-            addr,
-            "llmops_usage_rows_written_total"
-        ) == Some(rows as f64)),
+        wait_for(Duration::from_secs(5), || metric(addr, "llmops_usage_rows_read_total")
+            == Some(rows as f64)),
         "writer did not reach {rows} rows"
     );
     std::thread::sleep(Duration::from_millis(60));

@@ -47,9 +47,13 @@ fn metrics_and_access_log() {
         Metrics::parse(&r.text()).0
     };
     assert!(wait_for(Duration::from_secs(5), || {
-        series(&p).get("llmops_usage_rows_written_total").copied() == Some(7.0)
+        series(&p).get("llmops_usage_rows_read_total").copied() == Some(7.0)
     }));
     let s = series(&p);
+    // Written means in a closed, fsynced, published file: not before the 60 s roll.
+    assert_eq!(s.get("llmops_usage_rows_written_total"), Some(&0.0));
+    assert_eq!(s.get("llmops_ledger_backlog_rows"), Some(&7.0));
+    assert_eq!(s.get("llmops_ledger_degraded"), Some(&0.0));
     let ok = "llmops_requests_total{operation=\"converse\",status=\"200\",model=\"amazon.nova-lite-v1:0\"}";
     assert_eq!(s.get(ok), Some(&5.0), "{s:#?}");
     assert_eq!(

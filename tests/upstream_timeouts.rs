@@ -53,10 +53,11 @@ fn first_byte_and_whole_request_deadlines() {
         &converse(p.addr, "mock.slow-3000", &good_headers(), &body("x")),
         t.elapsed(),
     );
-    // Whole-request deadline shorter than the first-byte one.
+    // Whole-request deadline shorter than the first-byte one (its own usage directory:
+    // one process per ledger).
     let p2 = proxy(
         m.addr,
-        &dir,
+        &dir.join("second"),
         &["--upstream-ttfb-timeout", "60", "--upstream-timeout", "1"],
     );
     let t = Instant::now();

@@ -32,7 +32,7 @@ fn tagged(dept: &str, project: &str, agent: &str) -> Vec<(String, String)> {
 
 fn scan_for(dir: &Path, needles: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
-    for f in llmops_proxy::usage::writer::list_files(dir) {
+    for f in llmops_proxy::usage::read::list_files(dir) {
         let bytes = std::fs::read(&f).unwrap();
         for n in needles {
             if bytes.windows(n.len()).any(|w| w == n.as_bytes()) {

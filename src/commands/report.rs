@@ -21,15 +21,29 @@ fn report(sources: &Sources<'_>) -> i32 {
     if !path.is_dir() {
         return config_exit(&ConfigError::new("usage-dir", format!("{dir} is not a directory")));
     }
-    let rows = match crate::usage::read::read_dir(path) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("llmops-proxy report: cannot read usage files under {dir}: {e}");
-            return 1;
-        }
+    let mut rows = Vec::new();
+    let scan = crate::usage::read::scan_dir(path, |batch| rows.extend(batch));
+    for (file, err, counted) in &scan.bad {
+        eprintln!(
+            "llmops-proxy report: warning: skipped {} ({err}){}",
+            file.display(),
+            if *counted > 0 {
+                format!("; its first {counted} rows are counted")
+            } else {
+                String::new()
+            }
+        );
+    }
+    let skipped = if scan.bad.is_empty() {
+        String::new()
+    } else {
+        format!(", {} damaged file(s) skipped", scan.bad.len())
     };
-    let files = crate::usage::writer::list_files(path).len();
-    println!("{} rows from {files} Parquet file(s) under {dir}\n", rows.len());
+    println!(
+        "{} rows from {} Parquet file(s) under {dir}{skipped}\n",
+        rows.len(),
+        scan.files
+    );
     print!("{}", text_table(&group(&rows, by), &total(&rows), by));
     print!("{}", crate::report::breakdowns(&rows, by));
     if let Some(bf) = sources.get("budgets") {

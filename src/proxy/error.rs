@@ -27,6 +27,8 @@ pub enum ErrorCode {
     UpstreamTimeout,
     BudgetExceeded,
     ShuttingDown,
+    /// The usage journal has no room for another row (disk full or its bound reached).
+    LedgerUnavailable,
 }
 
 impl ErrorCode {
@@ -43,7 +45,7 @@ impl ErrorCode {
             BudgetExceeded => 429,
             RequestHeaderFieldsTooLarge => 431,
             UpstreamUnavailable => 502,
-            ShuttingDown => 503,
+            ShuttingDown | LedgerUnavailable => 503,
             UpstreamTimeout => 504,
         }
     }
@@ -68,6 +70,7 @@ impl ErrorCode {
             UpstreamTimeout => "UpstreamTimeout",
             BudgetExceeded => "BudgetExceeded",
             ShuttingDown => "ShuttingDown",
+            LedgerUnavailable => "LedgerUnavailable",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The request path of a Bedrock call, as stages read top to bottom in [`handle`]:
-//! validate (`validate`), check budgets (`budget`), read the body, sign (`sign`), send
+//! admission to the usage ledger, validate (`validate`), check budgets (`budget`), read the body, sign (`sign`), send
 //! through the shard's upstream client, relay the answer whole (`relay`) or as it streams
 //! (`stream`). A [`call::Call`] carries the request through them and records exactly one
 //! usage row however it ends. The shard's state is `shard`, its counters `stats`, the
@@ -36,6 +36,14 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
 ) -> bool {
     // A body the proxy does not read makes the connection unusable for another request.
     let unread_body = head.framing != BodyFraming::None;
+    if !call.admit() {
+        head.wipe();
+        let err = ProxyError::new(
+            ErrorCode::LedgerUnavailable,
+            "the usage ledger is full (disk full or --ledger-max-bytes reached); retry later or on another instance",
+        );
+        return call.refuse_unrecorded(err).await;
+    }
     let v = match validate::validate(&head, raw_model, call.shard, call.peer, &mut call.rec) {
         Ok(v) => v,
         Err(err) => {

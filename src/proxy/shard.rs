@@ -1,11 +1,11 @@
 //! A shard's state, owned by its thread: its counters, signer, upstream client, usage
-//! queue and scanner, drain signal, request ids, and its own copies of what SIGHUP and
+//! journal and scanner, drain signal, request ids, and its own copies of what SIGHUP and
 //! the writer publish (keys, prices, the TLS listener's configuration, the budgets' block
 //! set), each refreshed by one atomic generation check. [`Shared`] is what every shard
 //! and `/metrics` read.
 
 use std::cell::{Cell, Ref, RefCell};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,9 +18,9 @@ use crate::sigv4::Signer;
 use crate::tenant::KeyStore;
 use crate::upstream::endpoint::Endpoint;
 use crate::upstream::Timeouts;
-use crate::usage::queue::UsageSink;
+use crate::usage::journal::ShardJournal;
+use crate::usage::ledger::{FullPolicy, LedgerShared};
 use crate::usage::scan::Scanner;
-use crate::usage::writer::WriterStats;
 use crate::usage::UsageRecord;
 use crate::util::snapshot::{Local, Published};
 
@@ -62,8 +62,8 @@ pub struct Shared {
     pub drain_timeout: Duration,
     pub draining: AtomicBool,
     pub shard_stats: Vec<Arc<ShardStats>>,
-    pub dropped: Arc<AtomicU64>,
-    pub writer_stats: Arc<WriterStats>,
+    /// The usage ledger: the writer's stats, every shard's journal state, the full policy.
+    pub ledger: Arc<LedgerShared>,
     /// Labelled aggregates kept by the writer thread from the rows.
     pub row_metrics: Arc<Mutex<crate::usage::observe::RowMetrics>>,
     /// Budget tracking (writer side) and the published block set (shard side).
@@ -83,6 +83,18 @@ pub struct Peer {
     pub mtls_subject: Option<String>,
 }
 
+/// Whether a request may go on, as far as the ledger is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Room for its row is reserved in the journal.
+    Reserved,
+    /// The journal is full and the policy is to serve: the row is kept if room returns
+    /// by then, else counted as lost.
+    Unreserved,
+    /// The journal is full and the policy is to refuse (503 `LedgerUnavailable`).
+    Refused,
+}
+
 /// One shard's state, owned by its thread.
 pub struct Shard {
     pub id: usize,
@@ -90,7 +102,7 @@ pub struct Shard {
     pub stats: Arc<ShardStats>,
     pub signer: RefCell<Signer>,
     pub upstream: crate::upstream::client::Client,
-    pub sink: RefCell<UsageSink>,
+    pub journal: RefCell<ShardJournal>,
     pub scanner: RefCell<Scanner>,
     /// Fired when the shard starts draining; idle connections close at once.
     pub drain: DrainSignal,
@@ -102,7 +114,7 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(id: usize, shared: Arc<Shared>, sink: UsageSink, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+    pub fn new(id: usize, shared: Arc<Shared>, journal: ShardJournal, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         let stats = shared.shard_stats[id].clone();
         let upstream = crate::upstream::client::Client::new(tls, shared.settings.timeouts, stats.upstream.clone());
         let r = &shared.reloadable;
@@ -111,7 +123,7 @@ impl Shard {
             stats,
             signer: RefCell::new(Signer::default()),
             upstream,
-            sink: RefCell::new(sink),
+            journal: RefCell::new(journal),
             scanner: RefCell::new(Scanner::new()),
             drain: DrainSignal::new(),
             seq: Cell::new(0),
@@ -139,6 +151,11 @@ impl Shard {
 
     /// A request id unique across shards and restarts: instance, shard, sequence.
     pub fn next_request_id(&self) -> String {
+        self.next_request().0
+    }
+
+    /// A request id and its sequence number on this shard (the journal's key for it).
+    pub fn next_request(&self) -> (String, u64) {
         let n = self.seq.get() + 1;
         self.seq.set(n);
         // {instance:08x}{shard:04x}{seq:012x}, written without the formatting machinery.
@@ -152,7 +169,7 @@ impl Shard {
         put(0, 8, self.shared.instance as u64);
         put(8, 4, self.id as u64);
         put(12, 12, n);
-        out.iter().map(|&b| b as char).collect()
+        (out.iter().map(|&b| b as char).collect(), n)
     }
 
     /// The current keys, borrowed.
@@ -180,8 +197,28 @@ impl Shard {
             .cloned()
     }
 
-    /// Queues a usage row (never waits; a full queue drops and counts).
-    pub fn record(&self, rec: UsageRecord) {
-        self.sink.borrow_mut().push(rec);
+    /// Admits a request to the ledger (see [`Admission`]).
+    pub fn admit(&self) -> Admission {
+        if self.journal.borrow_mut().reserve() {
+            return Admission::Reserved;
+        }
+        match self.shared.ledger.on_full {
+            FullPolicy::Serve => Admission::Unreserved,
+            FullPolicy::Refuse => {
+                let j = &self.shared.ledger.journals[self.id];
+                j.refused.fetch_add(1, Ordering::Relaxed);
+                Admission::Refused
+            }
+        }
+    }
+
+    /// Journals a request's row (the commit point, before its last byte is written).
+    pub fn commit_row(&self, key: u64, rec: &UsageRecord, reserved: bool) {
+        self.journal.borrow_mut().append_row(key, rec, reserved);
+    }
+
+    /// Journals the end of a committed request: its final latency, whether it was written.
+    pub fn end_row(&self, key: u64, latency_ms: f64, written: bool) {
+        self.journal.borrow_mut().append_end(key, latency_ms, written);
     }
 }

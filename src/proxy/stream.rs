@@ -180,22 +180,24 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
             }
         }
     }
-    if client_ok && upstream_ok {
-        client_ok = write_all(call.client, b"0\r\n\r\n".to_vec()).await;
-    }
+    // The row is complete before the stream's last chunk: journal it, then end the stream.
+    let relayed = client_ok && upstream_ok;
     if !client_ok {
         call.rec.error_type = Some("ClientDisconnected".into());
         call.rec.error_message = Some("the client closed the connection mid-stream".into());
     }
-    let clean = upstream_ok && client_ok && read.decoder.pending_bytes() == 0;
-    call.shard.upstream.finish_stream(s, clean);
     call.rec.response_bytes = bytes;
     call.rec.upstream_latency_ms = Some(up_started.elapsed().as_secs_f64() * 1000.0);
     call.rec.apply_usage(&read.usage);
-    let completed = client_ok && upstream_ok;
-    if !read.saw_metadata && !completed {
+    if !read.saw_metadata && !relayed {
         call.rec.cost_flags.set(Flag::StreamCutBeforeUsage);
     }
     call.price(&read.usage, &request_body);
-    call.finish(completed)
+    call.commit();
+    if relayed {
+        client_ok = write_all(call.client, b"0\r\n\r\n".to_vec()).await;
+    }
+    let clean = upstream_ok && client_ok && read.decoder.pending_bytes() == 0;
+    call.shard.upstream.finish_stream(s, clean);
+    call.finish(client_ok && upstream_ok)
 }

@@ -11,6 +11,10 @@ use crate::http::limits::DEFAULT_MAX_BODY_BYTES;
 use crate::proxy::shard::Settings;
 use crate::upstream::endpoint::Endpoint;
 use crate::upstream::Timeouts;
+use crate::usage::ledger::sink::DEFAULT_ROLL_BYTES;
+use crate::usage::ledger::{
+    FullPolicy, LedgerConfig, DEFAULT_FSYNC_INTERVAL, DEFAULT_MAX_BYTES, JOURNAL_DIR, MIN_MAX_BYTES_PER_SHARD,
+};
 
 /// Flags of `serve`.
 pub const FLAGS: &[FlagSpec] = &[
@@ -34,6 +38,26 @@ pub const FLAGS: &[FlagSpec] = &[
         "roll-rows",
         "N",
         "close a Parquet file after this many rows [default: 1000000]",
+    ),
+    flag(
+        "journal-dir",
+        "DIR",
+        "the usage journal (rows not yet in Parquet) [default: {usage-dir}/_journal]",
+    ),
+    flag(
+        "fsync-interval",
+        "DURATION",
+        "how often journal pages are synced to disk: the most a power cut loses [default: 200ms]",
+    ),
+    flag(
+        "ledger-max-bytes",
+        "SIZE",
+        "journal bound on disk, all shards together [default: 2GiB]",
+    ),
+    flag(
+        "on-ledger-full",
+        "refuse|serve",
+        "at the bound: 503 LedgerUnavailable, or serve and count the rows lost [default: refuse]",
     ),
     flag(
         "upstream-endpoint",
@@ -139,6 +163,11 @@ pub struct ServeConfig {
     pub usage_dir: PathBuf,
     pub roll_interval: Duration,
     pub roll_rows: usize,
+    /// `None`: `{usage_dir}/_journal`.
+    pub journal_dir: Option<PathBuf>,
+    pub fsync_interval: Duration,
+    pub ledger_max_bytes: u64,
+    pub on_ledger_full: FullPolicy,
     /// Where requests go, their deadlines, bounds and model-id rules.
     pub proxy: Settings,
     pub upstream_ca: Option<PathBuf>,
@@ -167,6 +196,10 @@ impl Default for ServeConfig {
             usage_dir: PathBuf::from("./usage"),
             roll_interval: Duration::from_secs(60),
             roll_rows: 1_000_000,
+            journal_dir: None,
+            fsync_interval: DEFAULT_FSYNC_INTERVAL,
+            ledger_max_bytes: DEFAULT_MAX_BYTES,
+            on_ledger_full: FullPolicy::Refuse,
             proxy: Settings::default(),
             upstream_ca: None,
             keys: None,
@@ -182,6 +215,29 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
+    /// Where the usage journal lives.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.journal_dir
+            .clone()
+            .unwrap_or_else(|| self.usage_dir.join(JOURNAL_DIR))
+    }
+
+    /// The ledger's settings.
+    pub fn ledger(&self) -> LedgerConfig {
+        LedgerConfig {
+            usage_dir: self.usage_dir.clone(),
+            journal_dir: self.journal_dir(),
+            roll_interval: self.roll_interval,
+            roll_rows: self.roll_rows,
+            roll_bytes: DEFAULT_ROLL_BYTES,
+            fsync_interval: self.fsync_interval,
+            max_bytes: self.ledger_max_bytes,
+            on_full: self.on_ledger_full,
+            shards: self.threads,
+            host: crate::usage::ledger::sink::host_name(),
+        }
+    }
+
     pub fn from_sources(s: &Sources<'_>) -> Result<Self, ConfigError> {
         let d = ServeConfig::default();
         let threads: usize = s.parse_num("threads", d.threads)?;
@@ -192,8 +248,28 @@ impl ServeConfig {
         if roll_rows == 0 {
             return Err(ConfigError::new("roll-rows", "must be at least 1"));
         }
+        let ledger_max_bytes = s.bytes("ledger-max-bytes", d.ledger_max_bytes)?;
+        let least = MIN_MAX_BYTES_PER_SHARD * threads as u64;
+        if ledger_max_bytes < least {
+            return Err(ConfigError::new(
+                "ledger-max-bytes",
+                format!(
+                    "must be at least {least} bytes ({} MiB per shard)",
+                    MIN_MAX_BYTES_PER_SHARD >> 20
+                ),
+            ));
+        }
+        let on_ledger_full = match s.get("on-ledger-full") {
+            None => d.on_ledger_full,
+            Some(v) => FullPolicy::parse(&v)
+                .ok_or_else(|| ConfigError::new("on-ledger-full", format!("`{v}` is not refuse or serve")))?,
+        };
         let mut cfg = ServeConfig {
             threads,
+            journal_dir: s.path("journal-dir")?,
+            fsync_interval: s.duration("fsync-interval", d.fsync_interval)?,
+            ledger_max_bytes,
+            on_ledger_full,
             usage_dir: s.path("usage-dir")?.unwrap_or(d.usage_dir),
             roll_interval: s.secs("roll-interval", d.roll_interval.as_secs())?,
             roll_rows,

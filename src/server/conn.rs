@@ -9,7 +9,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
 use crate::bedrock::route::{resolve, Route};
-use crate::http::head::HeadWriter;
+use crate::http::head::{push_json_str, HeadWriter};
 use crate::http::io::{next_head, write_all, NextHead};
 use crate::http::limits::READ_BUFFER_BYTES;
 use crate::http::request::{BodyFraming, Method};
@@ -17,6 +17,7 @@ use crate::proxy::call::Call;
 use crate::proxy::error::{error_response, ErrorCode, ProxyError};
 use crate::proxy::shard::{Peer, Shard};
 use crate::proxy::stats::ShardStats;
+use crate::usage::ledger::FullPolicy;
 
 /// Longest a client TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -84,6 +85,32 @@ pub async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(mut stream: S, 
     ShardStats::dec(&stats.connections_open);
 }
 
+/// `/healthz`: 503 while draining, or while the ledger refuses requests (a journal is
+/// full); 200 otherwise, `degraded` with the reason while usage writes fail.
+fn health(shard: &Shard) -> (u16, Vec<u8>) {
+    let lg = &shard.shared.ledger;
+    let with = |status: &str, key: &str, detail: &str| {
+        let mut b = format!("{{\"status\":\"{status}\",\"{key}\":\"").into_bytes();
+        push_json_str(&mut b, detail);
+        b.extend_from_slice(b"\"}");
+        b
+    };
+    if shard.draining() {
+        return (503, br#"{"status":"draining"}"#.to_vec());
+    }
+    if lg.on_full == FullPolicy::Refuse && lg.full_shards() > 0 {
+        let why = lg
+            .stats
+            .degraded_reason()
+            .unwrap_or_else(|| "--ledger-max-bytes reached".into());
+        return (503, with("ledger_full", "reason", &why));
+    }
+    match lg.stats.degraded_reason() {
+        Some(why) => (200, with("degraded", "reason", &why)),
+        None => (200, br#"{"status":"ok"}"#.to_vec()),
+    }
+}
+
 /// Handles one request; returns whether the connection may carry another.
 async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
     stream: &mut S,
@@ -116,11 +143,8 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
                 ),
                 (_, Method::Get | Method::Head) => {
                     let (status, ctype, body) = if is_health {
-                        if shard.draining() {
-                            (503, "application/json", br#"{"status":"draining"}"#.to_vec())
-                        } else {
-                            (200, "application/json", br#"{"status":"ok"}"#.to_vec())
-                        }
+                        let (status, body) = health(shard);
+                        (status, "application/json", body)
                     } else {
                         (200, "text/plain; version=0.0.4", super::metrics::render(&shard.shared).into_bytes())
                     };

@@ -368,43 +368,104 @@ fn budget_metrics(out: &mut String, shared: &Shared) {
 
 /// Unlabelled process-wide metrics: (name, help, kind, value).
 fn process_metrics(shared: &Shared) -> Vec<(&'static str, &'static str, Kind, String)> {
-    let w = &shared.writer_stats;
+    let lg = &shared.ledger;
+    let w = &lg.stats;
     let last = w.last_drain.load(Ordering::Relaxed);
-    let idle = if last == 0 {
-        0.0
-    } else {
-        (crate::util::time::unix_now_micros() - last).max(0) as f64 / 1e6
+    let now = crate::util::time::unix_now_micros();
+    let since = |micros: i64| {
+        if micros == 0 {
+            0.0
+        } else {
+            (now - micros).max(0) as f64 / 1e6
+        }
     };
+    let counter = |name, help, v: u64| (name, help, Kind::Counter, v.to_string());
+    let gauge = |name, help, v: String| (name, help, Kind::Gauge, v);
     let mut v = vec![
-        (
+        counter(
             "usage_records_dropped_total",
-            "usage rows dropped because a shard queue was full",
-            Kind::Counter,
-            l(&shared.dropped).to_string(),
+            "usage rows not kept because the journal was full (--on-ledger-full=serve)",
+            lg.lost(),
         ),
-        (
+        counter(
             "llmops_usage_rows_written_total",
-            "usage rows written to Parquet",
-            Kind::Counter,
-            l(&w.rows_written).to_string(),
+            "usage rows in closed, fsynced, published Parquet files",
+            l(&w.rows_written),
         ),
-        (
+        counter(
+            "llmops_usage_rows_read_total",
+            "usage rows the writer took from the journals (metrics and budgets include them)",
+            l(&w.rows_read),
+        ),
+        counter(
             "llmops_parquet_files_rolled_total",
             "Parquet files closed and published",
-            Kind::Counter,
-            l(&w.files_rolled).to_string(),
+            l(&w.files_rolled),
         ),
-        (
+        counter(
             "llmops_usage_write_errors_total",
-            "failed Parquet writes",
-            Kind::Counter,
-            l(&w.write_errors).to_string(),
+            "failed Parquet writes, fsyncs, checkpoints and renames (retried)",
+            l(&w.write_errors),
         ),
-        (
+        gauge(
             "llmops_usage_writer_idle_seconds",
-            "time since the writer last drained the queues (stuck writer if large)",
-            Kind::Gauge,
-            idle.to_string(),
+            "time since the writer last read the journals (stuck writer if large)",
+            since(last).to_string(),
+        ),
+        gauge(
+            "llmops_ledger_backlog_rows",
+            "rows read from the journals and not yet in a published file",
+            l(&w.backlog_rows).to_string(),
+        ),
+        gauge(
+            "llmops_ledger_backlog_bytes",
+            "journal bytes not yet covered by a checkpoint",
+            l(&w.backlog_bytes).to_string(),
+        ),
+        gauge(
+            "llmops_ledger_oldest_unwritten_seconds",
+            "age of the oldest row not yet in a published file (0: none)",
+            since(w.oldest_unwritten.load(Ordering::Relaxed)).to_string(),
+        ),
+        gauge(
+            "llmops_ledger_journal_bytes",
+            "journal segments on disk, bytes",
+            l(&w.journal_bytes).to_string(),
+        ),
+        gauge(
+            "llmops_ledger_max_bytes",
+            "the journal bound (--ledger-max-bytes)",
+            lg.max_bytes.to_string(),
+        ),
+        gauge(
+            "llmops_ledger_full_shards",
+            "shards whose journal has no room for another row",
+            lg.full_shards().to_string(),
+        ),
+        gauge(
+            "llmops_ledger_degraded",
+            "1 while usage writes fail or journal segments cannot be made",
+            (w.degraded.load(Ordering::Relaxed) as u64).to_string(),
+        ),
+        counter(
+            "llmops_ledger_refused_requests_total",
+            "requests refused with 503 LedgerUnavailable (journal full)",
+            lg.refused(),
+        ),
+        counter(
+            "llmops_ledger_recovered_rows_total",
+            "rows replayed from the journal into Parquet at start-up",
+            l(&w.recovered_rows),
+        ),
+        counter(
+            "llmops_ledger_skipped_records_total",
+            "damaged journal records skipped (torn tail after a power cut)",
+            l(&w.skipped_records),
+        ),
+        counter(
+            "llmops_ledger_quarantined_files_total",
+            "unreadable files moved to _quarantine/ at start-up",
+            l(&w.quarantined_files),
         ),
         (
             "llmops_draining",

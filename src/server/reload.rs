@@ -61,6 +61,19 @@ pub fn load(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
     })
 }
 
+/// This month's `dt=` partitions under the usage directory.
+fn month_partitions(usage_dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(usage_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
 /// Loads the budget file and rebuilds the current periods' spend from the Parquet files
 /// already written (this month's `dt=` partitions), so a restart does not reset a budget.
 pub fn load_budgets(path: &std::path::Path, usage_dir: &std::path::Path) -> Result<crate::budget::Hook, ConfigError> {
@@ -71,23 +84,19 @@ pub fn load_budgets(path: &std::path::Path, usage_dir: &std::path::Path) -> Resu
     let today = crate::util::time::Civil::from_unix(now);
     let prefix = format!("dt={:04}-{:02}-", today.year, today.month);
     let mut rebuilt = 0usize;
-    if let Ok(rd) = std::fs::read_dir(usage_dir) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                match crate::usage::read::read_dir(&e.path()) {
-                    Ok(rows) => {
-                        rebuilt += rows.len();
-                        tracker.observe(&rows);
-                    }
-                    Err(err) => crate::log::warn(
-                        "budget_rebuild_skipped",
-                        &[
-                            ("partition", &e.path().display().to_string()),
-                            ("error", &err.to_string()),
-                        ],
-                    ),
-                }
-            }
+    for part in month_partitions(usage_dir, &prefix) {
+        // One batch of rows in memory at a time; a damaged file is skipped and named.
+        let scan = crate::usage::read::scan_dir(&part, |rows| tracker.observe(&rows));
+        rebuilt += scan.rows;
+        for (file, err, counted) in scan.bad {
+            crate::log::warn(
+                "budget_rebuild_skipped",
+                &[
+                    ("file", &file.display().to_string()),
+                    ("error", &err.to_string()),
+                    ("rows_counted_before_the_damage", &counted.to_string()),
+                ],
+            );
         }
     }
     let publisher = Arc::new(crate::budget::Publisher::default());

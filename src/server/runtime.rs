@@ -14,7 +14,7 @@ use monoio::net::{ListenerOpts, TcpListener};
 
 use super::conn::{serve_tcp, serve_tls};
 use crate::proxy::shard::{Shard, Shared};
-use crate::usage::queue::UsageSink;
+use crate::usage::journal::ShardJournal;
 use crate::util::runtime::Driver;
 
 /// io_uring submission queue entries per shard.
@@ -37,7 +37,8 @@ pub struct ShardStart {
     pub id: usize,
     pub addrs: Addrs,
     pub shared: Arc<Shared>,
-    pub sink: UsageSink,
+    /// This shard's usage journal (its writer side runs in the ledger's thread).
+    pub journal: ShardJournal,
     /// This shard's own upstream TLS configuration (its own session cache).
     pub tls: Arc<rustls::ClientConfig>,
     /// Where the shard reports that it listens, or why it cannot.
@@ -115,7 +116,7 @@ async fn shard_main(start: ShardStart, driver: Driver) {
     }
     start.shared.shard_stats[id].set_driver(driver);
     let drain_timeout = start.shared.drain_timeout;
-    let shard = Rc::new(Shard::new(id, start.shared, start.sink, Some(start.tls)));
+    let shard = Rc::new(Shard::new(id, start.shared, start.journal, Some(start.tls)));
     let fds = listeners.iter().map(|(l, _)| l.as_raw_fd()).collect();
     let _ = started.send(Ok((id, fds, driver)));
     drop(started);

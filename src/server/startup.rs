@@ -1,9 +1,10 @@
-//! Start-up and shutdown of `serve`: the listeners checked, the usage writer (and the
-//! budget store) started, one thread per shard, then signals until SIGTERM/SIGINT, and
-//! the drain: shards stop accepting and finish, then every queued row is written.
+//! Start-up and shutdown of `serve`: the listeners checked, the usage ledger recovered
+//! and its writer (and the budget store) started, one thread per shard, then signals
+//! until SIGTERM/SIGINT, and the drain: shards stop accepting and finish, then every
+//! journaled row is written.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,9 +15,10 @@ use super::ServeError;
 use crate::args::ConfigError;
 use crate::proxy::shard::Shared;
 use crate::proxy::stats::ShardStats;
+use crate::usage::journal::ShardJournal;
+use crate::usage::ledger::writer::{self, WriterHandle};
+use crate::usage::ledger::LedgerShared;
 use crate::usage::observe::{Observer, RowHook};
-use crate::usage::queue::{channel, UsageSink, QUEUE_CAPACITY};
-use crate::usage::writer::{self, WriterConfig, WriterHandle, DEFAULT_ROLL_BYTES};
 use crate::util::snapshot::Published;
 
 /// How often the main thread looks at signals.
@@ -40,10 +42,11 @@ fn random_u32() -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// The usage side: the shards' queues, the writer thread, and the budgets it feeds.
+/// The usage side: the shards' journals, the ledger's writer thread, and the budgets it
+/// feeds.
 struct Usage {
-    sinks: Vec<UsageSink>,
-    dropped: Arc<AtomicU64>,
+    journals: Vec<ShardJournal>,
+    ledger: Arc<LedgerShared>,
     writer: WriterHandle,
     row_metrics: Arc<std::sync::Mutex<crate::usage::observe::RowMetrics>>,
     budgets: Option<crate::budget::Hook>,
@@ -51,6 +54,8 @@ struct Usage {
 }
 
 impl Usage {
+    /// Recovers the ledger (before the budget rebuild reads the files it completes),
+    /// loads the budgets, then starts the writer.
     fn start(cfg: &ServeConfig) -> Result<Usage, ServeError> {
         std::fs::create_dir_all(&cfg.usage_dir).map_err(|e| {
             ServeError::Config(ConfigError::new(
@@ -58,10 +63,8 @@ impl Usage {
                 format!("cannot create {}: {e}", cfg.usage_dir.display()),
             ))
         })?;
-        let dropped = Arc::new(AtomicU64::new(0));
-        let (sinks, consumers): (Vec<_>, Vec<_>) = (0..cfg.threads)
-            .map(|_| channel(QUEUE_CAPACITY, dropped.clone()))
-            .unzip();
+        let opened =
+            writer::open(cfg.ledger()).map_err(|e| ServeError::Config(ConfigError::new("usage-dir", e.to_string())))?;
         let budgets = match &cfg.budgets {
             None => None,
             Some(p) => Some(super::reload::load_budgets(p, &cfg.usage_dir).map_err(ServeError::Config)?),
@@ -91,19 +94,12 @@ impl Usage {
             access_log: cfg.access_log,
         };
         let row_metrics = observer.metrics.clone();
-        let wcfg = WriterConfig {
-            dir: cfg.usage_dir.clone(),
-            roll_interval: cfg.roll_interval,
-            roll_rows: cfg.roll_rows,
-            roll_bytes: DEFAULT_ROLL_BYTES,
-            host: writer::host_name(),
-        };
-        let writer = writer::spawn(wcfg, consumers, observer)
+        let w = writer::spawn(opened.writer, observer)
             .map_err(|e| ServeError::Runtime(format!("cannot start the usage writer: {e}")))?;
         Ok(Usage {
-            sinks,
-            dropped,
-            writer,
+            journals: opened.journals,
+            ledger: opened.shared,
+            writer: w,
             row_metrics,
             budgets,
             store,
@@ -121,7 +117,7 @@ struct Shards {
 fn start_shards(
     cfg: &ServeConfig,
     shared: &Arc<Shared>,
-    sinks: Vec<UsageSink>,
+    journals: Vec<ShardJournal>,
     addrs: (Option<SocketAddr>, Option<SocketAddr>),
 ) -> Result<Shards, (Shards, ServeError)> {
     let (started_tx, started_rx) = mpsc::channel::<Started>();
@@ -129,7 +125,7 @@ fn start_shards(
         threads: Vec::new(),
         listener_fds: Vec::new(),
     };
-    for (id, sink) in sinks.into_iter().enumerate() {
+    for (id, journal) in journals.into_iter().enumerate() {
         let shared = shared.clone();
         // One client configuration per shard: its TLS session cache (resumption on
         // reconnect) is never shared between threads. `serve` validated the CA file.
@@ -143,7 +139,7 @@ fn start_shards(
                 id,
                 addrs,
                 shared,
-                sink,
+                journal,
                 tls,
                 started,
             })
@@ -187,6 +183,9 @@ fn log_starting(cfg: &ServeConfig, addrs: (Option<SocketAddr>, Option<SocketAddr
             ("upstream", &cfg.proxy.endpoint.describe()),
             ("usage_dir", &cfg.usage_dir.display().to_string()),
             ("roll_interval_s", &cfg.roll_interval.as_secs().to_string()),
+            ("journal_dir", &cfg.journal_dir().display().to_string()),
+            ("fsync_interval_ms", &cfg.fsync_interval.as_millis().to_string()),
+            ("ledger_max_bytes", &cfg.ledger_max_bytes.to_string()),
             ("keys", &file(&cfg.keys, "open")),
             ("pricing", &file(&cfg.pricing, "built-in")),
             ("max_body_bytes", &cfg.proxy.max_body_bytes.to_string()),
@@ -225,8 +224,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         drain_timeout: cfg.drain_timeout,
         draining: Default::default(),
         shard_stats: (0..cfg.threads).map(|_| Arc::new(ShardStats::default())).collect(),
-        dropped: usage.dropped.clone(),
-        writer_stats: usage.writer.stats.clone(),
+        ledger: usage.ledger.clone(),
         row_metrics: usage.row_metrics.clone(),
         budgets: usage.budgets.clone(),
         store_stats: usage.store.as_ref().map(|s| s.0.clone()),
@@ -234,7 +232,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         instance: random_u32(),
     });
     log_starting(&cfg, addrs);
-    let shards = match start_shards(&cfg, &shared, std::mem::take(&mut usage.sinks), addrs) {
+    let shards = match start_shards(&cfg, &shared, std::mem::take(&mut usage.journals), addrs) {
         Ok(s) => s,
         Err((started, e)) => {
             drain(&shared, started, usage);
@@ -281,14 +279,18 @@ fn drain(shared: &Shared, shards: Shards, usage: Usage) {
         stop.store(true, Ordering::Relaxed);
         let _ = t.join();
     }
-    let rows = shared.writer_stats.rows_written.load(Ordering::Relaxed);
+    let st = &shared.ledger.stats;
     crate::log::info(
         "stopped",
         &[
-            ("usage_rows_written", &rows.to_string()),
             (
-                "usage_rows_dropped",
-                &shared.dropped.load(Ordering::Relaxed).to_string(),
+                "usage_rows_written",
+                &st.rows_written.load(Ordering::Relaxed).to_string(),
+            ),
+            ("usage_rows_dropped", &shared.ledger.lost().to_string()),
+            (
+                "usage_rows_in_journal",
+                &st.backlog_rows.load(Ordering::Relaxed).to_string(),
             ),
         ],
     );

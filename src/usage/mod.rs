@@ -1,12 +1,13 @@
 //! Usage metering: the record, the usage scan of responses (priced by `crate::pricing`),
-//! the lock-free queues into the writer thread, and the rolling Parquet writer.
+//! each shard's journal of rows (`journal`), and the ledger that turns the journals into
+//! rolling Parquet files exactly once (`ledger`); reading the files back (`read`).
 
+pub mod journal;
+pub mod ledger;
 pub(crate) mod observe;
-pub(crate) mod queue;
 pub mod read;
 pub mod record;
 pub mod scan;
 pub(crate) mod schema;
-pub mod writer;
 
 pub use record::UsageRecord;

@@ -127,6 +127,14 @@ impl UsageRecord {
     }
 }
 
+/// The `&'static` name of a recorded operation (rows read back from files or a journal).
+pub fn operation_name(name: &str) -> &'static str {
+    match name {
+        "converse-stream" => "converse-stream",
+        _ => "converse",
+    }
+}
+
 /// Longest `error_message` kept.
 pub(crate) const MAX_ERROR_MESSAGE_CHARS: usize = 256;
 /// Longest attribution tag kept (department, project, agent).

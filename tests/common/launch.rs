@@ -62,6 +62,8 @@ pub struct Launch {
     env: Vec<(String, String)>,
     /// The log line that announces the address (`listening addr=`).
     marker: &'static str,
+    /// A program the binary runs under, and its arguments before the binary's path.
+    under: Option<(String, Vec<String>)>,
 }
 
 impl Launch {
@@ -81,6 +83,7 @@ impl Launch {
             ],
             env: Vec::new(),
             marker: "mock_listening addr=",
+            under: None,
         }
     }
 
@@ -101,6 +104,7 @@ impl Launch {
             ],
             env: Vec::new(),
             marker: "listening addr=",
+            under: None,
         }
     }
 
@@ -132,11 +136,19 @@ impl Launch {
         self
     }
 
+    /// Runs the binary under `program`: `program PREFIX... BIN FLAGS...` (for example
+    /// `unshare -m sh -c SCRIPT sh`). The child is then `program`.
+    pub fn under(mut self, program: &str, prefix: &[&str]) -> Launch {
+        self.under = Some((program.into(), prefix.iter().map(|a| a.to_string()).collect()));
+        self
+    }
+
     /// Starts the child and waits for it to listen.
     pub fn start(self) -> Proc {
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        spawn(&args, self.marker, &env)
+        match spawn_inner(&self) {
+            Ok(p) => p,
+            Err(log) => panic!("process did not start: {:?}\n{log}", self.args),
+        }
     }
 
     /// Starts the child, retrying while its address is still taken (a restart on the same
@@ -153,25 +165,24 @@ impl Launch {
 }
 
 fn try_spawn(l: &Launch) -> Option<Proc> {
-    let args: Vec<&str> = l.args.iter().map(String::as_str).collect();
-    let env: Vec<(&str, &str)> = l.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    spawn_inner(&args, l.marker, &env).ok()
+    spawn_inner(l).ok()
 }
 
-fn spawn(args: &[&str], marker: &str, env: &[(&str, &str)]) -> Proc {
-    match spawn_inner(args, marker, env) {
-        Ok(p) => p,
-        Err(log) => panic!("process did not start: {args:?}\n{log}"),
-    }
-}
-
-fn spawn_inner(args: &[&str], marker: &str, env: &[(&str, &str)]) -> Result<Proc, String> {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
+fn spawn_inner(l: &Launch) -> Result<Proc, String> {
+    let marker = l.marker;
+    let mut cmd = match &l.under {
+        None => Command::new(BIN),
+        Some((program, prefix)) => {
+            let mut c = Command::new(program);
+            c.args(prefix).arg(BIN);
+            c
+        }
+    };
+    cmd.args(&l.args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for (k, v) in env {
+    for (k, v) in &l.env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn binary");

@@ -1,0 +1,529 @@
+//! The writer thread. Each pass: keep every shard's spare segments ready (within
+//! `--ledger-max-bytes`), msync new journal pages every `--fsync-interval`, read what the
+//! shards published, tell the observer about new rows (metrics, access log, budgets),
+//! write them to Parquet, and when files are due (age, rows, bytes, UTC day, journal
+//! backlog) commit: footers and fsync, checkpoint, renames, then retire the segments
+//! the checkpoint covers. `rows_written` counts rows only once their file is published.
+//!
+//! A failed write, fsync, checkpoint or rename abandons the open files and is retried
+//! with backoff (1 s doubling to 30 s) from the last checkpoint: the rows are still in the
+//! journal. Meanwhile the journals are still read, so budgets and metrics stay current.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::checkpoint::Checkpoint;
+use super::faults::{self, Op};
+use super::reader::{Mark, ShardReader};
+use super::recovery::recover;
+use super::sink::{publish, sync_dir, Finished, ParquetSink};
+use super::{
+    LedgerConfig, LedgerError, LedgerShared, LedgerStats, MAX_ROWS_PER_POLL, RETRY_FIRST, RETRY_MAX, WRITER_TICK,
+};
+use crate::usage::journal::segment::Segment;
+use crate::usage::journal::{JournalShared, Pos, ShardJournal, SPARES};
+use crate::usage::observe::Observer;
+use crate::usage::UsageRecord;
+
+/// One shard as the writer sees it.
+struct Side {
+    reader: ShardReader,
+    spares: rtrb::Producer<Arc<Segment>>,
+    next_seq: u32,
+    shared: Arc<JournalShared>,
+    /// Where the last checkpoint left this shard.
+    last: Mark,
+    /// Journal bytes msynced up to here.
+    synced: Pos,
+}
+
+/// A failed write being retried.
+struct Failing {
+    retry_at: Instant,
+    attempts: u32,
+}
+
+/// The writer's state (moved into its thread by [`spawn`]).
+pub struct Writer {
+    cfg: LedgerConfig,
+    sink: ParquetSink,
+    sides: Vec<Side>,
+    /// Positions of shards this process does not run (kept in every checkpoint).
+    statics: BTreeMap<u32, Pos>,
+    /// Checkpointed files whose rename has not happened yet.
+    unpublished: Vec<Finished>,
+    failing: Option<Failing>,
+    /// False between a failure and its retry: rows are read (observed) but not written.
+    writing: bool,
+    provision_error: Option<String>,
+    next_sync: Instant,
+    stats: Arc<LedgerStats>,
+    rows: Vec<UsageRecord>,
+    /// Held while the process lives: no second process on this journal.
+    _lock: std::fs::File,
+}
+
+/// The ledger opened: recovery done, a journal per shard, the writer ready to start.
+pub struct Opened {
+    pub journals: Vec<ShardJournal>,
+    pub shared: Arc<LedgerShared>,
+    pub writer: Writer,
+}
+
+/// Recovers the usage directory, then prepares a journal for each of `cfg.shards`.
+pub fn open(cfg: LedgerConfig) -> Result<Opened, LedgerError> {
+    let stats = Arc::new(LedgerStats::default());
+    let rec = recover(&cfg.usage_dir, &cfg.journal_dir, cfg.sink())?;
+    stats.recovered_rows.store(rec.rows, Ordering::Relaxed);
+    stats.skipped_records.store(rec.skipped, Ordering::Relaxed);
+    stats.quarantined_files.store(rec.quarantined, Ordering::Relaxed);
+    let mut journals = Vec::with_capacity(cfg.shards);
+    let mut sides = Vec::with_capacity(cfg.shards);
+    for id in 0..cfg.shards as u32 {
+        let start = rec.positions.get(&id).copied().unwrap_or(Pos::start_of(0));
+        let (spares, consumer) = rtrb::RingBuffer::new(SPARES);
+        let shared = Arc::new(JournalShared::new(start));
+        journals.push(ShardJournal::new(consumer, shared.clone()));
+        let last = Mark {
+            pos: start,
+            carried: Vec::new(),
+        };
+        sides.push(Side {
+            reader: ShardReader::new(id, Vec::new(), last.clone()),
+            spares,
+            next_seq: start.seq,
+            shared,
+            last,
+            synced: start,
+        });
+    }
+    let statics = rec
+        .positions
+        .iter()
+        .filter(|(id, _)| **id as usize >= cfg.shards)
+        .map(|(id, p)| (*id, *p))
+        .collect();
+    let shared = Arc::new(LedgerShared {
+        stats: stats.clone(),
+        journals: sides.iter().map(|s| s.shared.clone()).collect(),
+        on_full: cfg.on_full,
+        max_bytes: cfg.max_bytes,
+        fsync_interval: cfg.fsync_interval,
+    });
+    let mut writer = Writer {
+        sink: ParquetSink::new(cfg.sink()),
+        next_sync: Instant::now() + cfg.fsync_interval,
+        cfg,
+        sides,
+        statics,
+        unpublished: Vec::new(),
+        failing: None,
+        writing: true,
+        provision_error: None,
+        stats,
+        rows: Vec::new(),
+        _lock: rec.lock,
+    };
+    writer.provision();
+    writer.publish_stats();
+    Ok(Opened {
+        journals,
+        shared,
+        writer,
+    })
+}
+
+/// Handle to the running writer thread.
+pub struct WriterHandle {
+    control: Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WriterHandle {
+    /// Writes every journaled row, commits, and joins the thread (call after the shards
+    /// have stopped).
+    pub fn shutdown(mut self) {
+        let _ = self.control.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the writer thread.
+pub fn spawn(mut w: Writer, observer: Observer) -> std::io::Result<WriterHandle> {
+    let (tx, rx): (Sender<()>, Receiver<()>) = crossbeam_channel::bounded(1);
+    let thread = std::thread::Builder::new()
+        .name("usage-writer".into())
+        .spawn(move || loop {
+            let stop = !matches!(
+                rx.recv_timeout(WRITER_TICK),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            );
+            if stop {
+                w.shutdown(&observer);
+                return;
+            }
+            w.pass(&observer);
+        })?;
+    Ok(WriterHandle {
+        control: tx,
+        thread: Some(thread),
+    })
+}
+
+impl Writer {
+    /// One pass (see the module doc).
+    pub fn pass(&mut self, observer: &Observer) {
+        let now = Instant::now();
+        self.provision();
+        if now >= self.next_sync {
+            self.sync_journals();
+            self.next_sync = now + self.cfg.fsync_interval;
+        }
+        if self.failing.as_ref().is_some_and(|f| now >= f.retry_at) && !self.writing {
+            self.rewind();
+        }
+        self.read(observer);
+        self.write();
+        let backlog_full = self.backlog_bytes() >= self.cfg.max_bytes / 4;
+        if self.writing && (self.sink.due() || backlog_full || (self.failing.is_some() && self.caught_up())) {
+            self.commit();
+        }
+        self.publish_files();
+        self.publish_stats();
+    }
+
+    /// Reads what the shards published (up to what the open files may take) and observes
+    /// the rows not seen before.
+    fn read(&mut self, observer: &Observer) {
+        self.rows.clear();
+        let mut budget = if self.writing {
+            self.sink.room()
+        } else {
+            MAX_ROWS_PER_POLL * self.sides.len()
+        };
+        let mut observed = false;
+        for side in &mut self.sides {
+            if budget == 0 {
+                break;
+            }
+            let before = self.rows.len();
+            let p = side.reader.poll(
+                Some(side.shared.published()),
+                budget.min(MAX_ROWS_PER_POLL),
+                &mut self.rows,
+            );
+            budget -= p.rows;
+            if p.skipped > 0 {
+                self.stats.skipped_records.fetch_add(p.skipped, Ordering::Relaxed);
+            }
+            let fresh = &self.rows[before + p.stale..];
+            if !fresh.is_empty() {
+                observer.observe(fresh);
+                self.stats.rows_read.fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                observed = true;
+            }
+        }
+        if !observed {
+            // Budgets roll their periods at midnight even without traffic.
+            observer.observe(&[]);
+        }
+    }
+
+    /// Writes the rows just read (dropped while a failure waits for its retry: they are
+    /// read again from the journal).
+    fn write(&mut self) {
+        if !self.writing || self.rows.is_empty() {
+            return;
+        }
+        self.rows.sort_by_key(|r| r.ts_micros);
+        if let Err(e) = self.sink.write(&self.rows) {
+            self.fail("write", &e.to_string());
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        self.sides.iter().all(|s| s.reader.read >= s.shared.published())
+    }
+
+    fn backlog_bytes(&self) -> u64 {
+        self.sides
+            .iter()
+            .map(|s| s.reader.bytes_between(s.last.pos, s.shared.published()))
+            .sum()
+    }
+
+    /// Closes the open files, checkpoints, publishes and retires (see the module doc).
+    fn commit(&mut self) {
+        let files = match self.sink.finish() {
+            Ok(f) => f,
+            Err(e) => return self.fail("close", &e.to_string()),
+        };
+        let marks: Vec<Mark> = self.sides.iter().map(|s| s.reader.mark()).collect();
+        let mut ckpt = Checkpoint {
+            positions: self.statics.clone(),
+            carried: Vec::new(),
+            files: self.unpublished.iter().chain(&files).cloned().collect(),
+        };
+        for (side, m) in self.sides.iter().zip(&marks) {
+            ckpt.positions.insert(side.reader.shard, m.pos);
+            ckpt.carried.extend(side.reader.carried(m));
+        }
+        if let Err(e) = ckpt.write(&self.cfg.journal_dir) {
+            self.sink.remove(&files);
+            return self.fail("checkpoint", &e.to_string());
+        }
+        for (side, m) in self.sides.iter_mut().zip(marks) {
+            side.reader.committed();
+            side.last = m;
+        }
+        if self.failing.take().is_some() {
+            crate::log::info(
+                "usage_writes_resumed",
+                &[("detail", "rows kept in the journal are written")],
+            );
+        }
+        self.unpublished.extend(files);
+        self.publish_files();
+        self.retire();
+    }
+
+    /// Renames checkpointed files into place; counts their rows as written once done.
+    fn publish_files(&mut self) {
+        if self.unpublished.is_empty() {
+            return;
+        }
+        match publish(&self.cfg.usage_dir, &self.unpublished) {
+            Ok(()) => {
+                let rows: usize = self.unpublished.iter().map(|f| f.rows).sum();
+                let st = &self.stats;
+                st.rows_written.fetch_add(rows as u64, Ordering::Relaxed);
+                st.files_rolled
+                    .fetch_add(self.unpublished.len() as u64, Ordering::Relaxed);
+                self.unpublished.clear();
+            }
+            Err(e) => {
+                // Retried every pass, and by recovery if the process stops first.
+                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                crate::log::error(
+                    "usage_publish_failed",
+                    &[("error", &e.to_string()), ("detail", "the rename is retried")],
+                );
+            }
+        }
+    }
+
+    /// Deletes the segments the last checkpoint covers.
+    fn retire(&mut self) {
+        let mut removed = false;
+        for side in &mut self.sides {
+            for seg in side.reader.retire_before(side.last.pos) {
+                let path = seg.path.clone();
+                drop(seg);
+                removed |= std::fs::remove_file(&path).is_ok();
+            }
+        }
+        if removed {
+            let _ = sync_dir(&self.cfg.journal_dir);
+        }
+    }
+
+    /// Abandons the open files and schedules a retry from the last checkpoint.
+    fn fail(&mut self, what: &str, error: &str) {
+        self.sink.abandon();
+        self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+        let attempts = self.failing.as_ref().map_or(0, |f| f.attempts) + 1;
+        let wait = RETRY_FIRST.saturating_mul(1 << (attempts - 1).min(5)).min(RETRY_MAX);
+        self.failing = Some(Failing {
+            retry_at: Instant::now() + wait,
+            attempts,
+        });
+        self.writing = false;
+        crate::log::error(
+            "usage_write_failed",
+            &[
+                ("step", what),
+                ("error", error),
+                ("rows", "kept in the journal"),
+                ("retry_in_s", &wait.as_secs().to_string()),
+            ],
+        );
+        *crate::util::snapshot::lock(&self.stats.last_error) = Some(format!("usage {what} failing: {error}"));
+    }
+
+    /// Goes back to the last checkpoint to write again what the failure lost.
+    fn rewind(&mut self) {
+        for side in &mut self.sides {
+            side.reader.rewind(&side.last);
+        }
+        self.writing = true;
+    }
+
+    /// Keeps each shard's spare segments ready, within `--ledger-max-bytes`.
+    fn provision(&mut self) {
+        let seg_bytes = self.cfg.segment_bytes();
+        let mut total: u64 = self.sides.iter().map(|s| s.reader.journal_bytes()).sum();
+        let mut error = None;
+        'shards: for side in &mut self.sides {
+            while side.spares.slots() > 0 {
+                if total + seg_bytes as u64 > self.cfg.max_bytes {
+                    break 'shards;
+                }
+                let made = faults::check(Op::Provision).map_err(|e| e.to_string()).and_then(|()| {
+                    Segment::create(&self.cfg.journal_dir, side.reader.shard, side.next_seq, seg_bytes)
+                        .map_err(|e| e.to_string())
+                });
+                side.next_seq += 1;
+                match made {
+                    Ok(seg) => {
+                        let seg = Arc::new(seg);
+                        side.reader.push_segment(seg.clone());
+                        let _ = side.spares.push(seg);
+                        total += seg_bytes as u64;
+                        // Room again: health need not wait for the shard's next request.
+                        side.shared.full.store(false, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break 'shards;
+                    }
+                }
+            }
+        }
+        match (&self.provision_error, error) {
+            (None, Some(e)) => {
+                crate::log::error(
+                    "journal_segment_failed",
+                    &[
+                        ("error", &e),
+                        (
+                            "detail",
+                            "retried every pass; shards refuse requests when their journal is full",
+                        ),
+                    ],
+                );
+                self.provision_error = Some(e);
+            }
+            (Some(_), None) => {
+                crate::log::info("journal_segment_resumed", &[]);
+                self.provision_error = None;
+            }
+            (Some(_), Some(e)) => self.provision_error = Some(e),
+            (None, None) => {}
+        }
+    }
+
+    /// msyncs the journal pages published since the last sync (group commit).
+    fn sync_journals(&mut self) {
+        for side in &mut self.sides {
+            let upto = side.shared.published();
+            let mut ok = true;
+            for (seg, from, to) in side.reader.ranges(side.synced, upto) {
+                if let Err(e) = seg.sync(from, to) {
+                    ok = false;
+                    crate::log::error(
+                        "journal_sync_failed",
+                        &[("segment", &seg.path.display().to_string()), ("error", &e.to_string())],
+                    );
+                }
+            }
+            if ok {
+                side.synced = upto;
+            }
+        }
+    }
+
+    /// The gauges `/metrics` and `/healthz` read.
+    fn publish_stats(&self) {
+        let st = &self.stats;
+        let sum = |f: &dyn Fn(&Side) -> u64| self.sides.iter().map(f).sum::<u64>();
+        st.backlog_rows
+            .store(sum(&|s| s.reader.backlog_rows), Ordering::Relaxed);
+        st.backlog_bytes.store(self.backlog_bytes(), Ordering::Relaxed);
+        st.journal_bytes
+            .store(sum(&|s| s.reader.journal_bytes()), Ordering::Relaxed);
+        let oldest = self.sides.iter().filter_map(|s| s.reader.backlog_oldest).min();
+        st.oldest_unwritten.store(oldest.unwrap_or(0), Ordering::Relaxed);
+        st.last_drain
+            .store(crate::util::time::unix_now_micros(), Ordering::Relaxed);
+        let why = if self.failing.is_some() {
+            crate::util::snapshot::lock(&st.last_error).clone()
+        } else if let Some(e) = &self.provision_error {
+            Some(format!("cannot create journal segments: {e}"))
+        } else if !self.unpublished.is_empty() {
+            Some("usage files written but not yet renamed into place".into())
+        } else {
+            None
+        };
+        st.set_degraded(why);
+    }
+
+    /// At shutdown (the shards have stopped): everything journaled goes to Parquet, rows
+    /// still waiting for an end record too; then the journal is emptied. If the disk
+    /// still fails, the rows stay in the journal for the next start.
+    fn shutdown(&mut self, observer: &Observer) {
+        self.sync_journals();
+        if self.failing.is_some() {
+            self.rewind();
+        }
+        loop {
+            let before: Vec<Pos> = self.sides.iter().map(|s| s.reader.read).collect();
+            self.read(observer);
+            self.write();
+            if self.sink.due() && self.writing {
+                self.commit();
+            }
+            let moved = self.sides.iter().zip(&before).any(|(s, b)| s.reader.read != *b);
+            if !moved && self.rows.is_empty() {
+                break;
+            }
+        }
+        self.rows.clear();
+        for side in &mut self.sides {
+            side.reader.drain_pending(&mut self.rows);
+        }
+        if !self.rows.is_empty() {
+            observer.observe(&self.rows);
+            self.stats
+                .rows_read
+                .fetch_add(self.rows.len() as u64, Ordering::Relaxed);
+        }
+        self.write();
+        if self.writing {
+            self.commit();
+        }
+        self.publish_files();
+        if self.failing.is_some() || !self.unpublished.is_empty() {
+            crate::log::error(
+                "usage_rows_kept_in_journal",
+                &[
+                    ("journal", &self.cfg.journal_dir.display().to_string()),
+                    ("detail", "written to Parquet at the next start"),
+                ],
+            );
+            return;
+        }
+        self.empty_journal();
+    }
+
+    /// After a clean final commit: moves every shard past its segments and deletes them.
+    fn empty_journal(&mut self) {
+        let mut ckpt = Checkpoint {
+            positions: self.statics.clone(),
+            ..Default::default()
+        };
+        for side in &mut self.sides {
+            side.last.pos = Pos::start_of(side.next_seq);
+            ckpt.positions.insert(side.reader.shard, side.last.pos);
+        }
+        if ckpt.write(&self.cfg.journal_dir).is_ok() {
+            self.retire();
+        }
+    }
+}
