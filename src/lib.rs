@@ -5,8 +5,8 @@
 //! (start-up, one runtime per shard, the connection loop), which hands each Bedrock call
 //! to `proxy` (the stages: validate, budget, sign, relay, stream), which signs with
 //! `sigv4`, sends through `upstream` (connect, TLS via `tls`, pool, retry), reads usage
-//! into a `usage` row priced by `pricing`, and queues the row to the `usage` writer
-//! (Parquet; `budget` watches the spend). Underneath: `http` (HTTP/1.1 for both
+//! into a `usage` row priced by `pricing`, and journals the row for the `usage` ledger
+//! (Parquet, exactly once; `budget` watches the spend). Underneath: `http` (HTTP/1.1 for both
 //! directions), `bedrock` (model ids, regions, routes, event streams, AWS errors),
 //! `tenant` (tracking keys), `args` (flags, environment, config file), `log`, `util`.
 //! Beside it: `mock` (a Bedrock simulator that verifies signatures), `demo`, `report`.

@@ -232,16 +232,31 @@ fn torn_and_corrupt_journal_records_are_skipped_with_a_log_line() {
 
 /// How the test fills the proxy's disk.
 enum Disk {
-    /// A 48 MiB tmpfs in the proxy's own mount namespace, filled with a file.
-    Tmpfs { root: PathBuf },
+    /// A 48 MiB tmpfs in the proxy's own mount namespace, filled with a file; `pidfile`
+    /// names the proxy (the child is the shell around it).
+    Tmpfs { root: PathBuf, pidfile: PathBuf },
     /// `LLMOPS_FAULTS=full=FLAG`: ENOSPC while the flag file exists.
     Injected { flag: PathBuf },
+}
+
+impl Drop for Disk {
+    /// The proxy under the shell is not the test's child: a failing test kills it here.
+    fn drop(&mut self) {
+        if let Disk::Tmpfs { pidfile, .. } = self {
+            if let Some(pid) = std::fs::read_to_string(&*pidfile)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
 }
 
 impl Disk {
     fn fill(&self) {
         match self {
-            Disk::Tmpfs { root } => {
+            Disk::Tmpfs { root, .. } => {
                 let mut f = std::fs::File::create(root.join("filler")).unwrap();
                 let chunk = vec![7u8; 1 << 20];
                 while f.write_all(&chunk).is_ok() {}
@@ -253,7 +268,7 @@ impl Disk {
 
     fn free(&self) {
         match self {
-            Disk::Tmpfs { root } => std::fs::remove_file(root.join("filler")).unwrap(),
+            Disk::Tmpfs { root, .. } => std::fs::remove_file(root.join("filler")).unwrap(),
             Disk::Injected { flag } => std::fs::remove_file(flag).unwrap(),
         }
     }
@@ -304,9 +319,10 @@ fn full_disk_proxy(m: SocketAddr, base: &Path, policy: &str) -> (Proc, Disk, Pat
             o = out.display()
         );
         let p = l.under("unshare", &["-m", "sh", "-c", &script, "sh"]).start();
-        let pid = std::fs::read_to_string(format!("{}.pid", usage.display())).unwrap();
+        let pidfile = PathBuf::from(format!("{}.pid", usage.display()));
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
         let root = PathBuf::from(format!("/proc/{}/root{}", pid.trim(), usage.display()));
-        (p, Disk::Tmpfs { root }, usage, out)
+        (p, Disk::Tmpfs { root, pidfile }, usage, out)
     } else {
         let flag = base.join("disk-full");
         let p = l.env("LLMOPS_FAULTS", &format!("full={}", flag.display())).start();
@@ -315,19 +331,24 @@ fn full_disk_proxy(m: SocketAddr, base: &Path, policy: &str) -> (Proc, Disk, Pat
 }
 
 /// Stops the proxy cleanly (SIGTERM to the proxy itself, not its wrapper).
-fn stop(p: &mut Proc, disk: &Disk, usage: &Path) {
-    if let Disk::Tmpfs { .. } = disk {
-        let pid: i32 = std::fs::read_to_string(format!("{}.pid", usage.display()))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+fn stop(p: &mut Proc, disk: &Disk) {
+    if let Disk::Tmpfs { pidfile, .. } = disk {
+        let pid: i32 = std::fs::read_to_string(pidfile).unwrap().trim().parse().unwrap();
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let until = Instant::now() + Duration::from_secs(60);
-        while p.child.try_wait().unwrap().is_none() {
+        let status = loop {
+            if let Some(st) = p.child.try_wait().unwrap() {
+                break st;
+            }
             assert!(Instant::now() < until, "the proxy did not stop");
             std::thread::sleep(Duration::from_millis(20));
-        }
+        };
+        assert!(
+            status.success(),
+            "the proxy (or the copy out of its tmpfs) failed: {status:?}"
+        );
+        // It is gone: nothing for the guard to kill (its pid may be reused).
+        std::fs::remove_file(pidfile).unwrap();
     } else {
         assert_eq!(p.terminate(), Some(0));
     }
@@ -341,7 +362,7 @@ fn health(addr: SocketAddr) -> Resp {
 fn a_full_disk_keeps_rows_refuses_at_the_bound_and_writes_them_when_space_returns() {
     let m = mock();
     let base = temp_dir("ledger-full");
-    let (mut p, disk, usage, out) = full_disk_proxy(m.addr, &base, "refuse");
+    let (mut p, disk, _usage, out) = full_disk_proxy(m.addr, &base, "refuse");
     let mode = match disk {
         Disk::Tmpfs { .. } => "tmpfs",
         Disk::Injected { .. } => "injected ENOSPC",
@@ -419,7 +440,7 @@ fn a_full_disk_keeps_rows_refuses_at_the_bound_and_writes_them_when_space_return
     let r = try_call(p.addr, true, 99).unwrap();
     assert_eq!(r.status, 200);
     ok.push(r.header("x-request-id").unwrap().into());
-    stop(&mut p, &disk, &usage);
+    stop(&mut p, &disk);
     assert_exactly_once(&out, &ok);
     let rows = read_dir(&out).unwrap();
     assert!(
@@ -626,4 +647,55 @@ fn leftovers_of_a_version_without_the_journal_are_recovered() {
     assert!(part.join("old-1-1.parquet").exists());
     assert_eq!(read_dir(&dir).unwrap().len(), 6);
     assert_eq!(row_counts(&dir), row_counts(&src));
+}
+
+#[test]
+fn a_full_disk_at_start_up_defers_the_replay_and_loses_nothing() {
+    let m = mock();
+    let base = temp_dir("ledger-deferred");
+    let usage = base.join("usage");
+    let flag = base.join("disk-full");
+    let p = proxy(m.addr, &usage, &[]);
+    let load = Load::start(p.addr, 3);
+    assert!(wait_for(Duration::from_secs(20), || metric(
+        p.addr,
+        "llmops_usage_rows_read_total"
+    ) >= 100.0));
+    p.signal(9);
+    let mut answered: Vec<String> = load.stop().into_iter().map(|(id, ..)| id).collect();
+    drop(p);
+
+    // Back with one shard fewer (shard 1's segments have no shard to go with) on a full disk.
+    std::fs::write(&flag, b"").unwrap();
+    let mut p2 = Launch::proxy(m.addr, &usage)
+        .args(&["--threads", "1", "--roll-interval", "1"])
+        .env("LLMOPS_FAULTS", &format!("full={}", flag.display()))
+        .start();
+    assert!(p2.logs().contains("ledger_recovery_deferred"), "{}", p2.logs());
+    let r = try_call(p2.addr, false, 0).unwrap();
+    assert_eq!((r.status, r.code().as_deref()), (503, Some("LedgerUnavailable")));
+    assert!(health(p2.addr).text().contains("ledger_full"));
+    std::fs::remove_file(&flag).unwrap();
+    let mut later = None;
+    assert!(wait_for(Duration::from_secs(60), || {
+        later = try_call(p2.addr, true, 1).filter(|r| r.status == 200);
+        later.is_some()
+    }));
+    answered.push(later.unwrap().header("x-request-id").unwrap().to_string());
+    assert!(
+        wait_for(Duration::from_secs(60), || metric(
+            p2.addr,
+            "llmops_usage_rows_written_total"
+        ) >= answered.len() as f64),
+        "{}",
+        p2.logs()
+    );
+    assert!(metric(p2.addr, "llmops_ledger_recovered_rows_total") >= (answered.len() - 1) as f64);
+    assert_eq!(p2.terminate(), Some(0));
+    assert_exactly_once(&usage, &answered);
+    let left: Vec<_> = walk(&usage.join("_journal"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

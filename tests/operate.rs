@@ -247,3 +247,56 @@ fn help_and_config_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-body-bytes"));
 }
+
+/// Every metric the shipped alert rules (`deploy/prometheus-alerts.yml`) use is exported: a
+/// renamed metric would silently disable its alert.
+#[test]
+fn alert_rules_name_metrics_that_exist() {
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus-alerts.yml")).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for line in rules.lines().filter(|l| l.trim_start().starts_with("expr:")) {
+        for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("llmops_") || word.starts_with("usage_") {
+                names.insert(word.to_string());
+            }
+        }
+    }
+    assert!(names.len() >= 10, "{names:?}");
+    // A proxy with everything the rules watch: budgets, a (down) store, a TLS certificate.
+    let m = mock();
+    let dir = temp_dir("alerts");
+    let (_, chain, key) = make_pki(&dir, "localhost");
+    let budgets = dir.join("budgets.toml");
+    std::fs::write(
+        &budgets,
+        "[[budget]]\nname = \"b\"\nscope = \"agent\"\nvalue = \"*\"\nperiod = \"day\"\nlimit_usd = \"5.00\"\naction = \"block\"\n",
+    )
+    .unwrap();
+    let (c, k, b) = (
+        chain.display().to_string(),
+        key.display().to_string(),
+        budgets.display().to_string(),
+    );
+    let mut p = Launch::proxy(m.addr, &dir.join("usage"))
+        .args(&["--listen-tls", "127.0.0.1:0", "--tls-cert", &c, "--tls-key", &k])
+        .args(&["--budgets", &b, "--budget-store", "redis://127.0.0.1:1"])
+        .start();
+    let h = Headers::good().set("X-Agent", "a").vec();
+    assert_eq!(converse(p.addr, "amazon.nova-lite-v1:0", &h, &body("x")).status, 200);
+    assert!(wait_for(Duration::from_secs(5), || Metrics::scrape(p.addr)
+        .get("llmops_usage_rows_read_total")
+        == Some(1.0)));
+    let s = Metrics::scrape(p.addr);
+    let exported = |n: &str| {
+        s.0.keys().any(|k| {
+            let base = k.split('{').next().unwrap();
+            base == n || base.strip_suffix("_bucket").is_some_and(|b| b == n)
+        })
+    };
+    let missing: Vec<_> = names.iter().filter(|n| !exported(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "alert rules use metrics /metrics does not export: {missing:?}"
+    );
+    assert_eq!(p.terminate(), Some(0));
+}

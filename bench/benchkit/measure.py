@@ -177,3 +177,47 @@ def cmd_other(scen, b0, o0, t0, b1, o1, t1):
     }
     print(json.dumps(rec))
     return 0
+
+
+def thread_ticks(pid, name):
+    """utime+stime of PID's threads called NAME (/proc/PID/task/*/comm)."""
+    total = 0
+    for task in glob.glob(f"/proc/{pid}/task/[0-9]*"):
+        try:
+            with open(f"{task}/comm") as f:
+                if f.read().strip() != name:
+                    continue
+            with open(f"{task}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        fields = s[s.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def cmd_thread_cpu(pid, name):
+    """CPU seconds of PID's threads named NAME."""
+    print(f"{thread_ticks(pid, name) / os.sysconf('SC_CLK_TCK'):.3f}")
+    return 0
+
+
+def cmd_writer(results, scen, cpu0, cpu1):
+    """One JSON line: the usage writer thread's CPU over SCEN's measured run, per row, and
+    the rows per second it could take on one core at that cost (each answered request is
+    one row)."""
+    with open(results) as f:
+        runs = [json.loads(x) for x in f if x.strip()]
+    run = next(r for r in runs if r.get("kind") == "oha" and r["scenario"] == scen)
+    cpu = float(cpu1) - float(cpu0)
+    rows = run["ok"]
+    rec = {
+        "kind": "writer",
+        "scenario": scen,
+        "cpu_s": round(cpu, 3),
+        "rows": rows,
+        "cpu_us_per_row": round(cpu / rows * 1e6, 2) if rows else None,
+        "capacity_rows_per_s": round(rows / cpu) if cpu > 0 else None,
+    }
+    print(json.dumps(rec))
+    return 0

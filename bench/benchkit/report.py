@@ -8,7 +8,7 @@ import os
 
 from .records import find, fmt, load
 
-SECTIONS = ("run", "tls", "budgets")  # sections/KIND.py; any other KIND gets peers.py
+SECTIONS = ("run", "tls", "budgets", "ledger")  # sections/KIND.py; any other KIND gets peers.py
 
 
 def cmd_report(path, kind):

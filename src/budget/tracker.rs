@@ -1,8 +1,8 @@
 //! Spend per budget, value and period, kept by the writer thread in exact integer money
 //! (1e-12 USD), and the published [`BlockSet`] shards check before relaying.
 //!
-//! Overshoot: a shard sees a budget as exhausted at most one writer tick (20 ms) plus the
-//! queue drain after the row that crossed the limit was queued; requests already in flight
+//! Overshoot: a shard sees a budget as exhausted at most one writer tick (20 ms) after the
+//! row that crossed the limit was journaled; requests already in flight
 //! then still finish. With N instances on a shared store the fleet total is refreshed once
 //! per store tick (500 ms), so the overshoot is what the fleet spends in that window.
 

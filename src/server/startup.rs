@@ -264,7 +264,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
 
 /// Drains: marks the shards draining, wakes their accept loops by shutting their
 /// listening sockets down, waits for them (each finishes its in-flight requests up to the
-/// drain timeout), then lets the writer write every queued row and close its file.
+/// drain timeout), then lets the writer write and publish every journaled row.
 fn drain(shared: &Shared, shards: Shards, usage: Usage) {
     shared.draining.store(true, Ordering::SeqCst);
     for fd in &shards.listener_fds {

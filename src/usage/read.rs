@@ -227,3 +227,49 @@ pub fn list_files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::ledger::sink::{ParquetSink, WriterConfig};
+
+    #[test]
+    fn scan_skips_damaged_files_and_hands_rows_over_in_batches() {
+        let dir = std::env::temp_dir().join(format!("llmops-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut sink = ParquetSink::new(WriterConfig {
+            dir: dir.clone(),
+            roll_interval: std::time::Duration::from_secs(60),
+            roll_rows: usize::MAX,
+            roll_bytes: usize::MAX,
+            host: "t".into(),
+        });
+        let rows: Vec<UsageRecord> = (0..20_000)
+            .map(|i| UsageRecord {
+                ts_micros: 1_764_000_000_000_000 + i,
+                request_id: format!("r{i}"),
+                operation: "converse",
+                status: 200,
+                ..Default::default()
+            })
+            .collect();
+        sink.write(&rows).unwrap();
+        assert_eq!(sink.close().unwrap(), 20_000);
+        let good = list_files(&dir).pop().unwrap();
+        let part = good.parent().unwrap().to_path_buf();
+        let bytes = std::fs::read(&good).unwrap();
+        std::fs::write(part.join("cut.parquet"), &bytes[..bytes.len() - 10]).unwrap();
+        std::fs::write(part.join("junk.parquet"), b"not parquet").unwrap();
+        let (mut seen, mut batches) = (0, 0);
+        let scan = scan_dir(&dir, |b| {
+            seen += b.len();
+            batches += 1;
+        });
+        assert_eq!((scan.files, scan.rows, seen), (1, 20_000, 20_000));
+        assert!(batches >= 3, "one batch at a time, not the whole file: {batches}");
+        assert_eq!(scan.bad.len(), 2);
+        assert!(scan.bad.iter().all(|(_, _, counted)| *counted == 0));
+        assert!(read_dir(&dir).is_err(), "the strict reader still fails");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

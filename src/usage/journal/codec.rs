@@ -254,8 +254,38 @@ pub fn encode_end(key: u64, latency_ms: f64, written: bool, out: &mut Vec<u8>) {
     e.u8(u8::from(written));
 }
 
-fn decode_row(d: &mut Dec<'_>) -> Option<UsageRecord> {
-    let arc = |s: Option<String>| s.map(|s| Arc::from(s.as_str()));
+/// The price ids and versions seen last, shared by the rows that name them (most rows
+/// name one of a few), so decoding a row does not allocate them again.
+#[derive(Debug, Default)]
+pub struct Interner(Vec<Arc<str>>);
+
+/// Distinct strings an [`Interner`] keeps.
+pub const INTERNED: usize = 32;
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(i) = self.0.iter().position(|a| &**a == s) {
+            return self.0[i].clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if self.0.len() == INTERNED {
+            self.0.pop();
+        }
+        self.0.insert(0, a.clone());
+        a
+    }
+
+    fn opt(&mut self, d: &mut Dec<'_>) -> Option<Option<Arc<str>>> {
+        let n = d.u16()?;
+        if n == NONE_STR {
+            return Some(None);
+        }
+        let b = d.take(n as usize)?;
+        Some(Some(self.get(std::str::from_utf8(b).ok()?)))
+    }
+}
+
+fn decode_row(d: &mut Dec<'_>, names: &mut Interner) -> Option<UsageRecord> {
     let mut r = UsageRecord {
         ts_micros: d.i64()?,
         request_id: d.str()?,
@@ -279,7 +309,7 @@ fn decode_row(d: &mut Dec<'_>) -> Option<UsageRecord> {
     r.cache_read_tokens = d.opt(Dec::i64)?;
     r.cache_write_tokens = d.opt(Dec::i64)?;
     r.cost_pico_usd = d.opt_i128()?;
-    r.price_id = arc(d.opt_str()?);
+    r.price_id = names.opt(d)?;
     r.latency_ms = d.f64()?;
     r.upstream_latency_ms = d.opt(Dec::f64)?;
     r.upstream_ttfb_ms = d.opt(Dec::f64)?;
@@ -293,7 +323,7 @@ fn decode_row(d: &mut Dec<'_>) -> Option<UsageRecord> {
     r.cache_write_5m_tokens = d.opt(Dec::i64)?;
     r.cache_write_1h_tokens = d.opt(Dec::i64)?;
     r.guardrail_units = d.opt(Dec::i64)?;
-    r.price_version = arc(d.opt_str()?);
+    r.price_version = names.opt(d)?;
     r.cost_flags = Flags(d.u32()?);
     r.blocked_by = d.opt_str()?;
     Some(r)
@@ -301,13 +331,18 @@ fn decode_row(d: &mut Dec<'_>) -> Option<UsageRecord> {
 
 /// Decodes one payload.
 pub fn decode(payload: &[u8]) -> Result<Record, Corrupt> {
+    decode_with(payload, &mut Interner::default())
+}
+
+/// Decodes one payload, sharing price ids and versions through `names`.
+pub fn decode_with(payload: &[u8], names: &mut Interner) -> Result<Record, Corrupt> {
     let mut d = Dec(payload);
     let kind = d.u8().ok_or(Corrupt::Payload)?;
     let key = d.u64().ok_or(Corrupt::Payload)?;
     let rec = match kind {
         KIND_ROW => Record::Row {
             key,
-            rec: Box::new(decode_row(&mut d).ok_or(Corrupt::Payload)?),
+            rec: Box::new(decode_row(&mut d, names).ok_or(Corrupt::Payload)?),
         },
         KIND_END => Record::End {
             key,

@@ -109,6 +109,11 @@ impl ShardJournal {
         }
     }
 
+    /// What this journal publishes to the writer and `/metrics`.
+    pub fn shared(&self) -> Arc<JournalShared> {
+        self.shared.clone()
+    }
+
     /// Bytes this journal can take without another spare.
     fn room(&self) -> usize {
         let spare = self.spares.peek().map_or(0, |s| s.size() - HEADER_BYTES);

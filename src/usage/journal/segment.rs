@@ -69,14 +69,19 @@ pub fn parse_name(name: &str) -> Option<(u32, u32)> {
     Some((shard.parse().ok()?, seq.parse().ok()?))
 }
 
+/// Maps the file; a new segment (`writable`) is populated by the thread that makes it (the
+/// writer), so the shard's first store into each page does not also read it in.
 fn map(file: &File, len: usize, writable: bool) -> std::io::Result<*mut u8> {
-    let prot = if writable {
-        libc::PROT_READ | libc::PROT_WRITE
+    let (prot, flags) = if writable {
+        (
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+        )
     } else {
-        libc::PROT_READ
+        (libc::PROT_READ, libc::MAP_SHARED)
     };
     // SAFETY: mapping `len` bytes of an open file we own; the result is checked.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, file.as_raw_fd(), 0) };
     if p == libc::MAP_FAILED {
         return Err(std::io::Error::last_os_error());
     }

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::checkpoint::Carried;
-use crate::usage::journal::codec::{decode, next_frame, Corrupt, Record, FRAME_HEADER};
+use crate::usage::journal::codec::{decode, decode_with, next_frame, Corrupt, Interner, Record, FRAME_HEADER};
 use crate::usage::journal::segment::{Segment, HEADER_BYTES};
 use crate::usage::journal::Pos;
 use crate::usage::UsageRecord;
@@ -32,6 +32,8 @@ pub struct Polled {
     pub stale: usize,
     /// Damaged records skipped.
     pub skipped: u64,
+    /// Fresh rows from an earlier process's segments (a deferred replay).
+    pub recovered: u64,
 }
 
 /// One shard's journal, read back.
@@ -49,6 +51,13 @@ pub struct ShardReader {
     /// Rows emitted since the last checkpoint (fresh ones), and the oldest one's time.
     pub backlog_rows: u64,
     pub backlog_oldest: Option<i64>,
+    /// The first segment of this process, when the reader starts in segments an earlier
+    /// process left (a replay deferred at start-up): its keys are not this process's, so
+    /// the rows still waiting at the end of those segments are emitted there.
+    boundary: Option<u32>,
+    /// Whether those rows were emitted once already (a rewind reads them again).
+    left_over_emitted: bool,
+    names: Interner,
 }
 
 /// Why the bytes at `at` are not a record, and where the next good one starts (8-byte
@@ -77,10 +86,19 @@ impl ShardReader {
             emitted_upto: mark.pos,
             backlog_rows: 0,
             backlog_oldest: None,
+            boundary: None,
+            left_over_emitted: false,
+            names: Interner::default(),
         };
         r.rewind(&mark);
         r.backlog_rows = r.pending.len() as u64;
         r
+    }
+
+    /// Marks segments from `seq` on as this process's (see `boundary`).
+    pub fn with_boundary(mut self, seq: u32) -> ShardReader {
+        self.boundary = Some(seq);
+        self
     }
 
     /// Adds a segment the writer created for this shard (after every one known).
@@ -135,15 +153,23 @@ impl ShardReader {
                         off: next as u32,
                     };
                     self.read.off = next as u32;
-                    match decode(payload) {
+                    match decode_with(payload, &mut self.names) {
                         Ok(rec) => self.apply(rec, here, out, &mut p),
                         Err(c) => self.skip(&seg, at, c, bytes, &mut p),
                     }
                 }
-                Ok(None) if more_segments => match self.next_after(self.read.seq) {
-                    Some(next) => self.read = Pos::start_of(next),
-                    None => break,
-                },
+                Ok(None) if more_segments => {
+                    let next = self.next_after(self.read.seq);
+                    if let Some(b) = self.boundary {
+                        if self.read.seq < b && next.is_none_or(|n| n >= b) {
+                            self.emit_left_over(out, &mut p);
+                        }
+                    }
+                    match next {
+                        Some(next) => self.read = Pos::start_of(next),
+                        None => break,
+                    }
+                }
                 Ok(None) => break,
                 Err(c) => self.skip(&seg, at, c, bytes, &mut p),
             }
@@ -193,16 +219,39 @@ impl ShardReader {
         }
     }
 
+    /// Emits a row whose end record ends at `end` (fresh unless a rewind read it again).
     fn emit(&mut self, row: UsageRecord, end: Pos, out: &mut Vec<UsageRecord>, p: &mut Polled) {
-        if end <= self.emitted_upto {
-            p.stale += 1;
-        } else {
+        let fresh = end > self.emitted_upto;
+        if fresh {
             self.emitted_upto = end;
+        }
+        self.push(row, fresh, out, p);
+    }
+
+    fn push(&mut self, row: UsageRecord, fresh: bool, out: &mut Vec<UsageRecord>, p: &mut Polled) {
+        if fresh {
+            if self.boundary.is_some_and(|b| self.read.seq < b) {
+                p.recovered += 1;
+            }
             self.backlog_rows += 1;
             self.backlog_oldest = Some(self.backlog_oldest.map_or(row.ts_micros, |o| o.min(row.ts_micros)));
+        } else {
+            p.stale += 1;
         }
         out.push(row);
         p.rows += 1;
+    }
+
+    /// At the end of an earlier process's segments: its rows still waiting for an end
+    /// record will never get one; they are emitted here, oldest first.
+    fn emit_left_over(&mut self, out: &mut Vec<UsageRecord>, p: &mut Polled) {
+        let mut rows: Vec<UsageRecord> = self.pending.drain().map(|(_, r)| r).collect();
+        rows.sort_by_key(|r| r.ts_micros);
+        let fresh = !self.left_over_emitted;
+        self.left_over_emitted = true;
+        for r in rows {
+            self.push(r, fresh, out, p);
+        }
     }
 
     /// Emits every row still waiting for its end (shutdown, recovery: it will not come),
@@ -217,6 +266,15 @@ impl ShardReader {
         }
         self.backlog_rows += n as u64;
         n
+    }
+
+    /// Whether every record of every segment it has was read.
+    pub fn exhausted(&self) -> bool {
+        let Some(seg) = self.seg(self.read.seq) else {
+            return true;
+        };
+        self.next_after(self.read.seq).is_none()
+            && matches!(next_frame(seg.bytes(0, seg.size()), self.read.off as usize), Ok(None))
     }
 
     /// Where the reader stands, for a checkpoint.
@@ -379,6 +437,52 @@ mod tests {
         let p3 = r.reader.poll(Some(r.shared.published()), usize::MAX, &mut again);
         assert_eq!(p3.rows as u64, n);
         assert_eq!(p3.stale as u64, n, "replayed rows are not observed twice");
+        let _ = std::fs::remove_dir_all(&r.dir);
+    }
+
+    #[test]
+    fn an_earlier_process_rows_without_an_end_are_emitted_at_its_last_segment() {
+        // Segment 0: the earlier process (row 1 ended, row 2 never); segment 1: this one,
+        // whose key 2 must not pick up the earlier row 2.
+        let mut r = rig("boundary", 2, 256 * 1024);
+        r.journal.append_row(1, &row(1), false);
+        r.journal.append_end(1, 3.0, true);
+        r.journal.append_row(2, &row(2), false);
+        let earlier = r.reader.seg(0).unwrap().clone();
+        let later = r.reader.seg(1).unwrap().clone();
+        let mut reader = ShardReader::new(
+            0,
+            vec![earlier],
+            Mark {
+                pos: Pos::start_of(0),
+                carried: Vec::new(),
+            },
+        )
+        .with_boundary(1);
+        let mut out = Vec::new();
+        let p = reader.poll(Some(Pos::start_of(1)), usize::MAX, &mut out);
+        assert_eq!((p.rows, p.recovered), (2, 2), "{out:?}");
+        assert_eq!(out[1].request_id, "req-2");
+        assert_eq!(out[1].latency_ms, 1.0, "its committed latency stands");
+        // This process writes key 2 in segment 1: a new row, not the earlier one.
+        reader.push_segment(later.clone());
+        let mut fresh = row(2);
+        fresh.request_id = "new-2".into();
+        let mut frame = Vec::new();
+        crate::usage::journal::codec::encode_row(2, &fresh, &mut frame);
+        crate::usage::journal::codec::write_frame(&frame, |off, b| later.write(HEADER_BYTES + off, b));
+        let end = HEADER_BYTES + crate::usage::journal::codec::framed_len(frame.len());
+        crate::usage::journal::codec::encode_end(2, 4.0, true, &mut frame);
+        crate::usage::journal::codec::write_frame(&frame, |off, b| later.write(end + off, b));
+        let upto = Pos {
+            seq: 1,
+            off: (end + crate::usage::journal::codec::framed_len(frame.len())) as u32,
+        };
+        let mut more = Vec::new();
+        let p2 = reader.poll(Some(upto), usize::MAX, &mut more);
+        assert_eq!((p2.rows, p2.recovered), (1, 0));
+        assert_eq!(more[0].request_id, "new-2");
+        assert!(reader.exhausted());
         let _ = std::fs::remove_dir_all(&r.dir);
     }
 

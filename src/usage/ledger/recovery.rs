@@ -1,9 +1,11 @@
 //! Start-up recovery, run before anything reads the usage files (the budget rebuild) or
-//! writes them (the writer): it takes the journal's lock, completes the renames the last
-//! checkpoint listed, removes `.inprogress` files the checkpoint does not cover (their
-//! rows are still in the journal), moves corrupt Parquet files of the last two days aside
-//! with their reason, replays every journal segment from the checkpoint into Parquet
-//! exactly once, checkpoints, and deletes the replayed segments.
+//! writes them (the writer). [`prepare`] takes the journal's lock, completes the renames
+//! the last checkpoint listed, removes `.inprogress` files the checkpoint does not cover
+//! (their rows are still in the journal), moves corrupt Parquet files of the last two days
+//! aside with their reason, and opens the segments; [`replay`] writes every journal row
+//! after the checkpoint into Parquet exactly once, checkpoints, and deletes the segments.
+//! When the replay cannot be written (a full disk at start-up), the writer takes the
+//! segments over and replays them once writes succeed (`writer::open`).
 //!
 //! A directory written before the journal existed has `.inprogress` files whose rows are
 //! nowhere else: a complete one is published, an unreadable one quarantined.
@@ -31,19 +33,28 @@ pub const QUARANTINE_DIR: &str = "_quarantine";
 /// Rows replayed per Parquet write during recovery.
 const REPLAY_CHUNK: usize = 64 * 1024;
 
-/// What recovery did, and where the shards' journals continue.
-pub struct Recovered {
-    /// Rows replayed from the journal into Parquet.
+/// The journal as recovery found it (renames completed, leftovers dealt with), before any
+/// replay.
+pub struct Found {
+    /// Held for the life of the process.
+    pub lock: File,
+    /// The checkpoint was unreadable: a replay skips rows already in files, by request id.
+    pub damaged: bool,
+    /// Per shard with segments on disk: the segments in order, and where replay starts
+    /// (with the rows the checkpoint carried).
+    pub shards: BTreeMap<u32, (Vec<Arc<Segment>>, Mark)>,
+    /// Per shard seen: where its next segment starts (everything before is replayed once
+    /// the segments above are).
+    pub positions: BTreeMap<u32, Pos>,
+    /// Files moved to `_quarantine/`.
+    pub quarantined: u64,
+}
+
+/// What a replay wrote.
+pub struct Replayed {
     pub rows: u64,
     /// Damaged journal records skipped.
     pub skipped: u64,
-    /// Files moved to `_quarantine/`.
-    pub quarantined: u64,
-    /// Per shard seen: the position its next segment starts at (everything before it is
-    /// in Parquet).
-    pub positions: BTreeMap<u32, Pos>,
-    /// Held for the life of the process.
-    pub lock: File,
 }
 
 /// Takes the journal directory's exclusive lock (another live process fails here).
@@ -132,12 +143,17 @@ fn complete(usage_dir: &Path, files: &[Finished]) {
     }
 }
 
-/// Deals with `.inprogress` files: those of the journal era are removed (their rows are
-/// replayed), those of a directory without a journal are published when complete.
-fn sweep_inprogress(usage_dir: &Path, journal_era: bool, quarantined: &mut u64) {
+/// Deals with `.inprogress` files: those of the journal era the checkpoint does not list
+/// are removed (their rows are replayed), those of a directory without a journal are
+/// published when complete.
+fn sweep_inprogress(usage_dir: &Path, journal_era: bool, listed: &[Finished], quarantined: &mut u64) {
     for part in partitions(usage_dir) {
         for (name, path) in files_in(&part) {
             if !(name.starts_with('.') && name.ends_with(".inprogress")) {
+                continue;
+            }
+            if listed.iter().any(|f| usage_dir.join(&f.tmp) == path) {
+                // Checkpointed but its rename failed again: its rows exist nowhere else.
                 continue;
             }
             if journal_era {
@@ -247,9 +263,9 @@ impl Published {
     }
 }
 
-/// Replays the segments into Parquet; returns the files written, the rows and the
+/// Writes every row of `readers` to Parquet; returns the files written, the rows and the
 /// records skipped.
-fn replay(
+fn write_all(
     sink: &mut ParquetSink,
     readers: &mut [ShardReader],
     mut dedupe: Option<Published>,
@@ -285,8 +301,9 @@ fn replay(
     Ok((files, rows, skipped))
 }
 
-/// Runs recovery (see the module doc).
-pub fn recover(usage_dir: &Path, journal_dir: &Path, cfg: WriterConfig) -> Result<Recovered, LedgerError> {
+/// Takes the lock, reads the checkpoint, completes its renames, deals with `.inprogress`
+/// leftovers and unreadable recent files, and opens every segment (see the module doc).
+pub fn prepare(usage_dir: &Path, journal_dir: &Path) -> Result<Found, LedgerError> {
     std::fs::create_dir_all(journal_dir)
         .map_err(|e| LedgerError::io("create the journal directory", journal_dir, e))?;
     let lock = lock(journal_dir)?;
@@ -312,18 +329,22 @@ pub fn recover(usage_dir: &Path, journal_dir: &Path, cfg: WriterConfig) -> Resul
     let journal_era = ckpt.is_some() || damaged || !segs.is_empty();
     let ckpt = ckpt.unwrap_or_default();
     complete(usage_dir, &ckpt.files);
-    sweep_inprogress(usage_dir, journal_era, &mut quarantined);
+    sweep_inprogress(usage_dir, journal_era, &ckpt.files, &mut quarantined);
     check_recent(usage_dir, &mut quarantined);
 
     let mut positions = ckpt.positions.clone();
-    let mut readers = Vec::new();
+    let mut shards = BTreeMap::new();
     for (shard, list) in segs {
         let next = list.last().map_or(0, |s| s.seq.saturating_add(1));
-        let from = ckpt
-            .positions
-            .get(&shard)
-            .copied()
-            .unwrap_or_else(|| Pos::start_of(list.first().map_or(0, |s| s.seq)));
+        let first = list.first().map_or(0, |s| s.seq);
+        let mut from = ckpt.positions.get(&shard).copied().unwrap_or(Pos::start_of(first));
+        if !list.iter().any(|s| s.seq == from.seq) {
+            // The checkpoint's segment is gone (all of it was covered): start at the next.
+            from = list
+                .iter()
+                .find(|s| s.seq > from.seq)
+                .map_or(Pos::start_of(next), |s| Pos::start_of(s.seq));
+        }
         let carried = ckpt
             .carried
             .iter()
@@ -332,25 +353,41 @@ pub fn recover(usage_dir: &Path, journal_dir: &Path, cfg: WriterConfig) -> Resul
             .collect();
         let at = positions.entry(shard).or_default();
         *at = (*at).max(Pos::start_of(next));
-        readers.push((list, ShardReader::new(shard, Vec::new(), Mark { pos: from, carried })));
+        shards.insert(shard, (list, Mark { pos: from, carried }));
     }
-    let mut live: Vec<ShardReader> = readers
+    Ok(Found {
+        lock,
+        damaged,
+        shards,
+        positions,
+        quarantined,
+    })
+}
+
+/// Replays every segment `found` holds into Parquet, checkpoints past them, publishes
+/// the files and deletes the segments. On an error nothing is lost: the segments and the
+/// previous checkpoint stay, and the files written are removed.
+pub fn replay(found: &Found, usage_dir: &Path, journal_dir: &Path, cfg: WriterConfig) -> Result<Replayed, LedgerError> {
+    let mut readers: Vec<ShardReader> = found
+        .shards
         .iter()
-        .map(|(list, r)| {
-            let mut nr = ShardReader::new(r.shard, list.clone(), r.mark());
-            nr.read = r.read;
-            nr
-        })
+        .map(|(shard, (list, mark))| ShardReader::new(*shard, list.clone(), mark.clone()))
         .collect();
     let mut sink = ParquetSink::new(cfg);
-    let dedupe = damaged.then(|| Published {
+    let dedupe = found.damaged.then(|| Published {
         dir: usage_dir.to_path_buf(),
         days: HashSet::new(),
         ids: HashSet::new(),
     });
-    let (files, rows, skipped) = replay(&mut sink, &mut live, dedupe)?;
+    let (files, rows, skipped) = match write_all(&mut sink, &mut readers, dedupe) {
+        Ok(w) => w,
+        Err(e) => {
+            sink.abandon();
+            return Err(e);
+        }
+    };
     let done = Checkpoint {
-        positions: positions.clone(),
+        positions: found.positions.clone(),
         carried: Vec::new(),
         files: files.clone(),
     };
@@ -359,7 +396,7 @@ pub fn recover(usage_dir: &Path, journal_dir: &Path, cfg: WriterConfig) -> Resul
         return Err(LedgerError::io("write the checkpoint", journal_dir, e));
     }
     complete(usage_dir, &files);
-    for r in &mut live {
+    for r in &mut readers {
         for s in r.retire_before(Pos::start_of(u32::MAX)) {
             let path = s.path.clone();
             drop(s);
@@ -372,22 +409,16 @@ pub fn recover(usage_dir: &Path, journal_dir: &Path, cfg: WriterConfig) -> Resul
         }
     }
     let _ = sync_dir(journal_dir);
-    if rows > 0 || skipped > 0 || quarantined > 0 {
+    if rows > 0 || skipped > 0 || found.quarantined > 0 {
         crate::log::info(
             "ledger_recovered",
             &[
                 ("rows_replayed", &rows.to_string()),
                 ("records_skipped", &skipped.to_string()),
-                ("files_quarantined", &quarantined.to_string()),
+                ("files_quarantined", &found.quarantined.to_string()),
                 ("files_written", &files.len().to_string()),
             ],
         );
     }
-    Ok(Recovered {
-        rows,
-        skipped,
-        quarantined,
-        positions,
-        lock,
-    })
+    Ok(Replayed { rows, skipped })
 }

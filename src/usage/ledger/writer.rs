@@ -20,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::checkpoint::Checkpoint;
 use super::faults::{self, Op};
 use super::reader::{Mark, ShardReader};
-use super::recovery::recover;
+use super::recovery::{prepare, replay};
 use super::sink::{publish, sync_dir, Finished, ParquetSink};
 use super::{
     LedgerConfig, LedgerError, LedgerShared, LedgerStats, MAX_ROWS_PER_POLL, RETRY_FIRST, RETRY_MAX, WRITER_TICK,
@@ -40,6 +40,9 @@ struct Side {
     last: Mark,
     /// Journal bytes msynced up to here.
     synced: Pos,
+    /// A shard of this process (false: segments an earlier process left for a shard id
+    /// this one does not run, read to the end).
+    live: bool,
 }
 
 /// A failed write being retried.
@@ -75,42 +78,61 @@ pub struct Opened {
     pub writer: Writer,
 }
 
-/// Recovers the usage directory, then prepares a journal for each of `cfg.shards`.
+/// Recovers the usage directory, then prepares a journal for each of `cfg.shards`. When
+/// the replay cannot be written (a full or failing disk at start-up), the proxy starts
+/// anyway: the earlier segments go to the writer, which replays them once writes succeed.
 pub fn open(cfg: LedgerConfig) -> Result<Opened, LedgerError> {
     let stats = Arc::new(LedgerStats::default());
-    let rec = recover(&cfg.usage_dir, &cfg.journal_dir, cfg.sink())?;
-    stats.recovered_rows.store(rec.rows, Ordering::Relaxed);
-    stats.skipped_records.store(rec.skipped, Ordering::Relaxed);
-    stats.quarantined_files.store(rec.quarantined, Ordering::Relaxed);
+    let found = prepare(&cfg.usage_dir, &cfg.journal_dir)?;
+    stats.quarantined_files.store(found.quarantined, Ordering::Relaxed);
+    let mut earlier = match replay(&found, &cfg.usage_dir, &cfg.journal_dir, cfg.sink()) {
+        Ok(r) => {
+            stats.recovered_rows.store(r.rows, Ordering::Relaxed);
+            stats.skipped_records.store(r.skipped, Ordering::Relaxed);
+            BTreeMap::new()
+        }
+        Err(e) => {
+            crate::log::error(
+                "ledger_recovery_deferred",
+                &[
+                    ("error", &e.to_string()),
+                    (
+                        "detail",
+                        "the journal is kept; its rows are written once the disk takes writes",
+                    ),
+                ],
+            );
+            found.shards.clone()
+        }
+    };
+    let positions = found.positions.clone();
     let mut journals = Vec::with_capacity(cfg.shards);
     let mut sides = Vec::with_capacity(cfg.shards);
     for id in 0..cfg.shards as u32 {
-        let start = rec.positions.get(&id).copied().unwrap_or(Pos::start_of(0));
+        let start = positions.get(&id).copied().unwrap_or(Pos::start_of(0));
         let (spares, consumer) = rtrb::RingBuffer::new(SPARES);
         let shared = Arc::new(JournalShared::new(start));
         journals.push(ShardJournal::new(consumer, shared.clone()));
-        let last = Mark {
-            pos: start,
-            carried: Vec::new(),
-        };
-        sides.push(Side {
-            reader: ShardReader::new(id, Vec::new(), last.clone()),
-            spares,
-            next_seq: start.seq,
-            shared,
-            last,
-            synced: start,
-        });
+        sides.push(Side::new(id, earlier.remove(&id), start, spares, shared, true));
     }
-    let statics = rec
-        .positions
-        .iter()
-        .filter(|(id, _)| **id as usize >= cfg.shards)
-        .map(|(id, p)| (*id, *p))
-        .collect();
+    // Shards this process does not run: their position is kept in every checkpoint, and
+    // segments they left (a deferred replay) are read to the end.
+    let mut statics = BTreeMap::new();
+    for (id, p) in positions.iter().filter(|(id, _)| **id as usize >= cfg.shards) {
+        match earlier.remove(id) {
+            Some(segs) => {
+                let (spares, _) = rtrb::RingBuffer::new(1);
+                let end = Arc::new(JournalShared::new(Pos { seq: u32::MAX, off: 0 }));
+                sides.push(Side::new(*id, Some(segs), *p, spares, end, false));
+            }
+            None => {
+                statics.insert(*id, *p);
+            }
+        }
+    }
     let shared = Arc::new(LedgerShared {
         stats: stats.clone(),
-        journals: sides.iter().map(|s| s.shared.clone()).collect(),
+        journals: journals.iter().map(ShardJournal::shared).collect(),
         on_full: cfg.on_full,
         max_bytes: cfg.max_bytes,
         fsync_interval: cfg.fsync_interval,
@@ -127,7 +149,7 @@ pub fn open(cfg: LedgerConfig) -> Result<Opened, LedgerError> {
         provision_error: None,
         stats,
         rows: Vec::new(),
-        _lock: rec.lock,
+        _lock: found.lock,
     };
     writer.provision();
     writer.publish_stats();
@@ -136,6 +158,38 @@ pub fn open(cfg: LedgerConfig) -> Result<Opened, LedgerError> {
         shared,
         writer,
     })
+}
+
+impl Side {
+    /// Shard `id` from `start` on; `earlier`: segments an earlier process left, read first.
+    fn new(
+        id: u32,
+        earlier: Option<(Vec<Arc<Segment>>, Mark)>,
+        start: Pos,
+        spares: rtrb::Producer<Arc<Segment>>,
+        shared: Arc<JournalShared>,
+        live: bool,
+    ) -> Side {
+        let (reader, last) = match earlier {
+            Some((segs, mark)) => (ShardReader::new(id, segs, mark.clone()).with_boundary(start.seq), mark),
+            None => {
+                let mark = Mark {
+                    pos: start,
+                    carried: Vec::new(),
+                };
+                (ShardReader::new(id, Vec::new(), mark.clone()), mark)
+            }
+        };
+        Side {
+            reader,
+            spares,
+            next_seq: start.seq,
+            shared,
+            last,
+            synced: start,
+            live,
+        }
+    }
 }
 
 /// Handle to the running writer thread.
@@ -223,6 +277,9 @@ impl Writer {
             if p.skipped > 0 {
                 self.stats.skipped_records.fetch_add(p.skipped, Ordering::Relaxed);
             }
+            if p.recovered > 0 {
+                self.stats.recovered_rows.fetch_add(p.recovered, Ordering::Relaxed);
+            }
             let fresh = &self.rows[before + p.stale..];
             if !fresh.is_empty() {
                 observer.observe(fresh);
@@ -249,7 +306,10 @@ impl Writer {
     }
 
     fn caught_up(&self) -> bool {
-        self.sides.iter().all(|s| s.reader.read >= s.shared.published())
+        self.sides
+            .iter()
+            .filter(|s| s.live)
+            .all(|s| s.reader.read >= s.shared.published())
     }
 
     fn backlog_bytes(&self) -> u64 {
@@ -265,7 +325,18 @@ impl Writer {
             Ok(f) => f,
             Err(e) => return self.fail("close", &e.to_string()),
         };
-        let marks: Vec<Mark> = self.sides.iter().map(|s| s.reader.mark()).collect();
+        let marks: Vec<Mark> = self
+            .sides
+            .iter()
+            .map(|s| {
+                let mut m = s.reader.mark();
+                if !s.live && s.reader.exhausted() && m.carried.is_empty() {
+                    // An earlier process's segments, read to the end: all of them can go.
+                    m.pos = Pos::start_of(s.next_seq);
+                }
+                m
+            })
+            .collect();
         let mut ckpt = Checkpoint {
             positions: self.statics.clone(),
             carried: Vec::new(),
@@ -370,7 +441,7 @@ impl Writer {
         let seg_bytes = self.cfg.segment_bytes();
         let mut total: u64 = self.sides.iter().map(|s| s.reader.journal_bytes()).sum();
         let mut error = None;
-        'shards: for side in &mut self.sides {
+        'shards: for side in self.sides.iter_mut().filter(|s| s.live) {
             while side.spares.slots() > 0 {
                 if total + seg_bytes as u64 > self.cfg.max_bytes {
                     break 'shards;
@@ -421,7 +492,7 @@ impl Writer {
 
     /// msyncs the journal pages published since the last sync (group commit).
     fn sync_journals(&mut self) {
-        for side in &mut self.sides {
+        for side in self.sides.iter_mut().filter(|s| s.live) {
             let upto = side.shared.published();
             let mut ok = true;
             for (seg, from, to) in side.reader.ranges(side.synced, upto) {
