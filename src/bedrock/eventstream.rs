@@ -51,33 +51,11 @@ const TYPE_UUID: u8 = 9;
 // ---------------------------------------------------------------------------------------
 // CRC32
 
-const CRC32_POLY: u32 = 0xEDB8_8320;
-
-const fn crc32_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { CRC32_POLY ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-}
-
-static CRC32_TABLE: [u32; 256] = crc32_table();
+static CRC32_TABLE: [u32; 256] = crate::util::crc::table(0xEDB8_8320);
 
 /// CRC32 (IEEE 802.3, reflected polynomial 0xEDB88320), as zlib's `crc32`.
 pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc = CRC32_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crate::util::crc::checksum(&CRC32_TABLE, data)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -67,40 +67,43 @@ fn cut(s: &str) -> &str {
     &s[..end]
 }
 
-/// Appends encoded fields.
-struct Enc<'a>(&'a mut Vec<u8>);
+/// Appends encoded fields (also the checkpoint's).
+pub(crate) struct Enc<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl Enc<'_> {
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u16(&mut self, v: u16) {
+    pub(crate) fn u16(&mut self, v: u16) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn i64(&mut self, v: i64) {
+    pub(crate) fn i64(&mut self, v: i64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn f64(&mut self, v: f64) {
+    pub(crate) fn f64(&mut self, v: f64) {
         self.0.extend_from_slice(&v.to_bits().to_le_bytes());
     }
-    fn str(&mut self, s: &str) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+    }
+    pub(crate) fn str(&mut self, s: &str) {
         let s = cut(s);
         self.u16(s.len() as u16);
         self.0.extend_from_slice(s.as_bytes());
     }
-    fn opt_str(&mut self, s: Option<&str>) {
+    pub(crate) fn opt_str(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.str(s),
             None => self.u16(NONE_STR),
         }
     }
-    fn opt_i64(&mut self, v: Option<i64>) {
+    pub(crate) fn opt_i64(&mut self, v: Option<i64>) {
         match v {
             Some(v) => {
                 self.u8(1);
@@ -109,7 +112,7 @@ impl Enc<'_> {
             None => self.u8(0),
         }
     }
-    fn opt_f64(&mut self, v: Option<f64>) {
+    pub(crate) fn opt_f64(&mut self, v: Option<f64>) {
         match v {
             Some(v) => {
                 self.u8(1);
@@ -118,7 +121,7 @@ impl Enc<'_> {
             None => self.u8(0),
         }
     }
-    fn opt_i128(&mut self, v: Option<i128>) {
+    pub(crate) fn opt_i128(&mut self, v: Option<i128>) {
         match v {
             Some(v) => {
                 self.u8(1);
@@ -128,16 +131,16 @@ impl Enc<'_> {
         }
     }
     /// An optional enum as its index + 1 (0: none).
-    fn opt_index(&mut self, i: Option<usize>) {
+    pub(crate) fn opt_index(&mut self, i: Option<usize>) {
         self.u8(i.map_or(0, |i| i as u8 + 1));
     }
 }
 
 /// Reads fields back; every read is bounds-checked.
-struct Dec<'a>(&'a [u8]);
+pub(crate) struct Dec<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Dec<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -145,28 +148,28 @@ impl<'a> Dec<'a> {
         self.0 = b;
         Some(a)
     }
-    fn arr<const N: usize>(&mut self) -> Option<[u8; N]> {
+    pub(crate) fn arr<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.take(N)?.try_into().ok()
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
         Some(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Option<u16> {
+    pub(crate) fn u16(&mut self) -> Option<u16> {
         Some(u16::from_le_bytes(self.arr()?))
     }
-    fn u32(&mut self) -> Option<u32> {
+    pub(crate) fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.arr()?))
     }
-    fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.arr()?))
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub(crate) fn i64(&mut self) -> Option<i64> {
         Some(i64::from_le_bytes(self.arr()?))
     }
-    fn f64(&mut self) -> Option<f64> {
+    pub(crate) fn f64(&mut self) -> Option<f64> {
         Some(f64::from_bits(u64::from_le_bytes(self.arr()?)))
     }
-    fn opt_str(&mut self) -> Option<Option<String>> {
+    pub(crate) fn opt_str(&mut self) -> Option<Option<String>> {
         let n = self.u16()?;
         if n == NONE_STR {
             return Some(None);
@@ -174,20 +177,20 @@ impl<'a> Dec<'a> {
         let b = self.take(n as usize)?;
         Some(Some(std::str::from_utf8(b).ok()?.to_string()))
     }
-    fn str(&mut self) -> Option<String> {
+    pub(crate) fn str(&mut self) -> Option<String> {
         self.opt_str()?
     }
-    fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+    pub(crate) fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         match self.u8()? {
             0 => Some(None),
             1 => Some(Some(f(self)?)),
             _ => None,
         }
     }
-    fn opt_i128(&mut self) -> Option<Option<i128>> {
+    pub(crate) fn opt_i128(&mut self) -> Option<Option<i128>> {
         self.opt(|d| Some(i128::from_le_bytes(d.arr()?)))
     }
-    fn opt_index<T: Copy>(&mut self, all: &[T]) -> Option<Option<T>> {
+    pub(crate) fn opt_index<T: Copy>(&mut self, all: &[T]) -> Option<Option<T>> {
         match self.u8()? {
             0 => Some(None),
             n => all.get(n as usize - 1).copied().map(Some),

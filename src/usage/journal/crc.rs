@@ -1,33 +1,11 @@
 //! CRC32C (Castagnoli), the journal's record checksum: SSE4.2's `crc32` instruction
 //! where the CPU has it (detected once), a table otherwise. Both give the same value.
 
-/// The reflected Castagnoli polynomial.
-const POLY: u32 = 0x82F6_3B78;
-
-const fn table() -> [u32; 256] {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { POLY ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-}
-
-static TABLE: [u32; 256] = table();
+/// The reflected Castagnoli polynomial's table.
+static TABLE: [u32; 256] = crate::util::crc::table(0x82F6_3B78);
 
 fn software(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crate::util::crc::checksum(&TABLE, data)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::sink::{sync_dir, Finished};
-use crate::usage::journal::codec::{decode, encode_row, Record};
+use crate::usage::journal::codec::{decode, encode_row, Dec, Enc, Record};
 use crate::usage::journal::crc::crc32c;
 use crate::usage::journal::Pos;
 use crate::usage::UsageRecord;
@@ -55,34 +55,30 @@ impl std::fmt::Display for CheckpointError {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
 impl Checkpoint {
     /// The framed bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::new();
-        body.extend_from_slice(&(self.positions.len() as u32).to_le_bytes());
+        let mut payload = Vec::new();
+        let mut e = Enc(&mut body);
+        e.u32(self.positions.len() as u32);
         for (shard, p) in &self.positions {
             for v in [*shard, p.seq, p.off] {
-                body.extend_from_slice(&v.to_le_bytes());
+                e.u32(v);
             }
         }
-        body.extend_from_slice(&(self.carried.len() as u32).to_le_bytes());
-        let mut payload = Vec::new();
+        e.u32(self.carried.len() as u32);
         for c in &self.carried {
             encode_row(c.key, &c.rec, &mut payload);
-            body.extend_from_slice(&c.shard.to_le_bytes());
-            body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            body.extend_from_slice(&payload);
+            e.u32(c.shard);
+            e.u32(payload.len() as u32);
+            e.bytes(&payload);
         }
-        body.extend_from_slice(&(self.files.len() as u32).to_le_bytes());
+        e.u32(self.files.len() as u32);
         for f in &self.files {
-            put_str(&mut body, &f.tmp.to_string_lossy());
-            put_str(&mut body, &f.dest.to_string_lossy());
-            body.extend_from_slice(&(f.rows as u64).to_le_bytes());
+            e.str(&f.tmp.to_string_lossy());
+            e.str(&f.dest.to_string_lossy());
+            e.u64(f.rows as u64);
         }
         let mut out = Vec::with_capacity(body.len() + 16);
         out.extend_from_slice(MAGIC);
@@ -107,39 +103,31 @@ impl Checkpoint {
         if crc32c(body) != crc {
             return Err(bad("checksum mismatch"));
         }
-        let mut r = Reader(body);
-        let body_err = bad("body does not decode");
+        Checkpoint::body(&mut Dec(body)).ok_or(bad("body does not decode"))
+    }
+
+    fn body(d: &mut Dec<'_>) -> Option<Checkpoint> {
         let mut c = Checkpoint::default();
-        for _ in 0..r.u32().ok_or(bad("body"))? {
-            let (shard, seq, off) = (r.u32(), r.u32(), r.u32());
-            let (Some(shard), Some(seq), Some(off)) = (shard, seq, off) else {
-                return Err(body_err);
-            };
+        for _ in 0..d.u32()? {
+            let (shard, seq, off) = (d.u32()?, d.u32()?, d.u32()?);
             c.positions.insert(shard, Pos { seq, off });
         }
-        for _ in 0..r.u32().ok_or(bad("body"))? {
-            let shard = r.u32().ok_or(bad("body"))?;
-            let n = r.u32().ok_or(bad("body"))? as usize;
-            let payload = r.take(n).ok_or(bad("body"))?;
-            match decode(payload) {
+        for _ in 0..d.u32()? {
+            let shard = d.u32()?;
+            let n = d.u32()? as usize;
+            match decode(d.take(n)?) {
                 Ok(Record::Row { key, rec }) => c.carried.push(Carried { shard, key, rec: *rec }),
-                _ => return Err(bad("carried row does not decode")),
+                _ => return None,
             }
         }
-        for _ in 0..r.u32().ok_or(bad("body"))? {
-            let tmp = r.str().ok_or(bad("body"))?;
-            let dest = r.str().ok_or(bad("body"))?;
-            let rows = r.u64().ok_or(bad("body"))? as usize;
+        for _ in 0..d.u32()? {
             c.files.push(Finished {
-                tmp: PathBuf::from(tmp),
-                dest: PathBuf::from(dest),
-                rows,
+                tmp: PathBuf::from(d.str()?),
+                dest: PathBuf::from(d.str()?),
+                rows: d.u64()? as usize,
             });
         }
-        if !r.0.is_empty() {
-            return Err(bad("trailing body bytes"));
-        }
-        Ok(c)
+        d.0.is_empty().then_some(c)
     }
 
     /// Reads `dir/checkpoint`; `Ok(None)` when there is none yet.
@@ -161,29 +149,6 @@ impl Checkpoint {
         drop(f);
         std::fs::rename(&tmp, dir.join(FILE))?;
         sync_dir(dir)
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn str(&mut self) -> Option<String> {
-        let n = self.u32()? as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
     }
 }
 

@@ -8,6 +8,7 @@
 //! again are marked stale, so metrics, budgets and the access log see each row once.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::checkpoint::Carried;
@@ -15,6 +16,24 @@ use crate::usage::journal::codec::{decode, decode_with, next_frame, Corrupt, Int
 use crate::usage::journal::segment::{Segment, HEADER_BYTES};
 use crate::usage::journal::Pos;
 use crate::usage::UsageRecord;
+
+/// Hashes a request key (a sequence number) with one multiplication.
+#[derive(Default)]
+pub struct KeyHash(u64);
+
+impl Hasher for KeyHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// Where a reader stood at a checkpoint.
 #[derive(Debug, Clone, Default)]
@@ -43,8 +62,9 @@ pub struct ShardReader {
     segs: VecDeque<Arc<Segment>>,
     /// The next record to read.
     pub read: Pos,
-    /// Rows waiting for their end record, by request key.
-    pending: HashMap<u64, UsageRecord>,
+    /// Rows waiting for their end record, by request key (keys are a shard's sequence
+    /// numbers: hashed by one multiplication, not SipHash).
+    pending: HashMap<u64, UsageRecord, BuildHasherDefault<KeyHash>>,
     /// End of the furthest record whose row was emitted (rows emitted by records before
     /// it are stale when read again).
     emitted_upto: Pos,
@@ -82,7 +102,7 @@ impl ShardReader {
             shard,
             segs: segs.into(),
             read: mark.pos,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             emitted_upto: mark.pos,
             backlog_rows: 0,
             backlog_oldest: None,
