@@ -109,6 +109,8 @@ fn proxy_config(mock_addr: SocketAddr, dir: PathBuf, budget_file: PathBuf) -> Se
         budgets: Some(budget_file),
         drain_timeout: Duration::from_secs(5),
         access_log: false,
+        // A few dozen rows: the smallest journal (four 256 KiB segments per shard).
+        ledger_max_bytes: 2 * crate::usage::ledger::MIN_MAX_BYTES_PER_SHARD,
         ..ServeConfig::default()
     }
 }

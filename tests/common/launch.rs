@@ -88,7 +88,8 @@ impl Launch {
     }
 
     /// The proxy (one shard) on a free loopback port in front of `endpoint`
-    /// (`http://127.0.0.1:PORT`), writing usage under `usage_dir`.
+    /// (`http://127.0.0.1:PORT`), writing usage under `usage_dir`, with a 16 MiB journal
+    /// (1 MiB segments: a test killed with its journal on disk leaves little behind).
     pub fn proxy_url(endpoint: &str, usage_dir: &Path) -> Launch {
         Launch {
             args: vec![
@@ -101,6 +102,8 @@ impl Launch {
                 endpoint.into(),
                 "--usage-dir".into(),
                 usage_dir.display().to_string(),
+                "--ledger-max-bytes".into(),
+                "16MiB".into(),
             ],
             env: Vec::new(),
             marker: "listening addr=",

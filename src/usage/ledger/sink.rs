@@ -274,16 +274,19 @@ impl ParquetSink {
     }
 }
 
-/// Renames finished files into place and fsyncs their directories. Renaming a file
-/// already in place is a no-op, so a publication can be completed again after a crash.
+/// Renames finished files into place and fsyncs their directories. A file no longer at
+/// its temporary name was published already (and may since have been shipped away), so a
+/// publication can be completed again after a crash.
 pub fn publish(dir: &Path, files: &[Finished]) -> Result<(), WriterError> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for f in files {
         let (tmp, dest) = (dir.join(&f.tmp), dir.join(&f.dest));
-        if tmp.exists() || !dest.exists() {
+        if tmp.exists() {
             rename(&tmp, &dest)?;
         }
-        if let Some(parent) = dest.parent() {
+        // Synced again on a retry too (a failed directory fsync may have followed the
+        // rename); a partition removed since (retention) has nothing left to sync.
+        if let Some(parent) = dest.parent().filter(|p| p.is_dir()) {
             if !dirs.iter().any(|d| d == parent) {
                 dirs.push(parent.to_path_buf());
             }
