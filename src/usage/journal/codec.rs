@@ -169,20 +169,16 @@ impl<'a> Dec<'a> {
     pub(crate) fn f64(&mut self) -> Option<f64> {
         Some(f64::from_bits(u64::from_le_bytes(self.arr()?)))
     }
-    /// An optional string, borrowed from the bytes.
-    pub(crate) fn opt_ref(&mut self) -> Option<Option<&'a str>> {
+    pub(crate) fn opt_str(&mut self) -> Option<Option<String>> {
         let n = self.u16()?;
         if n == NONE_STR {
             return Some(None);
         }
         let b = self.take(n as usize)?;
-        Some(Some(std::str::from_utf8(b).ok()?))
-    }
-    pub(crate) fn str_ref(&mut self) -> Option<&'a str> {
-        self.opt_ref()?
+        Some(Some(std::str::from_utf8(b).ok()?.to_string()))
     }
     pub(crate) fn str(&mut self) -> Option<String> {
-        self.str_ref().map(str::to_string)
+        self.opt_str()?
     }
     pub(crate) fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         match self.u8()? {
@@ -283,39 +279,31 @@ impl Interner {
     }
 
     fn opt(&mut self, d: &mut Dec<'_>) -> Option<Option<Arc<str>>> {
-        Some(d.opt_ref()?.map(|s| self.get(s)))
+        let n = d.u16()?;
+        if n == NONE_STR {
+            return Some(None);
+        }
+        let b = d.take(n as usize)?;
+        Some(Some(self.get(std::str::from_utf8(b).ok()?)))
     }
 }
 
-/// `v` in `s`'s allocation.
-fn reuse(mut s: String, v: &str) -> String {
-    s.clear();
-    s.push_str(v);
-    s
-}
-
-fn reuse_opt(s: Option<String>, v: Option<&str>) -> Option<String> {
-    v.map(|v| reuse(s.unwrap_or_default(), v))
-}
-
-/// Decodes a row into `r`, reusing its strings' allocations (the writer recycles rows).
-fn decode_row(d: &mut Dec<'_>, names: &mut Interner, r: &mut UsageRecord) -> Option<()> {
-    let old = std::mem::take(r);
-    *r = UsageRecord {
+fn decode_row(d: &mut Dec<'_>, names: &mut Interner) -> Option<UsageRecord> {
+    let mut r = UsageRecord {
         ts_micros: d.i64()?,
-        request_id: reuse(old.request_id, d.str_ref()?),
-        upstream_request_id: reuse_opt(old.upstream_request_id, d.opt_ref()?),
-        tenant: reuse(old.tenant, d.str_ref()?),
-        department: reuse_opt(old.department, d.opt_ref()?),
-        project: reuse_opt(old.project, d.opt_ref()?),
-        agent: reuse_opt(old.agent, d.opt_ref()?),
-        operation: operation_name(d.str_ref()?),
-        region: reuse(old.region, d.str_ref()?),
-        model_requested: reuse(old.model_requested, d.str_ref()?),
-        model_effective: reuse(old.model_effective, d.str_ref()?),
+        request_id: d.str()?,
+        upstream_request_id: d.opt_str()?,
+        tenant: d.str()?,
+        department: d.opt_str()?,
+        project: d.opt_str()?,
+        agent: d.opt_str()?,
+        operation: operation_name(&d.str()?),
+        region: d.str()?,
+        model_requested: d.str()?,
+        model_effective: d.str()?,
         status: d.u16()?,
-        error_type: reuse_opt(old.error_type, d.opt_ref()?),
-        error_message: reuse_opt(old.error_message, d.opt_ref()?),
+        error_type: d.opt_str()?,
+        error_message: d.opt_str()?,
         ..Default::default()
     };
     r.input_tokens = d.opt(Dec::i64)?;
@@ -329,7 +317,7 @@ fn decode_row(d: &mut Dec<'_>, names: &mut Interner, r: &mut UsageRecord) -> Opt
     r.upstream_latency_ms = d.opt(Dec::f64)?;
     r.upstream_ttfb_ms = d.opt(Dec::f64)?;
     r.provider_latency_ms = d.opt(Dec::i64)?;
-    r.stop_reason = reuse_opt(old.stop_reason, d.opt_ref()?);
+    r.stop_reason = d.opt_str()?;
     r.request_bytes = d.i64()?;
     r.response_bytes = d.i64()?;
     r.price_scope = d.opt_index(Scope::ALL)?;
@@ -340,49 +328,26 @@ fn decode_row(d: &mut Dec<'_>, names: &mut Interner, r: &mut UsageRecord) -> Opt
     r.guardrail_units = d.opt(Dec::i64)?;
     r.price_version = names.opt(d)?;
     r.cost_flags = Flags(d.u32()?);
-    r.blocked_by = reuse_opt(old.blocked_by, d.opt_ref()?);
-    Some(())
-}
-
-/// What a payload held, the row itself decoded into the caller's record.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Kind {
-    Row { key: u64 },
-    End { key: u64, latency_ms: f64, written: bool },
+    r.blocked_by = d.opt_str()?;
+    Some(r)
 }
 
 /// Decodes one payload.
 pub fn decode(payload: &[u8]) -> Result<Record, Corrupt> {
-    let mut row = UsageRecord::default();
-    Ok(match decode_into(payload, &mut Interner::default(), &mut row)? {
-        Kind::Row { key } => Record::Row {
-            key,
-            rec: Box::new(row),
-        },
-        Kind::End {
-            key,
-            latency_ms,
-            written,
-        } => Record::End {
-            key,
-            latency_ms,
-            written,
-        },
-    })
+    decode_with(payload, &mut Interner::default())
 }
 
-/// Decodes one payload; a row goes into `row` (its strings' allocations reused), price
-/// ids and versions are shared through `names`. On an error `row` holds no meaning.
-pub fn decode_into(payload: &[u8], names: &mut Interner, row: &mut UsageRecord) -> Result<Kind, Corrupt> {
+/// Decodes one payload, sharing price ids and versions through `names`.
+pub fn decode_with(payload: &[u8], names: &mut Interner) -> Result<Record, Corrupt> {
     let mut d = Dec(payload);
     let kind = d.u8().ok_or(Corrupt::Payload)?;
     let key = d.u64().ok_or(Corrupt::Payload)?;
-    let k = match kind {
-        KIND_ROW => {
-            decode_row(&mut d, names, row).ok_or(Corrupt::Payload)?;
-            Kind::Row { key }
-        }
-        KIND_END => Kind::End {
+    let rec = match kind {
+        KIND_ROW => Record::Row {
+            key,
+            rec: Box::new(decode_row(&mut d, names).ok_or(Corrupt::Payload)?),
+        },
+        KIND_END => Record::End {
             key,
             latency_ms: d.f64().ok_or(Corrupt::Payload)?,
             written: d.u8().ok_or(Corrupt::Payload)? == 1,
@@ -392,7 +357,7 @@ pub fn decode_into(payload: &[u8], names: &mut Interner, row: &mut UsageRecord) 
     if !d.0.is_empty() {
         return Err(Corrupt::Payload);
     }
-    Ok(k)
+    Ok(rec)
 }
 
 /// The framed size of a payload of `n` bytes.

@@ -12,7 +12,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::checkpoint::Carried;
-use crate::usage::journal::codec::{decode, decode_into, next_frame, Corrupt, Interner, Kind, FRAME_HEADER};
+use crate::usage::journal::codec::{decode, decode_with, next_frame, Corrupt, Interner, Record, FRAME_HEADER};
 use crate::usage::journal::segment::{Segment, HEADER_BYTES};
 use crate::usage::journal::Pos;
 use crate::usage::UsageRecord;
@@ -78,12 +78,7 @@ pub struct ShardReader {
     /// Whether those rows were emitted once already (a rewind reads them again).
     left_over_emitted: bool,
     names: Interner,
-    /// Rows already written, whose allocations the next rows decode into.
-    spare: Vec<UsageRecord>,
 }
-
-/// Most written rows a reader keeps for reuse.
-pub const MAX_SPARE_ROWS: usize = 4096;
 
 /// Why the bytes at `at` are not a record, and where the next good one starts (8-byte
 /// steps, a frame whose checksum holds and whose payload decodes), if any.
@@ -114,7 +109,6 @@ impl ShardReader {
             boundary: None,
             left_over_emitted: false,
             names: Interner::default(),
-            spare: Vec::new(),
         };
         r.rewind(&mark);
         r.backlog_rows = r.pending.len() as u64;
@@ -179,13 +173,9 @@ impl ShardReader {
                         off: next as u32,
                     };
                     self.read.off = next as u32;
-                    let mut slot = self.spare.pop().unwrap_or_default();
-                    match decode_into(payload, &mut self.names, &mut slot) {
-                        Ok(kind) => self.apply(kind, slot, here, out, &mut p),
-                        Err(c) => {
-                            self.spare.push(slot);
-                            self.skip(&seg, at, c, bytes, &mut p)
-                        }
+                    match decode_with(payload, &mut self.names) {
+                        Ok(rec) => self.apply(rec, here, out, &mut p),
+                        Err(c) => self.skip(&seg, at, c, bytes, &mut p),
                     }
                 }
                 Ok(None) if more_segments => {
@@ -227,19 +217,16 @@ impl ShardReader {
         self.read.off = next.unwrap_or(bytes.len()) as u32;
     }
 
-    fn apply(&mut self, kind: Kind, slot: UsageRecord, end: Pos, out: &mut Vec<UsageRecord>, p: &mut Polled) {
-        match kind {
-            Kind::Row { key } => {
-                if let Some(old) = self.pending.insert(key, slot) {
-                    self.spare.push(old);
-                }
+    fn apply(&mut self, rec: Record, end: Pos, out: &mut Vec<UsageRecord>, p: &mut Polled) {
+        match rec {
+            Record::Row { key, rec } => {
+                self.pending.insert(key, *rec);
             }
-            Kind::End {
+            Record::End {
                 key,
                 latency_ms,
                 written,
             } => {
-                self.spare.push(slot);
                 let Some(mut row) = self.pending.remove(&key) else {
                     return;
                 };
@@ -249,16 +236,6 @@ impl ShardReader {
                 }
                 self.emit(row, end, out, p);
             }
-        }
-    }
-
-    /// Takes rows back once written, to decode later rows into their allocations.
-    pub fn recycle(&mut self, rows: impl Iterator<Item = UsageRecord>) {
-        for r in rows {
-            if self.spare.len() >= MAX_SPARE_ROWS {
-                break;
-            }
-            self.spare.push(r);
         }
     }
 

@@ -294,18 +294,14 @@ impl Writer {
     }
 
     /// Writes the rows just read (dropped while a failure waits for its retry: they are
-    /// read again from the journal), then hands them back to the readers for reuse.
+    /// read again from the journal).
     fn write(&mut self) {
-        if self.writing && !self.rows.is_empty() {
-            self.rows.sort_by_key(|r| r.ts_micros);
-            if let Err(e) = self.sink.write(&self.rows) {
-                self.fail("write", &e.to_string());
-            }
+        if !self.writing || self.rows.is_empty() {
+            return;
         }
-        let share = self.rows.len().div_ceil(self.sides.len().max(1));
-        let mut rows = self.rows.drain(..);
-        for side in &mut self.sides {
-            side.reader.recycle(rows.by_ref().take(share));
+        self.rows.sort_by_key(|r| r.ts_micros);
+        if let Err(e) = self.sink.write(&self.rows) {
+            self.fail("write", &e.to_string());
         }
     }
 
