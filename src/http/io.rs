@@ -1,8 +1,9 @@
 //! Connection-level I/O over monoio's owned-buffer (rent) traits, shared by the proxy,
 //! its upstream side and the mock: read into a `Vec`'s spare capacity with and without a
 //! deadline, wait for and parse the next request head (idle and header timeouts,
-//! drain-aware), read a body by its framing (with `100 Continue` when asked), and write
-//! under a deadline.
+//! drain-aware), read a body by its framing (with `100 Continue` when asked; its buffer
+//! grown as bytes arrive and accounted against the shard's bound, its rate bounded
+//! below), and write under a deadline.
 
 use std::time::Instant;
 
@@ -12,7 +13,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use super::body::Decoder;
 use super::drain::DrainSignal;
 use super::limits::{
-    BODY_READ_TIMEOUT, BODY_TOTAL_TIMEOUT, CLIENT_WRITE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, READ_BUFFER_BYTES,
+    BODY_GROWTH_STEP, BODY_RATE_GRACE, BODY_READ_TIMEOUT, BODY_TOTAL_TIMEOUT, CLIENT_WRITE_TIMEOUT,
+    HEADER_READ_TIMEOUT, IDLE_TIMEOUT, MIN_BODY_RATE, READ_BUFFER_BYTES,
 };
 use super::request::{parse_head, RequestHead};
 use super::HttpError;
@@ -116,64 +118,148 @@ pub(crate) async fn next_head<S: AsyncReadRent>(
     }
 }
 
-/// Reads into `buf` up to exactly `limit` bytes in total (never past it, so a pipelined
-/// request after the body stays in the socket).
+/// Request body bytes buffered on one shard, against a bound (one per shard, so a
+/// `Cell`: no atomics on the request path).
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    used: std::cell::Cell<usize>,
+    max: usize,
+}
+
+impl InFlight {
+    pub(crate) fn new(max: usize) -> Self {
+        InFlight {
+            used: Default::default(),
+            max,
+        }
+    }
+
+    /// A request's share, empty until its body grows.
+    pub(crate) fn charge(&self) -> Charge<'_> {
+        Charge { pool: self, held: 0 }
+    }
+}
+
+/// What one request's body buffer holds of its shard's [`InFlight`]; given back on drop
+/// (keep it alive as long as the body).
+#[derive(Debug)]
+pub(crate) struct Charge<'a> {
+    pool: &'a InFlight,
+    held: usize,
+}
+
+impl Charge<'_> {
+    /// Accounts for a buffer of `capacity` bytes; refused when the shard's bound would
+    /// be passed.
+    fn hold(&mut self, capacity: usize) -> Result<(), HttpError> {
+        if capacity <= self.held {
+            return Ok(());
+        }
+        let more = capacity - self.held;
+        let used = self.pool.used.get();
+        if used + more > self.pool.max {
+            return Err(HttpError::BodiesInFlightFull);
+        }
+        self.pool.used.set(used + more);
+        self.held = capacity;
+        Ok(())
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        self.pool.used.set(self.pool.used.get().saturating_sub(self.held));
+    }
+}
+
+/// The capacity a fixed-length body grows to next: doubling from one read buffer, by at
+/// most [`BODY_GROWTH_STEP`], never past `limit` (the body's whole length).
+fn next_capacity(cap: usize, limit: usize) -> usize {
+    cap.saturating_mul(2)
+        .max(READ_BUFFER_BYTES)
+        .min(cap + BODY_GROWTH_STEP)
+        .min(limit)
+}
+
+/// When a body that started at `start` and has `bytes` so far falls below
+/// [`MIN_BODY_RATE`].
+fn rate_deadline(start: Instant, bytes: usize) -> Instant {
+    start + BODY_RATE_GRACE + std::time::Duration::from_millis(bytes as u64 * 1000 / MIN_BODY_RATE)
+}
+
+/// Reads into `buf` up to `limit` bytes in total (never past it, so a pipelined request
+/// after the body stays in the socket), growing the buffer as bytes arrive.
 async fn read_bounded<S: AsyncReadRent>(
     s: &mut S,
     mut buf: Vec<u8>,
     limit: usize,
     deadline: Instant,
-) -> Result<Vec<u8>, ReadError> {
-    if buf.capacity() < limit {
-        buf.reserve_exact(limit - buf.len());
+    charge: &mut Charge<'_>,
+) -> Result<Vec<u8>, HttpError> {
+    if buf.len() == buf.capacity() {
+        let cap = next_capacity(buf.capacity(), limit);
+        charge.hold(cap)?;
+        buf.reserve_exact(cap - buf.len());
     }
     let len = buf.len();
-    let fut = s.read(buf.slice_mut(len..limit));
+    let end = buf.capacity().min(limit);
+    let fut = s.read(buf.slice_mut(len..end));
     match monoio::time::timeout_at(deadline.into(), fut).await {
-        Err(_) => Err(ReadError::Timeout),
-        Ok((Ok(0), _)) => Err(ReadError::Eof),
+        Err(_) => Err(HttpError::BodyTooSlow),
+        Ok((Ok(0), _)) | Ok((Err(_), _)) => Err(HttpError::UnexpectedEof),
         Ok((Ok(_), slice)) => Ok(slice.into_inner()),
-        Ok((Err(e), _)) => Err(ReadError::Io(e)),
     }
 }
 
 /// Reads the request body as framed by `head`. `buf` holds bytes already read after the
 /// head; on return it holds whatever followed the body. A fixed-length body is read
-/// straight into the body buffer; a chunked one through the decoder.
+/// straight into the body buffer, which grows as bytes arrive (a declared length reserves
+/// nothing); a chunked one goes through the decoder. The body's buffer is accounted in
+/// `charge`; a body slower than [`MIN_BODY_RATE`] after [`BODY_RATE_GRACE`], or one read
+/// stalled for [`BODY_READ_TIMEOUT`], is [`HttpError::BodyTooSlow`].
 pub(crate) async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
     stream: &mut S,
     head: &RequestHead,
     buf: &mut Vec<u8>,
     max: usize,
+    charge: &mut Charge<'_>,
 ) -> Result<Vec<u8>, HttpError> {
-    let body_deadline = Instant::now() + BODY_TOTAL_TIMEOUT;
+    let start = Instant::now();
+    let body_deadline = start + BODY_TOTAL_TIMEOUT;
     let mut dec = Decoder::request(head.framing);
     if let Some(n) = dec.remaining() {
         if n > max as u64 {
             return Err(HttpError::BodyTooLarge);
         }
     }
-    let mut body = Vec::with_capacity(dec.remaining().map_or(0, |n| n as usize));
+    let first = dec
+        .remaining()
+        .map_or(0, |n| (n as usize).min(buf.len().max(READ_BUFFER_BYTES)));
+    charge.hold(first)?;
+    let mut body = Vec::with_capacity(first);
     let used = dec.decode(buf, &mut body, max)?;
     buf.drain(..used);
+    charge.hold(body.capacity())?;
     if !dec.is_done() && head.expect_continue && body.is_empty() {
         send_continue(stream).await?;
     }
     while !dec.is_done() {
-        let deadline = (Instant::now() + BODY_READ_TIMEOUT).min(body_deadline);
+        let deadline = (Instant::now() + BODY_READ_TIMEOUT)
+            .min(body_deadline)
+            .min(rate_deadline(start, body.len() + buf.len()));
         if let Some(left) = dec.remaining() {
             let before = body.len();
-            body = read_bounded(stream, body, before + left as usize, deadline)
-                .await
-                .map_err(|_| HttpError::UnexpectedEof)?;
+            body = read_bounded(stream, body, before + left as usize, deadline, charge).await?;
             dec.consumed((body.len() - before) as u64);
         } else {
             match read_more_until(stream, std::mem::take(buf), READ_BUFFER_BYTES, deadline).await {
                 Ok((_, b)) => *buf = b,
+                Err((ReadError::Timeout, _)) => return Err(HttpError::BodyTooSlow),
                 Err(_) => return Err(HttpError::UnexpectedEof),
             }
             let used = dec.decode(buf, &mut body, max)?;
             buf.drain(..used);
+            charge.hold(body.capacity())?;
         }
     }
     Ok(body)

@@ -16,6 +16,21 @@ pub(crate) const MAX_CHUNK_LINE: usize = 1024;
 pub(crate) const MAX_TRAILER_BYTES: usize = 8 * 1024;
 /// Largest upstream response body read into memory (non-streaming Converse).
 pub(crate) const MAX_UPSTREAM_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Most a request body buffer grows by in one step (it doubles up to this, as bytes
+/// arrive): a declared `Content-Length` reserves nothing up front, so a client that
+/// declares 32 MiB and sends nothing costs a read buffer, not 32 MiB.
+pub(crate) const BODY_GROWTH_STEP: usize = 1024 * 1024;
+/// Default bound on request body bytes buffered per shard (flag
+/// `--max-inflight-body-bytes`). A body that would pass it: 503 `Overloaded`.
+pub(crate) const DEFAULT_MAX_INFLIGHT_BODY_BYTES: usize = 256 * 1024 * 1024;
+/// Slowest average rate a request body may arrive at once [`BODY_RATE_GRACE`] has
+/// passed, bytes per second. Slower: 408 and close (a trickle cannot hold memory).
+pub(crate) const MIN_BODY_RATE: u64 = 16 * 1024;
+/// Time a body may take before [`MIN_BODY_RATE`] applies.
+pub(crate) const BODY_RATE_GRACE: Duration = Duration::from_secs(5);
+/// Default most client connections per process (flag `--max-connections`). Above it a
+/// new connection gets a 503 `Overloaded` and is closed.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 /// Initial size of a connection's read buffer.
 pub(crate) const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Responses up to this size are written with their head in one buffer (one write).

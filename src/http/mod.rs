@@ -29,6 +29,10 @@ pub enum HttpError {
     LengthRequired,
     /// The peer closed before a full message arrived.
     UnexpectedEof,
+    /// The body arrived slower than `MIN_BODY_RATE` (or a read stalled): 408, then close.
+    BodyTooSlow,
+    /// The shard's bodies in flight would pass their bound: 503, then close.
+    BodiesInFlightFull,
     /// A malformed response head or body from the upstream.
     BadResponse(&'static str),
 }
@@ -42,6 +46,8 @@ impl fmt::Display for HttpError {
             HttpError::BodyTooLarge => f.write_str("request body too large"),
             HttpError::LengthRequired => f.write_str("Content-Length or chunked Transfer-Encoding required"),
             HttpError::UnexpectedEof => f.write_str("connection closed mid-message"),
+            HttpError::BodyTooSlow => f.write_str("the request body arrived too slowly"),
+            HttpError::BodiesInFlightFull => f.write_str("too many request body bytes in flight on this shard"),
             HttpError::BadResponse(why) => write!(f, "invalid upstream response: {why}"),
         }
     }

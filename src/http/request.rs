@@ -159,7 +159,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
                 close = false;
             }
         } else if name.eq_ignore_ascii_case("expect") {
-            if trim(value).eq_ignore_ascii_case(b"100-continue") {
+            // HTTP/1.0 has no interim responses (RFC 9110 §10.1.1): no 100 for it.
+            if minor_version >= 1 && trim(value).eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = true;
             }
         } else if name.eq_ignore_ascii_case("host") {

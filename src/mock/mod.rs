@@ -312,7 +312,8 @@ async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(
             _ => return,
         };
         buf = rest;
-        let body = match read_body(&mut s, &head, &mut buf, DEFAULT_MAX_BODY_BYTES).await {
+        let unbounded = crate::http::io::InFlight::new(usize::MAX);
+        let body = match read_body(&mut s, &head, &mut buf, DEFAULT_MAX_BODY_BYTES, &mut unbounded.charge()).await {
             Ok(b) => b,
             Err(_) => return,
         };

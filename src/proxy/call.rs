@@ -33,6 +33,9 @@ pub struct Call<'a, S> {
     pub received: Instant,
     /// Close the connection after the answer.
     pub close: bool,
+    /// An HTTP/1.0 client: no chunked encoding toward it (a stream ends with the
+    /// connection).
+    pub http10: bool,
     /// The row's key in the shard's journal (the request's sequence number).
     key: u64,
     /// Whether the ledger reserved room for the row ([`Call::admit`]).
@@ -69,6 +72,7 @@ impl<'a, S: AsyncReadRent + AsyncWriteRent> Call<'a, S> {
             peer,
             received,
             close: !keep_alive,
+            http10: false,
         }
     }
 

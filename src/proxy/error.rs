@@ -29,6 +29,10 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The usage journal has no room for another row (disk full or its bound reached).
     LedgerUnavailable,
+    /// A bound on connections or body bytes in flight was reached.
+    Overloaded,
+    /// The request body arrived too slowly.
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -45,7 +49,8 @@ impl ErrorCode {
             BudgetExceeded => 429,
             RequestHeaderFieldsTooLarge => 431,
             UpstreamUnavailable => 502,
-            ShuttingDown | LedgerUnavailable => 503,
+            RequestTimeout => 408,
+            ShuttingDown | LedgerUnavailable | Overloaded => 503,
             UpstreamTimeout => 504,
         }
     }
@@ -71,6 +76,8 @@ impl ErrorCode {
             BudgetExceeded => "BudgetExceeded",
             ShuttingDown => "ShuttingDown",
             LedgerUnavailable => "LedgerUnavailable",
+            Overloaded => "Overloaded",
+            RequestTimeout => "RequestTimeout",
         }
     }
 }
@@ -111,6 +118,8 @@ impl From<HttpError> for ProxyError {
             HttpError::BodyTooLarge => ErrorCode::PayloadTooLarge,
             HttpError::LengthRequired => ErrorCode::LengthRequired,
             HttpError::BadResponse(_) => ErrorCode::UpstreamUnavailable,
+            HttpError::BodyTooSlow => ErrorCode::RequestTimeout,
+            HttpError::BodiesInFlightFull => ErrorCode::Overloaded,
         };
         ProxyError::new(code, e.to_string())
     }

@@ -26,6 +26,16 @@ use crate::upstream::client::Response;
 use call::Call;
 use error::{ErrorCode, ProxyError};
 
+/// A shard panic injected by `LLMOPS_FAULTS=panic=N` (debug builds; see the ledger's
+/// `faults`), so tests can see the process stop cleanly.
+#[allow(clippy::panic)]
+fn injected_panic() {
+    use crate::usage::ledger::faults::{check, Op};
+    if check(Op::Panic).is_err() {
+        panic!("injected shard panic");
+    }
+}
+
 /// Handles one Bedrock request; returns whether the connection may carry another.
 pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     mut call: Call<'_, S>,
@@ -36,6 +46,8 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
 ) -> bool {
     // A body the proxy does not read makes the connection unusable for another request.
     let unread_body = head.framing != BodyFraming::None;
+    call.http10 = head.minor_version == 0;
+    injected_panic();
     if !call.admit() {
         head.wipe();
         let err = ProxyError::new(
@@ -76,7 +88,10 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
         return call.refuse(err, &[]).await;
     }
     let max_body = call.shard.shared.settings.max_body_bytes;
-    let body = match read_body(call.client, &head, buf, max_body).await {
+    // The body's share of the shard's bound on buffered bodies, held until the answer.
+    let shard = call.shard;
+    let mut charge = shard.inflight.charge();
+    let body = match read_body(call.client, &head, buf, max_body, &mut charge).await {
         Ok(b) => b,
         Err(e) => {
             call.close = true;

@@ -5,14 +5,15 @@
 //! and `/metrics` read.
 
 use std::cell::{Cell, Ref, RefCell};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::stats::ShardStats;
 use crate::bedrock::model::GeoRules;
 use crate::http::drain::DrainSignal;
-use crate::http::limits::DEFAULT_MAX_BODY_BYTES;
+use crate::http::io::InFlight;
+use crate::http::limits::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INFLIGHT_BODY_BYTES};
 use crate::pricing::PriceTable;
 use crate::sigv4::Signer;
 use crate::tenant::KeyStore;
@@ -30,6 +31,10 @@ pub struct Settings {
     pub endpoint: Endpoint,
     pub timeouts: Timeouts,
     pub max_body_bytes: usize,
+    /// Bound on request body bytes buffered per shard (`--max-inflight-body-bytes`).
+    pub max_inflight_body_bytes: usize,
+    /// Most client connections per process (`--max-connections`).
+    pub max_connections: usize,
     pub geo: GeoRules,
 }
 
@@ -39,6 +44,8 @@ impl Default for Settings {
             endpoint: Endpoint::AwsRegional,
             timeouts: Timeouts::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_inflight_body_bytes: DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             geo: GeoRules::default().sorted(),
         }
     }
@@ -61,6 +68,8 @@ pub struct Shared {
     /// How long in-flight requests may finish after SIGTERM.
     pub drain_timeout: Duration,
     pub draining: AtomicBool,
+    /// Client connections open in the whole process (against `max_connections`).
+    pub connections: AtomicUsize,
     pub shard_stats: Vec<Arc<ShardStats>>,
     /// The usage ledger: the writer's stats, every shard's journal state, the full policy.
     pub ledger: Arc<LedgerShared>,
@@ -106,6 +115,8 @@ pub struct Shard {
     pub scanner: RefCell<Scanner>,
     /// Fired when the shard starts draining; idle connections close at once.
     pub drain: DrainSignal,
+    /// Request body bytes this shard buffers now, against its bound.
+    pub inflight: InFlight,
     seq: Cell<u64>,
     keys: Local<Reloadable, KeyStore>,
     prices: Local<Reloadable, PriceTable>,
@@ -126,6 +137,7 @@ impl Shard {
             journal: RefCell::new(journal),
             scanner: RefCell::new(Scanner::new()),
             drain: DrainSignal::new(),
+            inflight: InFlight::new(shared.settings.max_inflight_body_bytes),
             seq: Cell::new(0),
             keys: Local::new(r, |r| r.keys.clone()),
             // Ids allocated anew: this shard's rows reference-count them on this core only.
@@ -143,6 +155,22 @@ impl Shard {
             blocks: shared.budgets.as_ref().map(|h| Local::new(&h.publisher, Arc::clone)),
             shared,
         }
+    }
+
+    /// Takes a slot of the process's connection bound; false (nothing taken) when it is
+    /// reached. Give it back with [`Shard::release_connection`].
+    pub fn take_connection(&self) -> bool {
+        let c = &self.shared.connections;
+        let prev = c.fetch_add(1, Ordering::Relaxed);
+        if prev >= self.shared.settings.max_connections {
+            c.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub fn release_connection(&self) {
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn draining(&self) -> bool {

@@ -40,6 +40,8 @@ pub struct ShardStats {
     driver: AtomicU8,
     pub connections_open: AtomicU64,
     pub connections_total: AtomicU64,
+    /// Connections refused at `--max-connections`.
+    pub connections_refused: AtomicU64,
     pub requests_in_flight: AtomicU64,
     pub requests_total: AtomicU64,
     pub responses_2xx: AtomicU64,

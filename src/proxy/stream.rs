@@ -64,8 +64,9 @@ fn read_frame(f: &Frame, rec: &mut UsageRecord, usage: &mut Usage, shard: &Shard
     false
 }
 
-/// The response head of a relayed stream (chunked toward the client).
-fn stream_head(s: &Streaming, request_id: &str, close: bool) -> Vec<u8> {
+/// The response head of a relayed stream: chunked toward the client, or for an HTTP/1.0
+/// client (`chunked = false`) delimited by the connection's end.
+fn stream_head(s: &Streaming, request_id: &str, close: bool, chunked: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     let mut w = HeadWriter::new(&mut out, s.head.status);
     w.header(
@@ -79,7 +80,9 @@ fn stream_head(s: &Streaming, request_id: &str, close: bool) -> Vec<u8> {
     if let Some(id) = &s.head.request_id {
         w.header("x-amzn-requestid", id.as_bytes());
     }
-    w.header("transfer-encoding", b"chunked");
+    if chunked {
+        w.header("transfer-encoding", b"chunked");
+    }
     w.finish(close);
     out
 }
@@ -148,7 +151,10 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
         };
     }
     call.rec.status = s.head.status;
-    let head = stream_head(&s, &call.rec.request_id, call.close);
+    // HTTP/1.0 has no chunked encoding: the stream ends when the connection closes.
+    let chunked = !call.http10;
+    call.close |= !chunked;
+    let head = stream_head(&s, &call.rec.request_id, call.close, chunked);
     let mut client_ok = write_all(call.client, head).await;
     let mut read = ReadAlong::default();
     let mut upstream_ok = true;
@@ -161,7 +167,11 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
                 }
                 bytes += piece.len() as i64;
                 read.feed(&piece, &mut call.rec, call.shard);
-                client_ok = write_all(call.client, chunk(&piece)).await;
+                client_ok = if chunked {
+                    write_all(call.client, chunk(&piece)).await
+                } else {
+                    write_all(call.client, piece).await
+                };
             }
             Ok(None) => break,
             Err(e) => {
@@ -194,7 +204,7 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     }
     call.price(&read.usage, &request_body);
     call.commit();
-    if relayed {
+    if relayed && chunked {
         client_ok = write_all(call.client, b"0\r\n\r\n".to_vec()).await;
     }
     let clean = upstream_ok && client_ok && read.decoder.pending_bytes() == 0;

@@ -36,6 +36,41 @@ fn secret_header(head: &RequestHead, name: &str) -> Option<SecretString> {
         .map(|v| SecretString::new(v.to_vec()))
 }
 
+/// Headers that must appear at most once: the key, the credentials, the region and the
+/// attribution tags. Two of them would let whatever sits in front of the proxy and the
+/// proxy itself (which reads the first) disagree on who pays; a 400 instead.
+const SINGLE_HEADERS: [&str; 9] = [
+    "x-cloudidr-key",
+    "x-aws-access-key-id",
+    "x-aws-secret-access-key",
+    "x-aws-session-token",
+    "x-aws-region",
+    "x-department",
+    "x-project",
+    "x-team",
+    "x-agent",
+];
+
+/// The first header of [`SINGLE_HEADERS`] that appears twice (one pass over the head).
+fn duplicated(head: &RequestHead) -> Option<&'static str> {
+    let mut seen = [false; SINGLE_HEADERS.len()];
+    for (name, _) in head.headers() {
+        if name.len() < 6 || !name[..2].eq_ignore_ascii_case(b"x-") {
+            continue;
+        }
+        if let Some(i) = SINGLE_HEADERS
+            .iter()
+            .position(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+        {
+            if seen[i] {
+                return Some(SINGLE_HEADERS[i]);
+            }
+            seen[i] = true;
+        }
+    }
+    None
+}
+
 /// What a validated request needs for the upstream call.
 pub struct Validated {
     pub creds: Credentials,
@@ -70,6 +105,12 @@ pub fn validate(
         return Err(ProxyError::new(
             ErrorCode::MethodNotAllowed,
             "Bedrock routes accept POST only",
+        ));
+    }
+    if let Some(name) = duplicated(head) {
+        return Err(ProxyError::new(
+            ErrorCode::BadRequest,
+            format!("the {name} header appears more than once; send it once"),
         ));
     }
     match tenant(head, shard, peer) {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::args::{flag, switch, ConfigError, FlagSpec, LogFormat, Sources};
 use crate::bedrock::model::GeoRules;
-use crate::http::limits::DEFAULT_MAX_BODY_BYTES;
+use crate::http::limits::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INFLIGHT_BODY_BYTES, READ_BUFFER_BYTES,
+};
 use crate::proxy::shard::Settings;
 use crate::upstream::endpoint::Endpoint;
 use crate::upstream::Timeouts;
@@ -91,6 +93,16 @@ pub const FLAGS: &[FlagSpec] = &[
         "largest request body accepted [default: 33554432]",
     ),
     flag(
+        "max-inflight-body-bytes",
+        "BYTES",
+        "request body bytes buffered per shard; a body past it gets 503 Overloaded [default: 256MiB]",
+    ),
+    flag(
+        "max-connections",
+        "N",
+        "client connections per process; more are answered 503 Overloaded and closed [default: 20000]",
+    ),
+    flag(
         "keys",
         "FILE",
         "TOML file of accepted tracking keys ([[key]] name, sha256)",
@@ -131,7 +143,10 @@ pub const FLAGS: &[FlagSpec] = &[
         "PEM",
         "mutual TLS: require client certificates signed by this CA; reloaded on SIGHUP",
     ),
-    switch("require-tls", "refuse to serve plain HTTP on a non-loopback address"),
+    switch(
+        "require-tls",
+        "refuse plain HTTP on a non-loopback listener or --upstream-endpoint",
+    ),
     flag(
         "drain-timeout",
         "SECS",
@@ -295,6 +310,12 @@ impl ServeConfig {
             ..d
         };
         cfg.set_listeners(s)?;
+        if let (true, Some(remote)) = (cfg.require_tls, cfg.proxy.endpoint.plain_remote()) {
+            return Err(ConfigError::new(
+                "require-tls",
+                format!("refusing the plain-HTTP --upstream-endpoint {remote}: signed requests and their answers would cross the network in clear text; use https:// or a loopback endpoint"),
+            ));
+        }
         Ok(cfg)
     }
 
@@ -354,6 +375,17 @@ fn proxy_settings(s: &Sources<'_>) -> Result<Settings, ConfigError> {
     if max_body_bytes == 0 {
         return Err(ConfigError::new("max-body-bytes", "must be at least 1"));
     }
+    let inflight = s.bytes("max-inflight-body-bytes", DEFAULT_MAX_INFLIGHT_BODY_BYTES as u64)?;
+    if inflight < READ_BUFFER_BYTES as u64 {
+        return Err(ConfigError::new(
+            "max-inflight-body-bytes",
+            format!("must be at least {READ_BUFFER_BYTES} bytes"),
+        ));
+    }
+    let max_connections: usize = s.parse_num("max-connections", DEFAULT_MAX_CONNECTIONS)?;
+    if max_connections == 0 {
+        return Err(ConfigError::new("max-connections", "must be at least 1"));
+    }
     let mut geo = GeoRules::default();
     if let Some(list) = s.get("geo-providers") {
         geo.providers = list
@@ -372,6 +404,8 @@ fn proxy_settings(s: &Sources<'_>) -> Result<Settings, ConfigError> {
             total: s.secs("upstream-timeout", dt.total.as_secs())?,
         },
         max_body_bytes,
+        max_inflight_body_bytes: usize::try_from(inflight).unwrap_or(usize::MAX),
+        max_connections,
         geo: geo.sorted(),
     })
 }
@@ -411,5 +445,31 @@ mod tests {
                 .flag,
             "require-tls"
         );
+        for (endpoint, refused) in [
+            ("http://10.0.0.8:80", true),
+            ("http://bedrock.internal", true),
+            ("http://127.0.0.1:9000", false),
+            ("http://[::1]:9000", false),
+            ("http://localhost:9000", false),
+            ("https://10.0.0.8", false),
+        ] {
+            let a = Args::parse(
+                FLAGS,
+                &argv(&[
+                    "--require-tls",
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream-endpoint",
+                    endpoint,
+                ]),
+            )
+            .unwrap();
+            let r = ServeConfig::from_sources(&Sources::new(&a, &none).unwrap());
+            assert_eq!(r.is_err(), refused, "{endpoint}");
+            if let Err(e) = r {
+                assert_eq!(e.flag, "require-tls");
+                assert!(e.to_string().contains("clear text"), "{e}");
+            }
+        }
     }
 }

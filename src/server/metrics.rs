@@ -68,6 +68,12 @@ const SHARD_METRICS: &[ShardMetric] = &[
         |s| l(&s.connections_total),
     ),
     (
+        "llmops_client_connections_refused_total",
+        "client connections refused at --max-connections",
+        Kind::Counter,
+        |s| l(&s.connections_refused),
+    ),
+    (
         "llmops_bad_requests_total",
         "malformed HTTP requests refused",
         Kind::Counter,
@@ -93,7 +99,7 @@ const SHARD_METRICS: &[ShardMetric] = &[
     ),
     (
         "llmops_upstream_retries_total",
-        "retries after a reused connection failed before responding",
+        "retries after a reused connection failed before the request was wholly written",
         Kind::Counter,
         |s| l(&s.upstream.retries),
     ),

@@ -14,6 +14,7 @@ use monoio::net::{ListenerOpts, TcpListener};
 
 use super::conn::{serve_tcp, serve_tls};
 use crate::proxy::shard::{Shard, Shared};
+use crate::proxy::stats::ShardStats;
 use crate::usage::journal::ShardJournal;
 use crate::util::runtime::Driver;
 
@@ -72,6 +73,26 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind_with_config(addr, &opts)
 }
 
+/// The answer to a connection over `--max-connections`, sent without waiting (it fits
+/// any socket buffer; a client that cannot take it just sees the close).
+const OVERLOADED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{\"message\":\"too many connections (--max-connections); retry later or elsewhere\",\"code\":\"Overloaded\"}";
+
+/// Refuses a connection over the bound: a plain one gets a 503 written without blocking
+/// the shard (`MSG_DONTWAIT`), a TLS one (which cannot read plain text) only the close.
+fn refuse_connection(stream: &monoio::net::TcpStream, tls: bool) {
+    if !tls {
+        // SAFETY: the fd is open (owned by `stream`) and the buffer valid for its length.
+        unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                OVERLOADED_RESPONSE.as_ptr().cast(),
+                OVERLOADED_RESPONSE.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            );
+        }
+    }
+}
+
 /// Accepts until the shard drains; `tls` selects the handshake path.
 async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, tls: bool) {
     loop {
@@ -80,11 +101,20 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, tls: bool) {
                 if shard.draining() {
                     break;
                 }
-                if tls {
-                    monoio::spawn(serve_tls(stream, shard.clone()));
-                } else {
-                    monoio::spawn(serve_tcp(stream, shard.clone()));
+                if !shard.take_connection() {
+                    refuse_connection(&stream, tls);
+                    ShardStats::inc(&shard.stats.connections_refused);
+                    continue;
                 }
+                let shard = shard.clone();
+                monoio::spawn(async move {
+                    if tls {
+                        serve_tls(stream, shard.clone()).await;
+                    } else {
+                        serve_tcp(stream, shard.clone()).await;
+                    }
+                    shard.release_connection();
+                });
             }
             Err(e) => {
                 if shard.draining() {

@@ -1,10 +1,13 @@
 //! Process signals: SIGTERM/SIGINT request a drain, SIGHUP a reload. The handlers only
-//! store into atomics (async-signal-safe); the main thread polls them.
+//! store into atomics (async-signal-safe); the main thread polls them. A panicking thread
+//! (a shard, the usage writer) requests a drain too, through the panic hook: the process
+//! stops cleanly, with an error, instead of running on with a dead core.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
+static PANICKED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
@@ -30,6 +33,32 @@ pub fn install() {
         // A client that goes away mid-write must not kill the process.
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+}
+
+/// Replaces the panic hook (idempotent): a panic is logged with its thread and place only
+/// (its message may hold request data), then the process drains and exits with an error.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        PANICKED.store(true, Ordering::SeqCst);
+        STOP.store(true, Ordering::SeqCst);
+        let thread = std::thread::current();
+        let place = info
+            .location()
+            .map_or_else(|| "unknown".to_string(), |l| format!("{}:{}", l.file(), l.line()));
+        crate::log::error(
+            "thread_panicked",
+            &[
+                ("thread", thread.name().unwrap_or("unnamed")),
+                ("location", &place),
+                ("action", "draining the other shards, then exiting with status 1"),
+            ],
+        );
+    }));
+}
+
+/// Whether a thread of the process panicked.
+pub fn panicked() -> bool {
+    PANICKED.load(Ordering::SeqCst)
 }
 
 /// Whether a stop was requested.

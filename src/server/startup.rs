@@ -193,9 +193,33 @@ fn log_starting(cfg: &ServeConfig, addrs: (Option<SocketAddr>, Option<SocketAddr
     );
 }
 
+/// No core dumps and no ptrace by other processes of the same user: the process holds
+/// clients' AWS secrets in memory. A failure is logged, not fatal.
+fn forbid_core_dumps() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls with valid arguments.
+    let (limit, dumpable) = unsafe {
+        (
+            libc::setrlimit(libc::RLIMIT_CORE, &none),
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0),
+        )
+    };
+    if limit != 0 || dumpable != 0 {
+        crate::log::warn(
+            "core_dumps_not_disabled",
+            &[("error", &std::io::Error::last_os_error().to_string())],
+        );
+    }
+}
+
 /// Runs `serve` until SIGTERM/SIGINT, then drains. `ready` gets the bound address.
 pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Result<(), ServeError> {
+    forbid_core_dumps();
     super::signals::install();
+    super::signals::install_panic_hook();
     let reloadable = super::reload::load(&cfg).map_err(ServeError::Config)?;
     crate::tls::client::client_config(cfg.upstream_ca.as_deref())
         .map_err(|e| ServeError::Config(ConfigError::new("upstream-ca", e)))?;
@@ -207,6 +231,12 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         crate::log::warn(
             "plaintext_listener",
             &[("listen", &addr.to_string()), ("warning", "clients send AWS secrets in headers: plain HTTP on a non-loopback address exposes them to the network; use TLS or --require-tls")],
+        );
+    }
+    if let Some(remote) = cfg.proxy.endpoint.plain_remote() {
+        crate::log::warn(
+            "plaintext_upstream",
+            &[("upstream_endpoint", &remote), ("warning", "signed requests, prompts and completions cross the network to this plain-HTTP upstream in clear text; use https:// (--require-tls refuses this)")],
         );
     }
     if reloadable.keys.is_open() {
@@ -223,6 +253,7 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         settings: cfg.proxy.clone(),
         drain_timeout: cfg.drain_timeout,
         draining: Default::default(),
+        connections: Default::default(),
         shard_stats: (0..cfg.threads).map(|_| Arc::new(ShardStats::default())).collect(),
         ledger: usage.ledger.clone(),
         row_metrics: usage.row_metrics.clone(),
@@ -259,6 +290,12 @@ pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Resul
         &[("drain_timeout_s", &cfg.drain_timeout.as_secs().to_string())],
     );
     drain(&shared, shards, usage);
+    if super::signals::panicked() {
+        return Err(ServeError::Runtime(
+            "a thread panicked (see thread_panicked above); the other shards were drained and every journaled row kept"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

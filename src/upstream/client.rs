@@ -1,6 +1,7 @@
 //! A shard's upstream client: resolve, connect (TCP, then TLS for `https`), exchange over
 //! a pooled connection, and retry once on a fresh connection when a reused one failed
-//! before any response byte. The result is a typed [`Response`] — a whole answer, or a
+//! before the request was wholly written (never after: a call the upstream may have
+//! started is not sent twice). The result is a typed [`Response`] — a whole answer, or a
 //! head whose body is still to be streamed — and the request body comes back with it
 //! (for a retry, and for the pricing fallback that reads it).
 
@@ -110,7 +111,7 @@ impl Client {
         let first = if reused { head.clone() } else { std::mem::take(head) };
         let (mut res, mut body) = self.attempt(&mut conn, first, body, streaming, deadline).await;
         if let Err(e) = &res {
-            if reused && e.before_response() {
+            if reused && e.unsent() {
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
                 drop(conn);
                 conn = match self.connect(target).await {

@@ -41,6 +41,20 @@ impl Endpoint {
         Endpoint::AwsRegional
     }
 
+    /// The `host:port` of a plain-HTTP endpoint that is not on this machine (a loopback
+    /// address or `localhost`): signed requests and their answers would cross a network
+    /// in clear text. `None` for TLS and loopback endpoints.
+    pub fn plain_remote(&self) -> Option<String> {
+        match self {
+            Endpoint::Fixed { tls: false, host, port } => {
+                let loopback = host.eq_ignore_ascii_case("localhost")
+                    || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                (!loopback).then(|| format!("{host}:{port}"))
+            }
+            _ => None,
+        }
+    }
+
     /// Parses `http://host[:port]` or `https://host[:port]` (an optional trailing `/`).
     pub fn parse(url: &str) -> Result<Self, String> {
         let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {

@@ -100,7 +100,7 @@ pub async fn write_request(
         Ok((res, mut h)) => {
             h.zeroize();
             if let Err(error) = res {
-                return (Err(UpstreamError::Io { started: false, error }), body);
+                return (Err(UpstreamError::Unsent(error)), body);
             }
         }
     }
@@ -109,7 +109,7 @@ pub async fn write_request(
     } else {
         match monoio::time::timeout_at(deadline.into(), conn.write_all(body)).await {
             Err(_) => return (Err(UpstreamError::Deadline), Vec::new()),
-            Ok((Err(error), b)) => return (Err(UpstreamError::Io { started: false, error }), b),
+            Ok((Err(error), b)) => return (Err(UpstreamError::Unsent(error)), b),
             Ok((Ok(_), b)) => b,
         }
     };

@@ -30,7 +30,11 @@ pub enum UpstreamError {
     FirstByteTimeout,
     /// The whole-request deadline passed.
     Deadline,
-    /// Reading or writing failed; `started` tells whether any response byte had arrived.
+    /// Writing the request failed before all of it left: the upstream cannot have
+    /// started the call (a body it did not wholly receive is not a request).
+    Unsent(std::io::Error),
+    /// Reading failed after the request was written; `started` tells whether any
+    /// response byte had arrived.
     Io { started: bool, error: std::io::Error },
     /// The upstream closed the connection; `started` as above.
     Closed { started: bool },
@@ -50,13 +54,12 @@ impl UpstreamError {
         )
     }
 
-    /// Whether no response byte had arrived (a failure on a reused connection may then
-    /// be retried once on a fresh one).
-    pub fn before_response(&self) -> bool {
-        matches!(
-            self,
-            UpstreamError::Io { started: false, .. } | UpstreamError::Closed { started: false }
-        )
+    /// Whether the request never wholly left, so the upstream cannot have started (or
+    /// billed) it: only then may a failure on a reused connection be retried once on a
+    /// fresh one. A request fully written and then cut, answered or not, is never sent
+    /// twice: it may have been executed.
+    pub fn unsent(&self) -> bool {
+        matches!(self, UpstreamError::Unsent(_))
     }
 
     /// The metrics label of the failure.
@@ -68,7 +71,7 @@ impl UpstreamError {
             UpstreamError::TlsTimeout => ErrorKind::TlsTimeout,
             UpstreamError::FirstByteTimeout => ErrorKind::FirstByteTimeout,
             UpstreamError::Deadline => ErrorKind::Deadline,
-            UpstreamError::Io { .. } => ErrorKind::Io,
+            UpstreamError::Unsent(_) | UpstreamError::Io { .. } => ErrorKind::Io,
             UpstreamError::Closed { .. } => ErrorKind::Closed,
             UpstreamError::Protocol(_) => ErrorKind::Protocol,
         }
@@ -84,8 +87,15 @@ impl fmt::Display for UpstreamError {
             UpstreamError::TlsTimeout => f.write_str("the TLS handshake with the upstream timed out"),
             UpstreamError::FirstByteTimeout => f.write_str("the upstream sent no response in time"),
             UpstreamError::Deadline => f.write_str("the upstream request passed its deadline"),
-            UpstreamError::Io { error, .. } => write!(f, "upstream connection failed: {error}"),
-            UpstreamError::Closed { .. } => f.write_str("the upstream closed the connection"),
+            UpstreamError::Unsent(e) => write!(f, "upstream connection failed while sending the request: {e}"),
+            UpstreamError::Io { started: false, error } => {
+                write!(f, "upstream connection failed before any answer: {error}")
+            }
+            UpstreamError::Io { started: true, error } => write!(f, "upstream connection failed mid-answer: {error}"),
+            UpstreamError::Closed { started: false } => {
+                f.write_str("the upstream closed the connection before answering")
+            }
+            UpstreamError::Closed { started: true } => f.write_str("the upstream closed the connection mid-answer"),
             UpstreamError::Protocol(why) => write!(f, "invalid upstream response: {why}"),
         }
     }
@@ -166,7 +176,7 @@ pub struct Counters {
     pub connects: AtomicU64,
     /// Requests sent on a pooled connection.
     pub reused: AtomicU64,
-    /// Retries after a reused connection failed before anything was answered.
+    /// Retries after a reused connection failed before the request was wholly written.
     pub retries: AtomicU64,
     /// Open connections, pooled or in use (a gauge).
     pub open: Arc<AtomicU64>,

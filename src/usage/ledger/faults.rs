@@ -4,6 +4,7 @@
 //! - `OP=N` fails the next `N` operations of kind `OP`; `OP=N@K` lets `K` pass first.
 //!   `OP` is `rename` (publishing a usage file), `fsync`, `write` (Parquet bytes),
 //!   `checkpoint` (writing the checkpoint) or `provision` (a new segment).
+//! - `panic=N@K`: the next `N` Bedrock requests (after `K`) panic their shard.
 //! - `full=PATH`: while `PATH` exists, every write, fsync, checkpoint and provision fails with
 //!   "no space left on device" (a disk that fills up and frees again, without root).
 
@@ -17,6 +18,8 @@ pub enum Op {
     Write,
     Checkpoint,
     Provision,
+    /// A shard panics on a request (the process must stop cleanly).
+    Panic,
 }
 
 #[cfg(debug_assertions)]
@@ -39,6 +42,7 @@ mod active {
             "write" => Op::Write,
             "provision" => Op::Provision,
             "checkpoint" => Op::Checkpoint,
+            "panic" => Op::Panic,
             _ => return None,
         })
     }
@@ -66,7 +70,7 @@ mod active {
 
     /// Whether this operation fails, and how.
     pub(super) fn decide(plan: &mut Plan, o: Op) -> Option<std::io::Error> {
-        if o != Op::Rename && plan.full.as_ref().is_some_and(|p| p.exists()) {
+        if !matches!(o, Op::Rename | Op::Panic) && plan.full.as_ref().is_some_and(|p| p.exists()) {
             return Some(std::io::Error::from_raw_os_error(libc::ENOSPC));
         }
         for (_, skip, fail) in plan.counted.iter_mut().filter(|(op, ..)| *op == o) {
