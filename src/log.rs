@@ -1,9 +1,18 @@
 //! Structured log lines on stderr: `text` (`ts level event key=value ...`) or `json`
 //! (one object per line). Callers pass only values that are safe to log: never a
 //! secret, a prompt or a completion.
+//!
+//! A thread that must never wait on stderr (a shard, the usage writer) marks itself with
+//! [`never_block_this_thread`]: its lines go to a logger thread through a queue of at most
+//! [`MAX_QUEUED_LOG_BYTES`]; past that they are dropped and counted ([`dropped_lines`]),
+//! so a stuck log pipe costs log lines, never requests or rows. Other threads write
+//! directly. [`flush`] waits for the queue at exit.
 
+use std::cell::Cell;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::http::head::push_json_str;
 
@@ -57,10 +66,89 @@ pub fn format_line(level: &str, event: &str, fields: &[(&str, &str)]) -> Vec<u8>
     out
 }
 
+/// Most bytes of log lines queued for the logger thread; more are dropped and counted.
+pub const MAX_QUEUED_LOG_BYTES: usize = 8 * 1024 * 1024;
+
+thread_local! {
+    static NEVER_BLOCK: Cell<bool> = const { Cell::new(false) };
+}
+
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+struct Queue {
+    tx: crossbeam_channel::Sender<Vec<u8>>,
+    /// Bytes sent and not yet written.
+    queued: AtomicUsize,
+}
+
+/// The logger thread's queue (started on first use).
+fn queue() -> Option<&'static Queue> {
+    static QUEUE: OnceLock<Option<Queue>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+            let spawned = std::thread::Builder::new().name("logger".into()).spawn(move || {
+                for msg in rx {
+                    let _ = std::io::stderr().lock().write_all(&msg);
+                    if let Some(q) = queue() {
+                        q.queued.fetch_sub(msg.len(), Ordering::Release);
+                    }
+                }
+            });
+            spawned.ok().map(|_| Queue {
+                tx,
+                queued: AtomicUsize::new(0),
+            })
+        })
+        .as_ref()
+}
+
+/// Marks the current thread: its log writes never wait on stderr.
+pub fn never_block_this_thread() {
+    NEVER_BLOCK.with(|c| c.set(true));
+}
+
+/// Log lines dropped because the logger's queue was full.
+pub fn dropped_lines() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// Waits (at most `timeout`) until every queued line is written.
+pub fn flush(timeout: Duration) {
+    let Some(q) = queue() else { return };
+    let until = Instant::now() + timeout;
+    while q.queued.load(Ordering::Acquire) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Writes `bytes` (`lines` whole lines): directly, or for a never-blocking thread through
+/// the logger's queue.
+pub fn write_lines(bytes: Vec<u8>, lines: u64) {
+    if !NEVER_BLOCK.with(Cell::get) {
+        let _ = std::io::stderr().lock().write_all(&bytes);
+        return;
+    }
+    let Some(q) = queue() else {
+        DROPPED.fetch_add(lines, Ordering::Relaxed);
+        return;
+    };
+    let n = bytes.len();
+    if q.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_QUEUED_LOG_BYTES {
+        q.queued.fetch_sub(n, Ordering::AcqRel);
+        DROPPED.fetch_add(lines, Ordering::Relaxed);
+        return;
+    }
+    if q.tx.send(bytes).is_err() {
+        q.queued.fetch_sub(n, Ordering::AcqRel);
+        DROPPED.fetch_add(lines, Ordering::Relaxed);
+    }
+}
+
 fn emit(level: &str, event: &str, fields: &[(&str, &str)]) {
     let mut line = format_line(level, event, fields);
     line.push(b'\n');
-    let _ = std::io::stderr().lock().write_all(&line);
+    write_lines(line, 1);
 }
 
 pub fn info(event: &str, fields: &[(&str, &str)]) {

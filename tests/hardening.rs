@@ -448,3 +448,72 @@ fn a_panicking_shard_stops_the_process_cleanly_and_keeps_the_rows() {
         assert!(rows.iter().any(|r| &r.request_id == id), "row {id} lost: {rows:?}");
     }
 }
+
+#[test]
+fn a_stuck_log_pipe_stops_neither_requests_nor_rows() {
+    use std::io::BufRead;
+    let m = mock();
+    let dir = temp_dir("stuck-log");
+    // stderr is a pipe nobody reads once the proxy listens: after ~64 KiB of access-log
+    // lines a direct write would block forever.
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--roll-interval",
+            "1",
+        ])
+        .arg("--upstream-endpoint")
+        .arg(format!("http://{}", m.addr))
+        .arg("--usage-dir")
+        .arg(&dir)
+        .args(["--ledger-max-bytes", "16MiB"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() && err.read_line(&mut line).unwrap() > 0 {
+        if let Some(a) = line.split("listening addr=").nth(1) {
+            addr = Some(a.trim().parse::<SocketAddr>().unwrap());
+        }
+        line.clear();
+    }
+    let addr = addr.expect("the proxy listens");
+    // Killed when dropped, also when an assertion fails (a child left running would hold
+    // the test harness's output open).
+    let mut p = Proc {
+        child,
+        addr,
+        log: Default::default(),
+    };
+    let n = 2000;
+    let mut s = connect(addr);
+    let mut pending = Vec::new();
+    let b = body("stuck log");
+    let req = request(&converse_path(), &good_headers(), &b);
+    for i in 0..n {
+        s.write_all(&req).unwrap();
+        let r = read_response(&mut s, &mut pending).unwrap_or_else(|| panic!("no answer to request {i}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(timed_health(addr) < Duration::from_secs(1));
+    // Every row reaches a published file although the access log cannot be written.
+    let written = wait_for(Duration::from_secs(20), || {
+        Metrics::scrape(addr).count("llmops_usage_rows_written_total") >= n
+    });
+    assert!(
+        written,
+        "rows written: {}",
+        Metrics::scrape(addr).count("llmops_usage_rows_written_total")
+    );
+    // SIGTERM still stops it (the exit waits for the stuck log only briefly).
+    p.signal(libc::SIGTERM);
+    let stopped = wait_for(Duration::from_secs(15), || p.child.try_wait().unwrap().is_some());
+    assert!(stopped, "the proxy did not stop with its log pipe stuck");
+    drop(err);
+}

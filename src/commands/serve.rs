@@ -16,6 +16,7 @@ pub(crate) fn run(rest: &[String]) -> i32 {
             Err(ServeError::Config(e)) => config_exit(&e),
             Err(ServeError::Runtime(e)) => {
                 crate::log::error("fatal", &[("error", &e)]);
+                crate::log::flush(std::time::Duration::from_secs(2));
                 1
             }
         }

@@ -473,6 +473,11 @@ fn process_metrics(shared: &Shared) -> Vec<(&'static str, &'static str, Kind, St
             "unreadable files moved to _quarantine/ at start-up",
             l(&w.quarantined_files),
         ),
+        counter(
+            "llmops_log_lines_dropped_total",
+            "log lines dropped because stderr did not keep up (shards and the writer never wait on it)",
+            crate::log::dropped_lines(),
+        ),
         (
             "llmops_draining",
             "1 while the proxy drains for shutdown",

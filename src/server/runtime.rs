@@ -48,6 +48,7 @@ pub struct ShardStart {
 
 /// The body of a shard thread: builds its runtime and serves until the drain ends.
 pub fn run_shard(start: ShardStart) {
+    crate::log::never_block_this_thread();
     let id = start.id;
     let fallback = |e: &std::io::Error| {
         crate::log::warn(

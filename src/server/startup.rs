@@ -193,6 +193,9 @@ fn log_starting(cfg: &ServeConfig, addrs: (Option<SocketAddr>, Option<SocketAddr
     );
 }
 
+/// How long the exit waits for queued log lines (a stuck log pipe must not hold it).
+const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// No core dumps and no ptrace by other processes of the same user: the process holds
 /// clients' AWS secrets in memory. A failure is logged, not fatal.
 fn forbid_core_dumps() {
@@ -218,6 +221,14 @@ fn forbid_core_dumps() {
 /// Runs `serve` until SIGTERM/SIGINT, then drains. `ready` gets the bound address.
 pub fn serve(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Result<(), ServeError> {
     forbid_core_dumps();
+    // Even the main thread must not hang on a stuck log pipe: a SIGTERM has to drain.
+    crate::log::never_block_this_thread();
+    let r = serve_until_stopped(cfg, ready);
+    crate::log::flush(LOG_FLUSH_TIMEOUT);
+    r
+}
+
+fn serve_until_stopped(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>) -> Result<(), ServeError> {
     super::signals::install();
     super::signals::install_panic_hook();
     let reloadable = super::reload::load(&cfg).map_err(ServeError::Config)?;

@@ -4,7 +4,6 @@
 //! off the request path: a shard only pushes its row.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use super::record::{format_usd, UsageRecord};
@@ -164,7 +163,7 @@ impl Observer {
                 out.extend_from_slice(&access_line(r));
                 out.push(b'\n');
             }
-            let _ = std::io::stderr().lock().write_all(&out);
+            crate::log::write_lines(out, rows.len() as u64);
         }
     }
 }

@@ -215,6 +215,7 @@ pub fn spawn(mut w: Writer, observer: Observer) -> std::io::Result<WriterHandle>
     let thread = std::thread::Builder::new()
         .name("usage-writer".into())
         .spawn(move || loop {
+            crate::log::never_block_this_thread();
             let stop = !matches!(
                 rx.recv_timeout(WRITER_TICK),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout)
