@@ -258,3 +258,74 @@ fn two_proxies_share_one_limit_through_redis_and_survive_its_loss() {
     let rows = read_dir(&u1).unwrap().len() + read_dir(&u2).unwrap().len();
     assert_eq!(rows, calls.get(), "one row per answered request, Redis down or not");
 }
+
+#[test]
+fn unpriced_models_and_tag_case_cannot_dodge_a_block_budget() {
+    let m = mock();
+    let dir = temp_dir("budget-escapes");
+    let file = dir.join("budgets.toml");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "[[budget]]\nname = \"eng-daily\"\nscope = \"department\"\nvalue = \"Eng\"\nperiod = \"day\"\nlimit_usd = \"{}\"\naction = \"block\"\n\n\
+             [[budget]]\nname = \"lab-daily\"\nscope = \"department\"\nvalue = \"lab\"\nperiod = \"day\"\nlimit_usd = \"1.00\"\naction = \"block\"\nallow_unpriced = true\n",
+            usd(1, cost_pico() / 2)
+        ),
+    )
+    .unwrap();
+    let mut p = proxy(m.addr, &dir, &["--budgets", file.to_str().unwrap()]);
+    let dept = |d: &str| Headers::good().set("X-Department", d).vec();
+    let upstream = || stat(&mock_stats(m.addr), "ok");
+    // No price: an unknown model id and an application inference profile ARN.
+    let arn = "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fabc123";
+    for model in ["acme.unknown-model-v1:0", arn] {
+        let before = upstream();
+        let r = converse(p.addr, model, &dept("eng"), &fixed_body());
+        assert_eq!(r.status, 403, "{model}: {}", r.text());
+        assert_eq!(r.code().as_deref(), Some("BudgetUnpriced"), "{}", r.text());
+        assert!(
+            r.text().contains("eng-daily") && r.text().contains("allow_unpriced"),
+            "{}",
+            r.text()
+        );
+        assert_eq!(upstream(), before, "{model} reached the upstream");
+        // Under a budget that allows it, and under none, the same call goes through.
+        for h in [dept("lab"), good_headers()] {
+            let r = converse(p.addr, model, &h, &fixed_body());
+            assert_eq!(r.status, 200, "{model}: {}", r.text());
+        }
+    }
+    // Tag case and spaces: `ENG` and ` eng ` count under `Eng`, and are refused with it.
+    assert_eq!(
+        converse(p.addr, "amazon.nova-lite-v1:0", &dept("ENG"), &fixed_body()).status,
+        200
+    );
+    assert_eq!(
+        converse(p.addr, "amazon.nova-lite-v1:0", &dept(" eng "), &fixed_body()).status,
+        200
+    );
+    settle(p.addr, 8);
+    for d in ["eng", "ENG", "eNg"] {
+        let r = converse(p.addr, "amazon.nova-lite-v1:0", &dept(d), &fixed_body());
+        assert_eq!(r.status, 429, "{d}: {}", r.text());
+    }
+    assert_eq!(p.terminate(), Some(0), "{}", p.logs());
+    let rows = read_dir(&dir).unwrap();
+    let refused: Vec<_> = rows.iter().filter(|r| r.status == 403).collect();
+    assert_eq!(refused.len(), 2);
+    assert!(
+        refused.iter().all(|r| r.error_type.as_deref() == Some("BudgetUnpriced")
+            && r.error_message.as_deref().is_some_and(|m| m.contains("eng-daily"))),
+        "{:?}",
+        refused
+            .iter()
+            .map(|r| (&r.blocked_by, &r.error_type, &r.model_requested))
+            .collect::<Vec<_>>()
+    );
+    let unpriced_served = rows
+        .iter()
+        .filter(|r| r.status == 200 && r.cost_pico_usd.is_none())
+        .count();
+    assert_eq!(unpriced_served, 4, "served unpriced calls are recorded without a cost");
+}

@@ -1,6 +1,10 @@
-//! The budget file: `[[budget]] name, scope, value, period, limit_usd, action`. A
-//! malformed file names the budget and the field.
+//! The budget file: `[[budget]] name, scope, value, period, limit_usd, action`, and
+//! `allow_unpriced`. A malformed file names the budget and the field. Tag values
+//! (department, project, agent) are matched after trimming and case-folding, so `ENG` and
+//! ` eng ` count under an `eng` budget (and under one `*` key); tenant and model values
+//! match exactly.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -26,6 +30,11 @@ impl Scope {
             Scope::Agent => "agent",
             Scope::Model => "model",
         }
+    }
+
+    /// Whether this scope's values are attribution tags (folded before matching).
+    pub fn is_tag(self) -> bool {
+        matches!(self, Scope::Department | Scope::Project | Scope::Agent)
     }
 
     /// The attribute of a row (or request) this scope looks at; `None`: missing.
@@ -65,14 +74,36 @@ pub struct Budget {
     /// 1e-12 USD.
     pub limit: i128,
     pub action: Action,
+    /// A `block` budget lets requests the proxy cannot price through (recorded as
+    /// unpriced) instead of refusing them.
+    pub allow_unpriced: bool,
+}
+
+/// A tag value as budgets compare it: trimmed and lower-cased; borrowed when it already is.
+pub fn fold_tag(v: &str) -> Cow<'_, str> {
+    let t = v.trim();
+    if t.chars().any(char::is_uppercase) {
+        Cow::Owned(t.to_lowercase())
+    } else {
+        Cow::Borrowed(t)
+    }
 }
 
 impl Budget {
-    /// The key a row counts under for this budget, if it matches.
-    pub fn key_for<'a>(&self, r: &'a UsageRecord) -> Option<&'a str> {
-        let v = self.scope.value_of(r)?;
+    /// The key a row counts under for this budget, if it matches (a tag folded, see
+    /// [`fold_tag`]).
+    pub fn key_for<'a>(&self, r: &'a UsageRecord) -> Option<Cow<'a, str>> {
+        let raw = self.scope.value_of(r)?;
+        let v = if self.scope.is_tag() {
+            fold_tag(raw)
+        } else {
+            Cow::Borrowed(raw)
+        };
+        if v.is_empty() {
+            return None;
+        }
         let matches =
-            self.value == "*" || self.value == v || (self.scope == Scope::Model && self.value == r.model_requested);
+            self.value == "*" || self.value == *v || (self.scope == Scope::Model && self.value == r.model_requested);
         matches.then_some(v)
     }
 }
@@ -139,7 +170,17 @@ impl BudgetFile {
             };
             let t = b.as_table().ok_or_else(|| err("budget", "must be a table"))?;
             for k in t.keys() {
-                if !["name", "scope", "value", "period", "limit_usd", "action"].contains(&k.as_str()) {
+                if ![
+                    "name",
+                    "scope",
+                    "value",
+                    "period",
+                    "limit_usd",
+                    "action",
+                    "allow_unpriced",
+                ]
+                .contains(&k.as_str())
+                {
                     return Err(err("budget", &format!("unknown field `{k}`")));
                 }
             }
@@ -164,6 +205,11 @@ impl BudgetFile {
                 _ => return Err(err("scope", "must be tenant, department, project, agent or model")),
             };
             let value = s("value")?.to_string();
+            let value = if scope.is_tag() {
+                fold_tag(&value).into_owned()
+            } else {
+                value
+            };
             if value.is_empty() {
                 return Err(err("value", "must be a value or \"*\""));
             }
@@ -185,6 +231,11 @@ impl BudgetFile {
                 "alert" => Action::Alert,
                 _ => return Err(err("action", "must be block or alert")),
             };
+            let allow_unpriced = match t.get("allow_unpriced") {
+                None => false,
+                Some(toml::Value::Boolean(b)) => *b,
+                Some(_) => return Err(err("allow_unpriced", "must be true or false")),
+            };
             budgets.push(Budget {
                 name,
                 scope,
@@ -192,6 +243,7 @@ impl BudgetFile {
                 period,
                 limit,
                 action,
+                allow_unpriced,
             });
         }
         Ok(BudgetFile { budgets })

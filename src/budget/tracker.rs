@@ -17,6 +17,13 @@ use crate::util::time::{civil_from_days, days_from_civil};
 /// (budget name, value, period id).
 pub type SpendKey = (String, String, i64);
 
+/// Most distinct values a `*` budget tracks per period; rows of further values share one
+/// key, [`OTHER_VALUE`] (counted, logged once), so hostile tags cannot grow memory or
+/// metric cardinality.
+pub const MAX_TRACKED_VALUES: usize = 1000;
+/// The shared key of a `*` budget's values past [`MAX_TRACKED_VALUES`].
+pub const OTHER_VALUE: &str = "(other)";
+
 /// Percentages at which a log line is written (once per key and period).
 pub const ALERT_THRESHOLDS: [u8; 3] = [50, 80, 100];
 
@@ -62,6 +69,9 @@ pub struct BlockSet {
     /// index into `budgets` → value → why. Only budgets with a blocked value are keys,
     /// so a check looks at those alone, without allocating.
     pub blocked: HashMap<usize, HashMap<String, Blocked>>,
+    /// For a `*` budget whose [`OTHER_VALUE`] key is blocked: the values it tracks on
+    /// their own (every other value is blocked with the shared key).
+    pub tracked: HashMap<usize, HashSet<String>>,
 }
 
 impl BlockSet {
@@ -73,13 +83,29 @@ impl BlockSet {
         for (i, values) in &self.blocked {
             let Some(b) = self.budgets.get(*i) else { continue };
             let Some(v) = b.key_for(r) else { continue };
-            if let Some(bl) = values.get(v) {
-                if now < bl.reset_at {
-                    return Some(bl);
-                }
+            let hit = match values.get(&*v) {
+                Some(bl) => Some(bl),
+                None => self
+                    .tracked
+                    .get(i)
+                    .filter(|t| !t.contains(&*v))
+                    .and_then(|_| values.get(OTHER_VALUE)),
+            };
+            if let Some(bl) = hit.filter(|bl| now < bl.reset_at) {
+                return Some(bl);
             }
         }
         None
+    }
+}
+
+impl BlockSet {
+    /// The first `block` budget that matches the request and refuses what cannot be
+    /// priced (`allow_unpriced` unset).
+    pub fn refusing_unpriced(&self, r: &UsageRecord) -> Option<&Budget> {
+        self.budgets
+            .iter()
+            .find(|b| !b.allow_unpriced && b.key_for(r).is_some())
     }
 }
 
@@ -125,6 +151,8 @@ pub struct Tracker {
     /// Fleet totals read from the shared store, and how much of `local` they include.
     fleet: HashMap<SpendKey, (i128, i128)>,
     alerted: HashSet<(SpendKey, u8)>,
+    /// Rows counted under [`OTHER_VALUE`], per budget.
+    overflow_rows: HashMap<String, u64>,
     blocked_requests: HashMap<String, u64>,
     published: Arc<BlockSet>,
 }
@@ -162,6 +190,7 @@ impl Tracker {
             let Some(periods) = self.local.get_mut(b.name.as_str()) else {
                 continue;
             };
+            let mut overflowed = 0;
             for r in rows {
                 let Some(cost) = r.cost_pico_usd.filter(|c| *c > 0) else {
                     continue;
@@ -169,12 +198,30 @@ impl Tracker {
                 let Some(v) = b.key_for(r) else { continue };
                 let pid = period_id(b.period, r.ts_micros.div_euclid(1_000_000));
                 let values = periods.entry(pid).or_default();
-                match values.get_mut(v) {
-                    Some(x) => *x += cost,
-                    None => {
-                        values.insert(v.to_string(), cost);
-                    }
+                if let Some(x) = values.get_mut(&*v) {
+                    *x += cost;
+                    continue;
                 }
+                if b.value == "*" && values.len() >= MAX_TRACKED_VALUES {
+                    overflowed += 1;
+                    *values.entry(OTHER_VALUE.to_string()).or_default() += cost;
+                } else {
+                    values.insert(v.into_owned(), cost);
+                }
+            }
+            if overflowed > 0 {
+                let n = self.overflow_rows.entry(b.name.clone()).or_default();
+                if *n == 0 {
+                    crate::log::warn(
+                        "budget_values_capped",
+                        &[
+                            ("budget", &b.name),
+                            ("max_values", &MAX_TRACKED_VALUES.to_string()),
+                            ("detail", "further values share the key (other)"),
+                        ],
+                    );
+                }
+                *n += overflowed;
             }
         }
     }
@@ -265,6 +312,7 @@ impl Tracker {
         let mut set = BlockSet {
             budgets: blockers,
             blocked: HashMap::new(),
+            tracked: HashMap::new(),
         };
         for key in self.keys() {
             let Some(b) = self.budgets.iter().find(|b| b.name == key.0) else {
@@ -304,7 +352,26 @@ impl Tracker {
                 }
             }
         }
-        let changed = set.budgets != self.published.budgets
+        // A blocked shared key blocks every value the budget does not track on its own.
+        let others: Vec<usize> = set
+            .blocked
+            .iter()
+            .filter(|(_, v)| v.contains_key(OTHER_VALUE))
+            .map(|(i, _)| *i)
+            .collect();
+        for i in others {
+            let Some(b) = set.budgets.get(i) else { continue };
+            let pid = period_id(b.period, now);
+            let tracked: HashSet<String> = self
+                .keys()
+                .into_iter()
+                .filter(|k| k.0 == b.name && k.2 == pid && k.1 != OTHER_VALUE)
+                .map(|k| k.1)
+                .collect();
+            set.tracked.insert(i, tracked);
+        }
+        let changed = set.tracked != self.published.tracked
+            || set.budgets != self.published.budgets
             || set.blocked.len() != self.published.blocked.len()
             || set.blocked.iter().any(|(i, vals)| {
                 self.published
@@ -318,6 +385,11 @@ impl Tracker {
         } else {
             None
         }
+    }
+
+    /// Rows counted under [`OTHER_VALUE`] for `budget`.
+    pub fn overflow_rows(&self, budget: &str) -> u64 {
+        self.overflow_rows.get(budget).copied().unwrap_or(0)
     }
 
     /// Every key of the current periods, for metrics and the report.
@@ -379,6 +451,44 @@ mod tests {
 
     const PER_PROJECT: &str = "[[budget]]\nname = \"p\"\nscope = \"project\"\nvalue = \"*\"\nperiod = \"day\"\nlimit_usd = \"1.00\"\naction = \"block\"\n";
     const USD: i128 = 1_000_000_000_000;
+
+    #[test]
+    fn tags_fold_and_star_budgets_cap_their_values() {
+        let noon = 1_764_072_000;
+        let eng = "[[budget]]\nname = \"e\"\nscope = \"project\"\nvalue = \" ENG \"\nperiod = \"day\"\nlimit_usd = \"1.00\"\naction = \"block\"\n";
+        let mut t = Tracker::new(budgets(eng));
+        t.observe(&[row("Eng", USD / 2, noon), row(" eng", USD / 2, noon)]);
+        let set = t.evaluate(noon).expect("blocked");
+        for v in ["eng", "ENG", " Eng  "] {
+            assert!(set.check(&row(v, 0, noon), noon).is_some(), "{v:?} escapes");
+        }
+        assert!(set.check(&row("engineering", 0, noon), noon).is_none());
+
+        // A `*` budget tracks MAX_TRACKED_VALUES values; the rest share one key.
+        let mut t = Tracker::new(budgets(PER_PROJECT));
+        let rows: Vec<UsageRecord> = (0..MAX_TRACKED_VALUES + 500)
+            .map(|i| row(&format!("p{i}"), USD / 1000, noon))
+            .collect();
+        t.observe(&rows);
+        let keys = t.local();
+        assert_eq!(keys.len(), MAX_TRACKED_VALUES + 1);
+        assert_eq!(t.overflow_rows("p"), 500);
+        let other = ("p".to_string(), OTHER_VALUE.to_string(), period_id(Period::Day, noon));
+        assert_eq!(t.spend(&other), 500 * (USD / 1000));
+        // 500 more rows of new values push the shared key over $1: every untracked value
+        // is refused, tracked ones under their own limit are not.
+        let more: Vec<UsageRecord> = (0..600).map(|i| row(&format!("q{i}"), USD / 1000, noon)).collect();
+        t.observe(&more);
+        let set = t.evaluate(noon).expect("blocked");
+        assert_eq!(
+            set.check(&row("brand-new", 0, noon), noon).map(|b| b.value.as_str()),
+            Some(OTHER_VALUE)
+        );
+        assert!(
+            set.check(&row("p7", 0, noon), noon).is_none(),
+            "a tracked value is its own key"
+        );
+    }
 
     #[test]
     fn blocks_after_the_crossing_request_per_value_and_rolls_at_midnight() {

@@ -585,6 +585,12 @@ impl PriceTable {
         }
     }
 
+    /// Whether the table has a price for `model` (aliases, ARNs and profile prefixes
+    /// resolved); a prompt router's own id is not one.
+    pub fn knows(&self, model: &str) -> bool {
+        self.resolve(model, &mut Trace::off()).is_ok()
+    }
+
     /// Prices one call. Never fails: what it cannot price is `None` with flags.
     pub fn price(&self, q: &Query<'_>, trace: &mut Trace<'_>) -> Priced {
         let u = q.usage;

@@ -1,6 +1,8 @@
 //! Stage 2, budgets: a request that matches an exhausted `block` budget is refused with
-//! 429 `BudgetExceeded` and `Retry-After` (the period's reset), before the body is read.
-//! The check is the shard's look at the writer's published block set.
+//! 429 `BudgetExceeded` and `Retry-After` (the period's reset), before the body is read;
+//! one that matches a `block` budget but has no price (an unmapped profile ARN, an unknown
+//! model) with 403 `BudgetUnpriced`, unless the budget sets `allow_unpriced`. The check is
+//! the shard's look at the writer's published block set.
 
 use super::error::{ErrorCode, ProxyError};
 use super::shard::Shard;
@@ -10,14 +12,29 @@ use crate::usage::UsageRecord;
 /// A refusal: the error and the `Retry-After` seconds.
 pub struct OverBudget {
     pub error: ProxyError,
-    pub retry_after: String,
+    /// Seconds until the period resets (a spent budget); none for an unpriced refusal.
+    pub retry_after: Option<String>,
     pub budget: String,
 }
 
-/// Whether a budget refuses the request described by `rec` now.
+/// Whether a budget refuses the request described by `rec` now: one that is spent, or
+/// one that cannot meter it (no price for its model, `allow_unpriced` unset).
 pub fn check(shard: &Shard, rec: &UsageRecord) -> Result<(), OverBudget> {
     let Some(b) = shard.blocked(rec) else {
-        return Ok(());
+        return match shard.refusing_unpriced(rec) {
+            None => Ok(()),
+            Some(budget) => Err(OverBudget {
+                error: ProxyError::new(
+                    ErrorCode::BudgetUnpriced,
+                    format!(
+                        "model `{}` has no price in the proxy's table, so budget `{budget}` cannot meter it; add a price (--pricing) or set allow_unpriced = true on the budget",
+                        rec.model_effective
+                    ),
+                ),
+                retry_after: None,
+                budget,
+            }),
+        };
     };
     let reset = crate::util::time::rfc3339_millis(b.reset_at * 1_000_000);
     let scope = shard
@@ -45,7 +62,7 @@ pub fn check(shard: &Shard, rec: &UsageRecord) -> Result<(), OverBudget> {
     );
     Err(OverBudget {
         error,
-        retry_after: (b.reset_at - crate::util::time::unix_now()).max(1).to_string(),
+        retry_after: Some((b.reset_at - crate::util::time::unix_now()).max(1).to_string()),
         budget: b.budget.clone(),
     })
 }

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     UpstreamTimeout,
     BudgetExceeded,
+    /// A `block` budget matches a request the proxy cannot price.
+    BudgetUnpriced,
     ShuttingDown,
     /// The usage journal has no room for another row (disk full or its bound reached).
     LedgerUnavailable,
@@ -41,6 +43,7 @@ impl ErrorCode {
         match self {
             MissingTrackingKey | MissingAwsCredentials | InvalidRegion | InvalidModelId | BadRequest => 400,
             InvalidTrackingKey | AwsAuthenticationFailed => 401,
+            BudgetUnpriced => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
             LengthRequired => 411,
@@ -74,6 +77,7 @@ impl ErrorCode {
             UpstreamUnavailable => "UpstreamUnavailable",
             UpstreamTimeout => "UpstreamTimeout",
             BudgetExceeded => "BudgetExceeded",
+            BudgetUnpriced => "BudgetUnpriced",
             ShuttingDown => "ShuttingDown",
             LedgerUnavailable => "LedgerUnavailable",
             Overloaded => "Overloaded",

@@ -74,9 +74,10 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
         call.close |= unread_body;
         head.wipe();
         call.rec.blocked_by = Some(over.budget);
-        return call
-            .refuse(over.error, &[("retry-after", over.retry_after.as_bytes())])
-            .await;
+        return match &over.retry_after {
+            Some(s) => call.refuse(over.error, &[("retry-after", s.as_bytes())]).await,
+            None => call.refuse(over.error, &[]).await,
+        };
     }
     if call.shard.draining() {
         call.close = true;

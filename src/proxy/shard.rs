@@ -225,6 +225,16 @@ impl Shard {
             .cloned()
     }
 
+    /// The `block` budget that refuses this request because its model has no price (the
+    /// budget matches and does not `allow_unpriced`), if any.
+    pub fn refusing_unpriced(&self, rec: &UsageRecord) -> Option<String> {
+        let (hook, local) = (self.shared.budgets.as_ref()?, self.blocks.as_ref()?);
+        let set = local.get(&hook.publisher);
+        let name = set.refusing_unpriced(rec)?.name.clone();
+        drop(set);
+        (!self.prices().knows(&rec.model_effective)).then_some(name)
+    }
+
     /// Admits a request to the ledger (see [`Admission`]).
     pub fn admit(&self) -> Admission {
         if self.journal.borrow_mut().reserve() {

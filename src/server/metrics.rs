@@ -305,11 +305,25 @@ fn row_metrics(out: &mut String, shared: &Shared) {
 fn budget_metrics(out: &mut String, shared: &Shared) {
     if let Some(h) = &shared.budgets {
         let now = crate::util::time::unix_now();
-        let (status, limits) = {
+        let (status, limits, overflow) = {
             let t = lock(&h.tracker);
             let limits: Vec<(String, i128)> = t.budgets().iter().map(|b| (b.name.clone(), b.limit)).collect();
-            (t.status(now), limits)
+            let overflow: Vec<(String, u64)> = t
+                .budgets()
+                .iter()
+                .map(|b| (b.name.clone(), t.overflow_rows(&b.name)))
+                .collect();
+            (t.status(now), limits, overflow)
         };
+        header(
+            out,
+            "llmops_budget_overflow_rows_total",
+            "rows of a \"*\" budget counted under the shared key (other): values past its cap",
+            Kind::Counter,
+        );
+        for (name, n) in &overflow {
+            let _ = writeln!(out, "llmops_budget_overflow_rows_total{{budget=\"{}\"}} {n}", label(name));
+        }
         header(
             out,
             "llmops_budget_limit_usd",
