@@ -517,3 +517,81 @@ fn a_stuck_log_pipe_stops_neither_requests_nor_rows() {
     assert!(stopped, "the proxy did not stop with its log pipe stuck");
     drop(err);
 }
+
+#[test]
+fn a_slow_resolver_stalls_no_shard_and_its_lookup_ends_in_a_502_in_time() {
+    // A name server that never answers, on a loopback address of its own, made the
+    // proxy's only one by a private mount namespace; where that cannot be set up (no
+    // root, or LLMOPS_TEST_NO_NAMESERVER=1), the resolver threads are slowed by the
+    // debug-build hook instead.
+    let forced = std::env::var_os("LLMOPS_TEST_NO_NAMESERVER").is_some();
+    let silent = (!forced)
+        .then(|| std::net::UdpSocket::bind("127.0.0.77:53").ok())
+        .flatten();
+    let queries = Arc::new(AtomicUsize::new(0));
+    if let Some(s) = silent.as_ref().and_then(|s| s.try_clone().ok()) {
+        let q = queries.clone();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 512];
+            while s.recv_from(&mut b).is_ok() {
+                q.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    let namespace = silent.is_some()
+        && std::process::Command::new("unshare")
+            .args(["-m", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    let m = mock();
+    let dir = temp_dir("slow-dns");
+    std::fs::create_dir_all(&dir).unwrap();
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.77\noptions timeout:10 attempts:1\n").unwrap();
+    let endpoint = format!("http://slow-upstream.test:{}", m.addr.port());
+    let l = Launch::proxy_url(&endpoint, &dir.join("usage")).args(&["--upstream-connect-timeout", "2"]);
+    let p = if namespace {
+        let script = format!("mount --bind {} /etc/resolv.conf && exec \"$@\"", resolv.display());
+        l.under("unshare", &["-m", "sh", "-c", &script, "sh"]).start()
+    } else {
+        eprintln!("no root for a private name server: slowing the resolver threads instead");
+        l.env("LLMOPS_TEST_DNS_DELAY_MS", "10000").start()
+    };
+    let addr = p.addr;
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let r = converse(addr, MODEL, &good_headers(), &body("dns"));
+                (r, t.elapsed())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The one shard serves while its lookups wait.
+    for _ in 0..5 {
+        let took = timed_health(addr);
+        assert!(
+            took < Duration::from_millis(500),
+            "/healthz took {took:?} during a slow lookup"
+        );
+    }
+    for c in calls {
+        let (r, took) = c.join().unwrap();
+        check("a lookup that never answers", &r, 502, "UpstreamUnavailable");
+        assert!(
+            r.text().contains("resolve") && r.text().contains("slow-upstream.test"),
+            "{}",
+            r.text()
+        );
+        assert!(took < Duration::from_secs(5), "the lookup took {took:?}");
+    }
+    if namespace {
+        // Three calls shared one lookup (an A and an AAAA query, maybe a retry of each).
+        let n = queries.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&n), "{n} queries for one name");
+    }
+    let metrics = Metrics::scrape(addr);
+    assert!(metrics.count("llmops_upstream_errors_total{kind=\"dns\"}") >= 3);
+    assert!(!p.logs().contains("panicked"), "{}", p.logs());
+}

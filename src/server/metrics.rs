@@ -322,7 +322,11 @@ fn budget_metrics(out: &mut String, shared: &Shared) {
             Kind::Counter,
         );
         for (name, n) in &overflow {
-            let _ = writeln!(out, "llmops_budget_overflow_rows_total{{budget=\"{}\"}} {n}", label(name));
+            let _ = writeln!(
+                out,
+                "llmops_budget_overflow_rows_total{{budget=\"{}\"}} {n}",
+                label(name)
+            );
         }
         header(
             out,

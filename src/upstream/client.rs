@@ -1,11 +1,10 @@
-//! A shard's upstream client: resolve, connect (TCP, then TLS for `https`), exchange over
-//! a pooled connection, and retry once on a fresh connection when a reused one failed
+//! A shard's upstream client: resolve (off the shard, `dns`), connect to each address in
+//! turn (TCP, then TLS for `https`), exchange over a pooled connection, and retry once on a fresh connection when a reused one failed
 //! before the request was wholly written (never after: a call the upstream may have
 //! started is not sent twice). The result is a typed [`Response`] — a whole answer, or a
 //! head whose body is still to be streamed — and the request body comes back with it
 //! (for a retry, and for the pricing fallback that reads it).
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +15,6 @@ use super::exchange::{read_head, read_response, write_request, StreamBody, Upstr
 use super::pool::Pool;
 use super::{Counters, Timeouts, UpstreamError};
 use crate::http::response::ResponseHead;
-
-/// How long a resolved address is reused.
-pub const DNS_TTL: Duration = Duration::from_secs(30);
 
 /// What the upstream answered.
 pub enum Response {
@@ -49,7 +45,6 @@ pub struct Client {
     pool: Pool,
     tls: Option<Arc<rustls::ClientConfig>>,
     timeouts: Timeouts,
-    dns: std::cell::RefCell<std::collections::HashMap<(String, u16), (SocketAddr, Instant)>>,
     pub counters: Arc<Counters>,
 }
 
@@ -65,7 +60,6 @@ impl Client {
             pool: Pool::new(counters.pool.clone()),
             tls,
             timeouts,
-            dns: Default::default(),
             counters,
         }
     }
@@ -173,39 +167,40 @@ impl Client {
         }
     }
 
+    /// Resolves the target off the shard (see [`super::dns`]; at most the connect
+    /// timeout), then tries each address in turn until one connects.
     async fn connect(&self, target: &Target) -> Result<UpstreamStream, UpstreamError> {
-        let addr = self
-            .resolve(&target.host, target.port)
-            .map_err(UpstreamError::Connect)?;
-        self.counters.connects.fetch_add(1, Ordering::Relaxed);
-        UpstreamStream::connect(
-            target,
-            addr,
-            self.tls.as_ref(),
-            self.timeouts.connect,
-            self.timeouts.tls,
-            Some(self.counters.open.clone()),
-        )
-        .await
-    }
-
-    /// Resolves `host:port`, caching the answer for [`DNS_TTL`]. IP literals never block;
-    /// a name lookup blocks this shard once per TTL.
-    fn resolve(&self, host: &str, port: u16) -> std::io::Result<SocketAddr> {
-        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
-        }
-        let key = (host.to_string(), port);
-        if let Some((addr, at)) = self.dns.borrow().get(&key) {
-            if at.elapsed() < DNS_TTL {
-                return Ok(*addr);
+        let deadline = Instant::now() + self.timeouts.connect;
+        let addrs = super::dns::resolver()
+            .resolve(&target.host, target.port, deadline)
+            .await
+            .map_err(|error| UpstreamError::Resolve {
+                host: target.host.clone(),
+                error,
+            })?;
+        let mut last = None;
+        for addr in addrs.iter() {
+            self.counters.connects.fetch_add(1, Ordering::Relaxed);
+            match UpstreamStream::connect(
+                target,
+                *addr,
+                self.tls.as_ref(),
+                self.timeouts.connect,
+                self.timeouts.tls,
+                Some(self.counters.open.clone()),
+            )
+            .await
+            {
+                Ok(c) => return Ok(c),
+                // Only a failure to reach the address moves on to the next one; a TLS
+                // failure is the server's answer.
+                Err(e @ (UpstreamError::Connect(_) | UpstreamError::ConnectTimeout)) => last = Some(e),
+                Err(e) => return Err(e),
             }
         }
-        let addr = (host, port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "host name has no address"))?;
-        self.dns.borrow_mut().insert(key, (addr, Instant::now()));
-        Ok(addr)
+        Err(last.unwrap_or(UpstreamError::Resolve {
+            host: target.host.clone(),
+            error: super::dns::ResolveError::Failed("no address".into()),
+        }))
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod dns;
 pub mod endpoint;
 pub mod exchange;
 pub mod pool;
@@ -18,7 +19,9 @@ use std::time::Duration;
 /// Why an upstream exchange failed.
 #[derive(Debug)]
 pub enum UpstreamError {
-    /// Could not resolve or connect.
+    /// The upstream's name did not resolve (or not in time).
+    Resolve { host: String, error: dns::ResolveError },
+    /// Could not connect.
     Connect(std::io::Error),
     /// TLS handshake failed.
     Tls(String),
@@ -65,6 +68,7 @@ impl UpstreamError {
     /// The metrics label of the failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            UpstreamError::Resolve { .. } => ErrorKind::Dns,
             UpstreamError::Connect(_) => ErrorKind::Connect,
             UpstreamError::Tls(_) => ErrorKind::Tls,
             UpstreamError::ConnectTimeout => ErrorKind::ConnectTimeout,
@@ -81,6 +85,7 @@ impl UpstreamError {
 impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            UpstreamError::Resolve { host, error } => write!(f, "cannot resolve the upstream {host}: {error}"),
             UpstreamError::Connect(e) => write!(f, "cannot connect to the upstream: {e}"),
             UpstreamError::Tls(e) => write!(f, "TLS handshake with the upstream failed: {e}"),
             UpstreamError::ConnectTimeout => f.write_str("connecting to the upstream timed out"),
@@ -106,6 +111,7 @@ impl std::error::Error for UpstreamError {}
 /// Upstream failure kinds (the `kind` label of `llmops_upstream_errors_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    Dns,
     Connect,
     Tls,
     ConnectTimeout,
@@ -119,7 +125,8 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in label order.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Dns,
         ErrorKind::Connect,
         ErrorKind::Tls,
         ErrorKind::ConnectTimeout,
@@ -133,6 +140,7 @@ impl ErrorKind {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            ErrorKind::Dns => "dns",
             ErrorKind::Connect => "connect",
             ErrorKind::Tls => "tls",
             ErrorKind::ConnectTimeout => "connect_timeout",
