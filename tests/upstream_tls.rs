@@ -70,3 +70,77 @@ fn upstream_closing_idle_connections_is_handled() {
         + m.count("llmops_upstream_retries_total");
     assert_eq!(noticed, 3, "{:?}", m.0);
 }
+
+/// Server certificates that fail verification in one named way each: (case, chain PEM,
+/// key PEM), all under one trusted CA whose certificate is returned first.
+fn broken_servers(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    Vec<(&'static str, std::path::PathBuf, std::path::PathBuf)>,
+) {
+    use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut cap = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    cap.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    cap.distinguished_name.push(DnType::CommonName, "broken test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_key_pem = ca_key.serialize_pem();
+    let ca = CertifiedIssuer::self_signed(cap, ca_key).unwrap();
+    let ca_path = dir.join("broken-ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let mut out = Vec::new();
+    let mut leaf = |case: &'static str, names: &[&str], expired: bool| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        if expired {
+            p.not_before = date_time_ymd(2020, 1, 1);
+            p.not_after = date_time_ymd(2021, 1, 1);
+        }
+        let cert = p.signed_by(&key, &ca).unwrap();
+        let (c, k) = (
+            dir.join(format!("{case}-chain.pem")),
+            dir.join(format!("{case}-key.pem")),
+        );
+        std::fs::write(&c, format!("{}{}", cert.pem(), ca.pem())).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        out.push((case, c, k));
+    };
+    leaf("name mismatch", &["other.example"], false);
+    leaf("expired", &["127.0.0.1"], true);
+    let (c, k) = (dir.join("ca-as-server-chain.pem"), dir.join("ca-as-server-key.pem"));
+    std::fs::write(&c, ca.pem()).unwrap();
+    std::fs::write(&k, ca_key_pem).unwrap();
+    out.push(("a CA certificate", c, k));
+    (ca_path, out)
+}
+
+#[test]
+fn upstream_tls_failures_name_their_reason() {
+    let dir = temp_dir("tls-reasons");
+    // No trusted root for the server's issuer.
+    let (_ca, chain, key) = make_pki(&dir, "stranger");
+    let m = mock_tls(&chain, &key, &[]);
+    let p = proxy_url(&format!("https://127.0.0.1:{}", m.addr.port()), &dir.join("u0"), &[]);
+    let r = converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &body("x"));
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("unknown issuer"), "{}", r.text());
+    let (ca, servers) = broken_servers(&dir);
+    for (i, (case, chain, key)) in servers.into_iter().enumerate() {
+        let m = mock_tls(&chain, &key, &[]);
+        let p = proxy_url(
+            &format!("https://127.0.0.1:{}", m.addr.port()),
+            &dir.join(format!("u{}", i + 1)),
+            &["--upstream-ca", ca.to_str().unwrap()],
+        );
+        let r = converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &body("x"));
+        assert_eq!(r.status, 502, "{case}: {}", r.text());
+        assert_eq!(r.code().as_deref(), Some("UpstreamUnavailable"));
+        let want = match case {
+            "name mismatch" => "name mismatch: the server's certificate is not valid for 127.0.0.1",
+            "expired" => "certificate has expired",
+            _ => "a CA certificate is used as the server's own certificate",
+        };
+        assert!(r.text().contains(want), "{case}: {}", r.text());
+        assert!(!r.text().contains("io error"), "{}", r.text());
+    }
+}

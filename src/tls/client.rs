@@ -46,6 +46,40 @@ pub enum ClientTlsError {
     Handshake(std::io::Error),
 }
 
+/// Why a client handshake with `host` failed, in words an operator can act on: an
+/// unknown issuer, a name mismatch, an expired certificate, a CA certificate served as
+/// the server's own, an alert from the server, or the I/O failure.
+pub fn handshake_reason(e: &std::io::Error, host: &str) -> String {
+    use rustls::CertificateError as C;
+    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
+        return match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => "the server closed the connection during the handshake".into(),
+            _ => format!("I/O failure during the handshake: {e}"),
+        };
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => {
+                "unknown issuer: the server's certificate does not chain to a trusted root (--upstream-ca adds one)"
+                    .into()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                format!("name mismatch: the server's certificate is not valid for {host}")
+            }
+            C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "the server's certificate is not valid yet".into(),
+            C::Revoked => "the server's certificate is revoked".into(),
+            C::BadSignature => "the server's certificate has a bad signature".into(),
+            C::Other(o) if format!("{o}").contains("CaUsedAsEndEntity") => {
+                "a CA certificate is used as the server's own certificate".into()
+            }
+            other => format!("invalid server certificate: {other:?}"),
+        },
+        rustls::Error::AlertReceived(a) => format!("the server refused the handshake (alert {a:?})"),
+        other => format!("{other}"),
+    }
+}
+
 /// Runs the client handshake with `host` as SNI and verified name.
 pub async fn connect(
     cfg: &Arc<rustls::ClientConfig>,

@@ -69,7 +69,10 @@ impl UpstreamStream {
         match crate::tls::client::connect(cfg, &target.host, tcp, tls_timeout).await {
             Err(ClientTlsError::Timeout) => Err(UpstreamError::TlsTimeout),
             Err(ClientTlsError::Name(e)) => Err(UpstreamError::Tls(e)),
-            Err(ClientTlsError::Handshake(e)) => Err(UpstreamError::Tls(e.to_string())),
+            Err(ClientTlsError::Handshake(e)) => Err(UpstreamError::Tls(crate::tls::client::handshake_reason(
+                &e,
+                &target.host,
+            ))),
             Ok(s) => Ok(wrap(Io::Tls(Box::new(s), fd))),
         }
     }
