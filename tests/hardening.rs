@@ -595,3 +595,145 @@ fn a_slow_resolver_stalls_no_shard_and_its_lookup_ends_in_a_502_in_time() {
     assert!(metrics.count("llmops_upstream_errors_total{kind=\"dns\"}") >= 3);
     assert!(!p.logs().contains("panicked"), "{}", p.logs());
 }
+
+/// Whether `needle` appears in any readable, writable mapping of process `pid` (root
+/// reads another process's memory; `None` where it cannot).
+fn in_process_memory(pid: u32, needle: &[u8]) -> Option<Vec<String>> {
+    use std::io::{Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mut found = Vec::new();
+    let mut readable = false;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if !perms.starts_with("rw") || line.contains("[vvar") || line.contains("[vsyscall") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.seek(SeekFrom::Start(a)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        readable = true;
+        if buf.windows(needle.len()).any(|w| w == needle) {
+            found.push(line.to_string());
+        }
+    }
+    readable.then_some(found)
+}
+
+#[test]
+fn no_secret_or_session_token_stays_in_the_proxy_s_memory() {
+    let rig = Rig::new("memory-secrets", &["--threads", "1"]);
+    // Temporary credentials: the secret signs, the token travels in the signed head.
+    let h = Headers::good().session().vec();
+    let mut s = connect(rig.addr());
+    let mut pending = Vec::new();
+    for i in 0..50 {
+        s.write_all(&request(&converse_path(), &h, &body(&format!("mem {i}"))))
+            .unwrap();
+        let r = read_response(&mut s, &mut pending).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // Pipelined requests cut mid-head, then the connection closed.
+    let mut cut = request(&converse_path(), &h, &body("cut"));
+    cut.truncate(cut.len() - 40);
+    s.write_all(&cut).unwrap();
+    drop(s);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = rig.proxy.child.id();
+    // The scan itself works: the price table's model ids are in memory.
+    if let Some(found) = in_process_memory(pid, MODEL.as_bytes()) {
+        assert!(!found.is_empty(), "the memory scan finds nothing at all");
+    }
+    for (what, needle) in [("the secret", TOKEN_SECRET), ("the session token", SESSION_TOKEN)] {
+        match in_process_memory(pid, needle.as_bytes()) {
+            None => eprintln!("cannot read the proxy's memory here: not checked"),
+            Some(found) => assert!(found.is_empty(), "{what} is still in the proxy's memory: {found:?}"),
+        }
+    }
+    rig.finish();
+}
+
+/// An upstream that answers every request with `status` and `body` (no
+/// `x-amzn-errortype`), keep-alive.
+fn scripted_upstream(status: &'static str, body: String) -> SocketAddr {
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = up.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in up.incoming() {
+            let Ok(mut s) = s else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                while read_request(&mut s, &mut pending) {
+                    let resp = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn aws_error_messages_are_scrubbed_with_or_without_x_amzn_errortype() {
+    // A signature error that echoes what was signed, the type only in the body.
+    let echo = format!(
+        r#"{{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"The request signature we calculated does not match the signature you provided.\n\nThe Canonical String for this request should have been\n'POST\n/model/x/converse\n\nx-amz-security-token:{SESSION_TOKEN}\n'"}}"#
+    );
+    let up = scripted_upstream("403 Forbidden", echo);
+    let dir = temp_dir("scrub-auth");
+    let mut p = proxy(up, &dir.join("first"), &["--threads", "1"]);
+    let r = converse(p.addr, MODEL, &Headers::good().session().vec(), &body("x"));
+    check(
+        "signature error without x-amzn-errortype",
+        &r,
+        401,
+        "AwsAuthenticationFailed",
+    );
+    assert!(r.text().contains("InvalidSignatureException"), "{}", r.text());
+    assert!(
+        !r.text().contains(SESSION_TOKEN) && !r.text().contains("Canonical"),
+        "{}",
+        r.text()
+    );
+    // Another error, relayed to its caller unchanged, is recorded scrubbed.
+    let leak = format!(
+        r#"{{"__type":"ValidationException","message":"bad Credential={AKID}/20250101/us-east-1/bedrock/aws4_request Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}"#
+    );
+    let up2 = scripted_upstream("400 Bad Request", leak);
+    let mut p2 = proxy(up2, &dir.join("second"), &["--threads", "1"]);
+    let r = converse(p2.addr, MODEL, &good_headers(), &body("x"));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(p.terminate(), Some(0));
+    assert_eq!(p2.terminate(), Some(0));
+    let mut rows = read_dir(&dir.join("first")).unwrap();
+    rows.extend(read_dir(&dir.join("second")).unwrap());
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let m = r.error_message.clone().unwrap_or_default();
+        for secret in [
+            SESSION_TOKEN,
+            AKID,
+            "0123456789abcdef0123456789abcdef",
+            "Canonical String",
+        ] {
+            assert!(!m.contains(secret), "recorded message holds {secret}: {m}");
+        }
+    }
+    let types: Vec<_> = rows.iter().map(|r| r.error_type.clone().unwrap_or_default()).collect();
+    assert!(types.contains(&"InvalidSignatureException".to_string()), "{types:?}");
+    assert!(types.contains(&"ValidationException".to_string()), "{types:?}");
+    let logs = format!("{}{}", p.logs(), p2.logs());
+    assert!(!logs.contains(SESSION_TOKEN) && !logs.contains(AKID), "{logs}");
+}

@@ -27,14 +27,35 @@ pub(crate) enum ReadError {
     Io(std::io::Error),
 }
 
-/// Appends at least one byte read from `s` to `buf` (growing it by `spare` if full).
+/// Removes the first `n` bytes of a buffer that may hold request heads (credentials),
+/// zeroing the bytes the move leaves behind in its spare capacity.
+pub(crate) fn consume(buf: &mut Vec<u8>, n: usize) {
+    let before = buf.len();
+    buf.drain(..n.min(before));
+    let vacated = before - buf.len();
+    for b in &mut buf.spare_capacity_mut()[..vacated] {
+        b.write(0);
+    }
+}
+
+/// Grows `buf` for `more` bytes without leaving its old contents in freed memory: a new
+/// allocation takes the bytes, the old one is zeroed before it is freed.
+pub(crate) fn grow_wiped(buf: &mut Vec<u8>, more: usize) {
+    let mut bigger = Vec::with_capacity((buf.len() + more).max(buf.capacity() * 2));
+    bigger.extend_from_slice(buf);
+    zeroize::Zeroize::zeroize(buf);
+    *buf = bigger;
+}
+
+/// Appends at least one byte read from `s` to `buf` (growing it by `spare` if full; the
+/// old allocation zeroed, see [`grow_wiped`]).
 pub(crate) async fn read_more<S: AsyncReadRent>(
     s: &mut S,
     mut buf: Vec<u8>,
     spare: usize,
 ) -> (Result<usize, ReadError>, Vec<u8>) {
     if buf.capacity() - buf.len() < spare.max(1) {
-        buf.reserve(spare.max(1));
+        grow_wiped(&mut buf, spare.max(1));
     }
     let len = buf.len();
     let cap = buf.capacity();
@@ -86,19 +107,30 @@ pub(crate) async fn next_head<S: AsyncReadRent>(
         if !buf.is_empty() {
             match parse_head(&buf) {
                 Ok(Some((h, n))) => {
-                    buf.drain(..n);
+                    consume(&mut buf, n);
                     return NextHead::Head(h, buf);
                 }
                 Ok(None) => {}
-                Err(e) => return NextHead::Invalid(e),
+                Err(e) => {
+                    zeroize::Zeroize::zeroize(&mut buf);
+                    return NextHead::Invalid(e);
+                }
             }
             let dl = *deadline.get_or_insert_with(|| Instant::now() + HEADER_READ_TIMEOUT);
             match read_more_until(stream, buf, READ_BUFFER_BYTES, dl).await {
                 Ok((_, b)) => buf = b,
-                Err(_) => return NextHead::Closed,
+                Err((_, b)) => {
+                    // A cancelled read (timeout) took the buffer with it; a failed one
+                    // gives it back to be zeroed.
+                    if let Some(mut b) = b {
+                        zeroize::Zeroize::zeroize(&mut b);
+                    }
+                    return NextHead::Closed;
+                }
             }
         } else {
             if drain.is_fired() {
+                zeroize::Zeroize::zeroize(&mut buf);
                 return NextHead::Closed;
             }
             // Idle: the read races the drain signal. If draining wins, the read is
@@ -238,7 +270,7 @@ pub(crate) async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
     charge.hold(first)?;
     let mut body = Vec::with_capacity(first);
     let used = dec.decode(buf, &mut body, max)?;
-    buf.drain(..used);
+    consume(buf, used);
     charge.hold(body.capacity())?;
     if !dec.is_done() && head.expect_continue && body.is_empty() {
         send_continue(stream).await?;
@@ -258,7 +290,7 @@ pub(crate) async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
                 Err(_) => return Err(HttpError::UnexpectedEof),
             }
             let used = dec.decode(buf, &mut body, max)?;
-            buf.drain(..used);
+            consume(buf, used);
             charge.hold(body.capacity())?;
         }
     }

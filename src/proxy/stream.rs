@@ -57,7 +57,7 @@ fn read_frame(f: &Frame, rec: &mut UsageRecord, usage: &mut Usage, shard: &Shard
         }
         Some("error") => {
             rec.error_type = f.error_code().map(str::to_string);
-            rec.error_message = f.error_message().map(cut_message);
+            rec.error_message = f.error_message().map(|m| cut_message(&crate::bedrock::error::scrub(m)));
         }
         _ => {}
     }

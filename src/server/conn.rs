@@ -78,6 +78,9 @@ pub async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(mut stream: S, 
         let keep = dispatch(&mut stream, head, &mut buf, &shard, &peer).await;
         ShardStats::dec(&stats.requests_in_flight);
         if !keep || shard.draining() {
+            // What the buffer still holds may be part of a request head (credentials);
+            // `next_head` zeroes it on the other ways out.
+            zeroize::Zeroize::zeroize(&mut buf);
             break;
         }
     }

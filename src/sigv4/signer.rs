@@ -135,6 +135,12 @@ pub struct Signer {
     string_to_sign: Vec<u8>,
 }
 
+impl Drop for Signer {
+    fn drop(&mut self) {
+        self.canonical.zeroize();
+    }
+}
+
 impl Default for Signer {
     fn default() -> Self {
         Self::new(SigningKeyCache::default())
@@ -166,6 +172,16 @@ impl Signer {
     }
 
     fn build_canonical(&mut self, req: &SignRequest<'_>) -> Result<(), SignError> {
+        // The canonical request holds the session token: room for the largest it can be
+        // is made up front (from a zeroed buffer), so it never reallocates and leaves a
+        // copy behind in freed memory.
+        let headers: usize = req.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let most =
+            req.method.len() + 5 * req.path.len() + 3 * req.query.len() + 2 * headers + req.payload_hash.len() + 64;
+        if self.canonical.capacity() < most {
+            self.canonical.zeroize();
+            self.canonical = Vec::with_capacity(most.next_power_of_two());
+        }
         let c = &mut self.canonical;
         c.clear();
         self.signed_headers.clear();
@@ -232,6 +248,8 @@ impl Signer {
         out.extend_from_slice(&self.signed_headers);
         out.extend_from_slice(b", Signature=");
         out.extend_from_slice(&sig);
+        // The canonical request held the session token.
+        self.canonical.zeroize();
         // Every piece is ASCII or came from &str.
         Ok(String::from_utf8(out).unwrap_or_default())
     }
