@@ -737,3 +737,99 @@ fn aws_error_messages_are_scrubbed_with_or_without_x_amzn_errortype() {
     let logs = format!("{}{}", p.logs(), p2.logs());
     assert!(!logs.contains(SESSION_TOKEN) && !logs.contains(AKID), "{logs}");
 }
+
+fn get(addr: SocketAddr, path: &str, extra: &str) -> Resp {
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: p\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("a response")
+}
+
+fn admin_addr(p: &Proc) -> SocketAddr {
+    assert!(
+        wait_for(Duration::from_secs(5), || p.logs().contains("listening_admin addr=")),
+        "{}",
+        p.logs()
+    );
+    let logs = p.logs();
+    let a = logs.split("listening_admin addr=").nth(1).unwrap();
+    a.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn metrics_move_to_the_admin_listener_behind_a_bearer_token() {
+    let m = mock();
+    let dir = temp_dir("admin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = "admin-token-0123456789abcdef";
+    let token_file = dir.join("admin.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let p = proxy(
+        m.addr,
+        &dir.join("u1"),
+        &[
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    let admin = admin_addr(&p);
+    // The client listener: Bedrock yes, /metrics no (it shows spend by tenant).
+    assert_eq!(converse(p.addr, MODEL, &good_headers(), &body("a")).status, 200);
+    assert_eq!(get(p.addr, "/metrics", "").status, 404);
+    assert_eq!(get(p.addr, "/healthz", "").status, 200);
+    // The admin listener: /metrics with the token only, no Bedrock route.
+    let r = get(admin, "/metrics", "");
+    check("no token", &r, 401, "Unauthorized");
+    let r = get(admin, "/metrics", "Authorization: Bearer wrong-token-0000000000\r\n");
+    check("a wrong token", &r, 401, "Unauthorized");
+    let r = get(admin, "/metrics", &format!("Authorization: Bearer {token}\r\n"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("llmops_requests_total"), "{}", r.text());
+    assert_eq!(get(admin, "/healthz", "").status, 200);
+    let r = converse(admin, MODEL, &good_headers(), &body("a"));
+    check("Bedrock on the admin listener", &r, 404, "NotFound");
+    assert!(!p.logs().contains(token), "the token is logged");
+    drop(p);
+
+    // --metrics-on-main on keeps /metrics on the client listener too (token still needed).
+    let p = proxy(
+        m.addr,
+        &dir.join("u2"),
+        &[
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--metrics-on-main",
+            "on",
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(get(p.addr, "/metrics", "").status, 401);
+    assert_eq!(
+        get(p.addr, "/metrics", &format!("Authorization: Bearer {token}\r\n")).status,
+        200
+    );
+    drop(p);
+
+    // A non-loopback admin listener without a token is refused at start-up.
+    let out = std::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "0.0.0.0:0",
+            "--usage-dir",
+        ])
+        .arg(dir.join("u3"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--admin-listen"),
+        "{out:?}"
+    );
+}

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     BudgetExceeded,
     /// A `block` budget matches a request the proxy cannot price.
     BudgetUnpriced,
+    /// An operators' surface without its bearer token.
+    Unauthorized,
     ShuttingDown,
     /// The usage journal has no room for another row (disk full or its bound reached).
     LedgerUnavailable,
@@ -42,7 +44,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             MissingTrackingKey | MissingAwsCredentials | InvalidRegion | InvalidModelId | BadRequest => 400,
-            InvalidTrackingKey | AwsAuthenticationFailed => 401,
+            InvalidTrackingKey | AwsAuthenticationFailed | Unauthorized => 401,
             BudgetUnpriced => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
@@ -78,6 +80,7 @@ impl ErrorCode {
             UpstreamTimeout => "UpstreamTimeout",
             BudgetExceeded => "BudgetExceeded",
             BudgetUnpriced => "BudgetUnpriced",
+            Unauthorized => "Unauthorized",
             ShuttingDown => "ShuttingDown",
             LedgerUnavailable => "LedgerUnavailable",
             Overloaded => "Overloaded",

@@ -62,6 +62,16 @@ pub struct Reloadable {
     pub cert_not_after: Option<i64>,
 }
 
+/// The operators' surfaces: who may read `/metrics`, and where.
+#[derive(Debug, Clone, Default)]
+pub struct Admin {
+    /// `Authorization: Bearer <token>` required for `/metrics` (`--admin-token-file`).
+    pub token: Option<crate::sigv4::SecretString>,
+    /// Whether the client listeners serve `/metrics` too (off once `--admin-listen` is
+    /// given, unless `--metrics-on-main on`).
+    pub metrics_on_main: bool,
+}
+
 /// State shared by every shard (read-mostly; counters are atomics).
 pub struct Shared {
     pub settings: Settings,
@@ -70,6 +80,7 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// Client connections open in the whole process (against `max_connections`).
     pub connections: AtomicUsize,
+    pub admin: Admin,
     pub shard_stats: Vec<Arc<ShardStats>>,
     /// The usage ledger: the writer's stats, every shard's journal state, the full policy.
     pub ledger: Arc<LedgerShared>,
@@ -90,6 +101,8 @@ pub struct Shared {
 pub struct Peer {
     /// Verified client-certificate subject under mutual TLS.
     pub mtls_subject: Option<String>,
+    /// A connection of the admin listener (operators' surfaces only).
+    pub admin: bool,
 }
 
 /// Whether a request may go on, as far as the ledger is concerned.

@@ -143,6 +143,21 @@ pub const FLAGS: &[FlagSpec] = &[
         "PEM",
         "mutual TLS: require client certificates signed by this CA; reloaded on SIGHUP",
     ),
+    flag(
+        "admin-listen",
+        "ADDR|PORT",
+        "operators' listener for /metrics and /healthz (a bare PORT means 127.0.0.1:PORT); /metrics then leaves the client listeners",
+    ),
+    flag(
+        "admin-token-file",
+        "FILE",
+        "require Authorization: Bearer <the file's token> for /metrics (needed for a non-loopback --admin-listen)",
+    ),
+    flag(
+        "metrics-on-main",
+        "on|off",
+        "serve /metrics on the client listeners too [default: on without --admin-listen, off with it]",
+    ),
     switch(
         "require-tls",
         "refuse plain HTTP on a non-loopback listener or --upstream-endpoint",
@@ -196,6 +211,12 @@ pub struct ServeConfig {
     /// One structured access-log line per request (from the writer thread).
     pub access_log: bool,
     pub require_tls: bool,
+    /// The operators' listener (`--admin-listen`).
+    pub admin_listen: Option<SocketAddr>,
+    /// The bearer token `/metrics` requires (`--admin-token-file`).
+    pub admin_token: Option<crate::sigv4::SecretString>,
+    /// `--metrics-on-main`, if given.
+    pub metrics_on_main_flag: Option<bool>,
 }
 
 impl Default for ServeConfig {
@@ -225,11 +246,68 @@ impl Default for ServeConfig {
             log_format: LogFormat::Text,
             access_log: true,
             require_tls: false,
+            admin_listen: None,
+            admin_token: None,
+            metrics_on_main_flag: None,
         }
     }
 }
 
+/// Shortest admin bearer token accepted.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
+
 impl ServeConfig {
+    /// Whether the client listeners serve `/metrics`.
+    pub fn metrics_on_main(&self) -> bool {
+        self.metrics_on_main_flag.unwrap_or(self.admin_listen.is_none())
+    }
+
+    /// The admin listener, its token and where `/metrics` is served.
+    fn set_admin(&mut self, s: &Sources<'_>) -> Result<(), ConfigError> {
+        self.admin_listen = match s.get("admin-listen") {
+            None => None,
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                let port: u16 = v
+                    .parse()
+                    .map_err(|_| ConfigError::new("admin-listen", format!("`{v}` is not a port")))?;
+                Some(SocketAddr::from(([127, 0, 0, 1], port)))
+            }
+            Some(_) => Some(s.addr("admin-listen", "127.0.0.1:9090")?),
+        };
+        self.admin_token = match s.file("admin-token-file")? {
+            None => None,
+            Some(p) => {
+                let text = std::fs::read(&p)
+                    .map_err(|e| ConfigError::new("admin-token-file", format!("cannot read {}: {e}", p.display())))?;
+                let token = text.trim_ascii();
+                if token.len() < MIN_ADMIN_TOKEN_BYTES || !token.iter().all(|b| b.is_ascii_graphic()) {
+                    return Err(ConfigError::new(
+                        "admin-token-file",
+                        format!("the token must be at least {MIN_ADMIN_TOKEN_BYTES} printable characters"),
+                    ));
+                }
+                Some(crate::sigv4::SecretString::from(
+                    std::str::from_utf8(token).unwrap_or_default(),
+                ))
+            }
+        };
+        self.metrics_on_main_flag = match s.get("metrics-on-main").as_deref() {
+            None => None,
+            Some("on" | "true" | "1") => Some(true),
+            Some("off" | "false" | "0") => Some(false),
+            Some(v) => return Err(ConfigError::new("metrics-on-main", format!("`{v}` is not on or off"))),
+        };
+        if let Some(a) = self.admin_listen {
+            if !a.ip().is_loopback() && self.admin_token.is_none() {
+                return Err(ConfigError::new(
+                    "admin-listen",
+                    format!("{a} is not loopback: /metrics shows spend by tenant, department and project; give --admin-token-file or a loopback address"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Where the usage journal lives.
     pub fn journal_dir(&self) -> PathBuf {
         self.journal_dir
@@ -310,6 +388,7 @@ impl ServeConfig {
             ..d
         };
         cfg.set_listeners(s)?;
+        cfg.set_admin(s)?;
         if let (true, Some(remote)) = (cfg.require_tls, cfg.proxy.endpoint.plain_remote()) {
             return Err(ConfigError::new(
                 "require-tls",

@@ -28,6 +28,31 @@ pub async fn serve_tcp(stream: TcpStream, shard: Rc<Shard>) {
     serve_connection(stream, shard, Peer::default()).await;
 }
 
+/// Serves one connection of the admin listener: `/metrics` and `/healthz` only.
+pub async fn serve_admin(stream: TcpStream, shard: Rc<Shard>) {
+    let _ = stream.set_nodelay(true);
+    let peer = Peer {
+        admin: true,
+        ..Peer::default()
+    };
+    serve_connection(stream, shard, peer).await;
+}
+
+/// Whether `head` carries `Authorization: Bearer <token>` (compared in constant time).
+fn bearer_ok(head: &crate::http::request::RequestHead, token: &crate::sigv4::SecretString) -> bool {
+    let Some(v) = head.header("authorization") else {
+        return false;
+    };
+    let Some(given) = v.strip_prefix(b"Bearer ") else {
+        return false;
+    };
+    // Digests first: equal lengths, and a comparison whose time does not depend on where
+    // the bytes differ.
+    let sha = |b: &[u8]| ring::digest::digest(&ring::digest::SHA256, b);
+    let (a, b) = (sha(given.trim_ascii()), sha(token.expose()));
+    a.as_ref().iter().zip(b.as_ref()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Handshakes TLS (full or resumed, optionally verifying a client certificate), then
 /// serves the connection. Failures are counted by reason; the process never cares.
 pub async fn serve_tls(stream: TcpStream, shard: Rc<Shard>) {
@@ -46,6 +71,7 @@ pub async fn serve_tls(stream: TcpStream, shard: Rc<Shard>) {
                 shard.clone(),
                 Peer {
                     mtls_subject: info.peer_subject,
+                    admin: false,
                 },
             )
             .await;
@@ -126,7 +152,28 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
     let ts = crate::util::time::unix_now_micros();
     // A body we do not read makes the connection unusable afterwards.
     let unread_body = head.framing != BodyFraming::None;
-    let route = resolve(head.target());
+    let admin = &shard.shared.admin;
+    let route = match resolve(head.target()) {
+        // The admin listener serves operators only; `/metrics` leaves the client
+        // listeners once it exists (unless `--metrics-on-main on`).
+        Route::Bedrock { .. } if peer.admin => Route::NotFound,
+        Route::Metrics if !peer.admin && !admin.metrics_on_main => Route::NotFound,
+        r => r,
+    };
+    if route == Route::Metrics {
+        if let Some(token) = &admin.token {
+            if !bearer_ok(&head, token) {
+                let close = !head.keep_alive() || unread_body || shard.draining();
+                let id = shard.next_request_id();
+                let err = ProxyError::new(
+                    ErrorCode::Unauthorized,
+                    "/metrics needs Authorization: Bearer <the --admin-token-file token>",
+                );
+                let resp = error_response(&err, &id, close, &[("www-authenticate", b"Bearer")]);
+                return write_all(stream, resp).await && !close;
+            }
+        }
+    }
     match route {
         Route::Bedrock { op, raw_model } => {
             let raw_model = raw_model.to_vec();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::{ListenerOpts, TcpListener};
 
-use super::conn::{serve_tcp, serve_tls};
+use super::conn::{serve_admin, serve_tcp, serve_tls};
 use crate::proxy::shard::{Shard, Shared};
 use crate::proxy::stats::ShardStats;
 use crate::usage::journal::ShardJournal;
@@ -30,8 +30,24 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// What a shard reports when it started: its id, listener fds and driver.
 pub type Started = Result<(usize, Vec<i32>, Driver), String>;
 
-/// Plain and TLS listen addresses.
-pub type Addrs = (Option<SocketAddr>, Option<SocketAddr>);
+/// Where a shard listens: plain, TLS, and the operators' admin listener.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Addrs {
+    pub plain: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Clients over plain HTTP.
+    Plain,
+    /// Clients over TLS.
+    Tls,
+    /// Operators (`--admin-listen`): `/metrics`, `/healthz`; no Bedrock route.
+    Admin,
+}
 
 /// What a shard thread starts with.
 pub struct ShardStart {
@@ -94,8 +110,9 @@ fn refuse_connection(stream: &monoio::net::TcpStream, tls: bool) {
     }
 }
 
-/// Accepts until the shard drains; `tls` selects the handshake path.
-async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, tls: bool) {
+/// Accepts until the shard drains; `surface` selects what the connection serves.
+async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, surface: Surface) {
+    let tls = surface == Surface::Tls;
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {
@@ -109,10 +126,10 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, tls: bool) {
                 }
                 let shard = shard.clone();
                 monoio::spawn(async move {
-                    if tls {
-                        serve_tls(stream, shard.clone()).await;
-                    } else {
-                        serve_tcp(stream, shard.clone()).await;
+                    match surface {
+                        Surface::Tls => serve_tls(stream, shard.clone()).await,
+                        Surface::Plain => serve_tcp(stream, shard.clone()).await,
+                        Surface::Admin => serve_admin(stream, shard.clone()).await,
                     }
                     shard.release_connection();
                 });
@@ -135,10 +152,14 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, tls: bool) {
 async fn shard_main(start: ShardStart, driver: Driver) {
     let (id, addrs, started) = (start.id, start.addrs, start.started);
     let mut listeners = Vec::new();
-    for (addr, is_tls) in [(addrs.0, false), (addrs.1, true)] {
+    for (addr, surface) in [
+        (addrs.plain, Surface::Plain),
+        (addrs.tls, Surface::Tls),
+        (addrs.admin, Surface::Admin),
+    ] {
         let Some(addr) = addr else { continue };
         match bind(addr) {
-            Ok(l) => listeners.push((l, is_tls)),
+            Ok(l) => listeners.push((l, surface)),
             Err(e) => {
                 let _ = started.send(Err(format!("shard {id}: cannot listen on {addr}: {e}")));
                 return;

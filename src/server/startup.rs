@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::config::ServeConfig;
-use super::runtime::{run_shard, ShardStart, Started};
+use super::runtime::{run_shard, Addrs, ShardStart, Started};
 use super::ServeError;
 use crate::args::ConfigError;
 use crate::proxy::shard::Shared;
@@ -118,7 +118,7 @@ fn start_shards(
     cfg: &ServeConfig,
     shared: &Arc<Shared>,
     journals: Vec<ShardJournal>,
-    addrs: (Option<SocketAddr>, Option<SocketAddr>),
+    addrs: Addrs,
 ) -> Result<Shards, (Shards, ServeError)> {
     let (started_tx, started_rx) = mpsc::channel::<Started>();
     let mut shards = Shards {
@@ -170,14 +170,15 @@ fn start_shards(
     Ok(shards)
 }
 
-fn log_starting(cfg: &ServeConfig, addrs: (Option<SocketAddr>, Option<SocketAddr>)) {
+fn log_starting(cfg: &ServeConfig, addrs: Addrs) {
     let or_none = |a: Option<SocketAddr>| a.map_or("none".into(), |a| a.to_string());
     let file = |p: &Option<std::path::PathBuf>, none: &str| p.as_ref().map_or(none.into(), |p| p.display().to_string());
     crate::log::info(
         "starting",
         &[
-            ("listen", &or_none(addrs.0)),
-            ("listen_tls", &or_none(addrs.1)),
+            ("listen", &or_none(addrs.plain)),
+            ("listen_tls", &or_none(addrs.tls)),
+            ("admin_listen", &or_none(addrs.admin)),
             ("mutual_tls", if cfg.client_ca.is_some() { "required" } else { "off" }),
             ("shards", &cfg.threads.to_string()),
             ("upstream", &cfg.proxy.endpoint.describe()),
@@ -234,11 +235,12 @@ fn serve_until_stopped(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>
     let reloadable = super::reload::load(&cfg).map_err(ServeError::Config)?;
     crate::tls::client::client_config(cfg.upstream_ca.as_deref())
         .map_err(|e| ServeError::Config(ConfigError::new("upstream-ca", e)))?;
-    let addrs = (
-        cfg.listen.map(|a| probe_bind(a, "listen")).transpose()?,
-        cfg.listen_tls.map(|a| probe_bind(a, "listen-tls")).transpose()?,
-    );
-    if let Some(addr) = addrs.0.filter(|a| !a.ip().is_loopback()) {
+    let addrs = Addrs {
+        plain: cfg.listen.map(|a| probe_bind(a, "listen")).transpose()?,
+        tls: cfg.listen_tls.map(|a| probe_bind(a, "listen-tls")).transpose()?,
+        admin: cfg.admin_listen.map(|a| probe_bind(a, "admin-listen")).transpose()?,
+    };
+    if let Some(addr) = addrs.plain.filter(|a| !a.ip().is_loopback()) {
         crate::log::warn(
             "plaintext_listener",
             &[("listen", &addr.to_string()), ("warning", "clients send AWS secrets in headers: plain HTTP on a non-loopback address exposes them to the network; use TLS or --require-tls")],
@@ -265,6 +267,10 @@ fn serve_until_stopped(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>
         drain_timeout: cfg.drain_timeout,
         draining: Default::default(),
         connections: Default::default(),
+        admin: crate::proxy::shard::Admin {
+            token: cfg.admin_token.clone(),
+            metrics_on_main: cfg.metrics_on_main(),
+        },
         shard_stats: (0..cfg.threads).map(|_| Arc::new(ShardStats::default())).collect(),
         ledger: usage.ledger.clone(),
         row_metrics: usage.row_metrics.clone(),
@@ -281,13 +287,16 @@ fn serve_until_stopped(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>
             return Err(e);
         }
     };
-    if let Some(a) = addrs.0 {
+    if let Some(a) = addrs.plain {
         crate::log::info("listening", &[("addr", &a.to_string())]);
     }
-    if let Some(a) = addrs.1 {
+    if let Some(a) = addrs.tls {
         crate::log::info("listening_tls", &[("addr", &a.to_string())]);
     }
-    if let (Some(r), Some(a)) = (ready, addrs.0.or(addrs.1)) {
+    if let Some(a) = addrs.admin {
+        crate::log::info("listening_admin", &[("addr", &a.to_string())]);
+    }
+    if let (Some(r), Some(a)) = (ready, addrs.plain.or(addrs.tls)) {
         let _ = r.send(a);
     }
     while !super::signals::stop_requested() {
