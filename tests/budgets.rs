@@ -176,18 +176,24 @@ impl Drop for Redis {
 }
 
 fn redis() -> Option<Redis> {
+    redis_with(&[])
+}
+
+/// A redis-server on a free port with `extra` arguments (`--port` replaced by
+/// `--tls-port` when `extra` asks for TLS).
+fn redis_with(extra: &[&str]) -> Option<Redis> {
     let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let tls = extra.iter().any(|a| a.starts_with("--tls"));
+    let p = port.to_string();
+    let mut args: Vec<&str> = if tls {
+        vec!["--port", "0", "--tls-port", &p]
+    } else {
+        vec!["--port", &p]
+    };
+    args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    args.extend(extra);
     let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -328,4 +334,260 @@ fn unpriced_models_and_tag_case_cannot_dodge_a_block_budget() {
         .filter(|r| r.status == 200 && r.cost_pico_usd.is_none())
         .count();
     assert_eq!(unpriced_served, 4, "served unpriced calls are recorded without a cost");
+}
+
+fn need_redis(r: Option<Redis>) -> Option<Redis> {
+    if r.is_none() && std::env::var("LLMOPS_REQUIRE_REDIS").is_ok() {
+        panic!("redis-server is required");
+    }
+    if r.is_none() {
+        eprintln!("skipping: redis-server not available");
+    }
+    r
+}
+
+/// One RESP command to a plain Redis at `port` (after `AUTH` with `auth`); the raw reply.
+fn resp(port: u16, auth: Option<&str>, cmd: &[&str]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let enc = |args: &[&str]| {
+        let mut o = format!("*{}\r\n", args.len());
+        for a in args {
+            o.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        o
+    };
+    let mut out = String::new();
+    if let Some(pw) = auth {
+        out.push_str(&enc(&["AUTH", pw]));
+    }
+    out.push_str(&enc(cmd));
+    s.write_all(out.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut b = vec![0u8; 65536];
+    let n = s.read(&mut b).unwrap_or(0);
+    String::from_utf8_lossy(&b[..n]).into_owned()
+}
+
+/// The fleet total (micro-USD) Redis holds for `budget`/`value` today: the sum of the
+/// instances' fields.
+fn fleet_micro(port: u16, budget: &str, value: &str) -> i128 {
+    let day = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400;
+    let r = resp(port, None, &["HVALS", &format!("llmops:spend:{budget}:{value}:{day}")]);
+    r.lines()
+        .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+        .filter_map(|l| l.trim().parse::<i128>().ok())
+        .sum()
+}
+
+#[test]
+fn lost_store_replies_never_count_spend_twice() {
+    let Some(rd) = need_redis(redis()) else { return };
+    // A relay to Redis that passes every command on but drops the replies of its first
+    // two connections: Redis applies the write, the proxy times out and tries again.
+    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = relay.local_addr().unwrap().port();
+    let redis_port = rd.1;
+    std::thread::spawn(move || {
+        for (n, c) in relay.incoming().enumerate() {
+            let Ok(client) = c else { continue };
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", redis_port)) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                if n < 2 {
+                    let _ = std::io::copy(&mut s_in, &mut std::io::sink());
+                } else {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                }
+            });
+        }
+    });
+    let m = mock();
+    let dir = temp_dir("store-lost-replies");
+    let file = dir.join("budgets.toml");
+    write_budgets(&file, &[("bot-daily", "agent", "bot", usd(1000, 0), "block")]);
+    let store = format!("redis://127.0.0.1:{relay_port}");
+    let p = proxy(
+        m.addr,
+        &dir.join("u"),
+        &["--budgets", file.to_str().unwrap(), "--budget-store", &store],
+    );
+    for _ in 0..5 {
+        assert_eq!(call(p.addr, "bot", "x").status, 200);
+    }
+    // Two syncs time out (their writes applied, their replies dropped), then one goes
+    // through and the next ones too.
+    let errors = || metric(p.addr, "llmops_budget_store_errors_total").unwrap_or(0.0);
+    assert!(wait_for(Duration::from_secs(10), || errors() >= 2.0), "{}", p.logs());
+    assert!(
+        wait_for(Duration::from_secs(10), || metric(p.addr, "llmops_budget_store_up")
+            == Some(1.0)),
+        "the store never came up through the relay"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let want = 5 * cost_pico() / 1_000_000;
+    assert!(want > 0);
+    assert_eq!(
+        fleet_micro(rd.1, "bot-daily", "bot"),
+        want,
+        "spend counted more than once"
+    );
+    assert_eq!(errors(), 2.0, "{}", p.logs());
+}
+
+#[test]
+fn the_store_authenticates_speaks_tls_and_survives_a_hostile_server() {
+    let m = mock();
+    let dir = temp_dir("store-auth-tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("budgets.toml");
+    write_budgets(&file, &[("bot-daily", "agent", "bot", usd(1000, 0), "block")]);
+    let budgets = file.to_str().unwrap().to_string();
+    let up = |p: &Proc| {
+        wait_for(Duration::from_secs(8), || {
+            metric(p.addr, "llmops_budget_store_up") == Some(1.0)
+        })
+    };
+
+    // AUTH: the default user's password from a file; an ACL user's from the environment.
+    let pass = "store-pass-4f9d2a";
+    let Some(rd) = need_redis(redis_with(&[
+        "--requirepass",
+        pass,
+        "--user",
+        "alice",
+        "on",
+        ">alice-pass-77",
+        "~*",
+        "+@all",
+    ])) else {
+        return;
+    };
+    let pw_file = dir.join("store.pass");
+    std::fs::write(&pw_file, format!("{pass}\n")).unwrap();
+    let store = format!("redis://127.0.0.1:{}", rd.1);
+    let p = proxy(
+        m.addr,
+        &dir.join("u1"),
+        &[
+            "--budgets",
+            &budgets,
+            "--budget-store",
+            &store,
+            "--budget-store-password-file",
+            pw_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(call(p.addr, "bot", "x").status, 200);
+    assert!(up(&p), "{}", p.logs());
+    let alice = Launch::proxy(m.addr, &dir.join("u2"))
+        .args(&[
+            "--budgets",
+            &budgets,
+            "--budget-store",
+            &format!("redis://alice@127.0.0.1:{}", rd.1),
+        ])
+        .env("LLMOPS_BUDGET_STORE_PASSWORD", "alice-pass-77")
+        .start();
+    assert_eq!(call(alice.addr, "bot", "x").status, 200);
+    assert!(up(&alice), "{}", alice.logs());
+    // Without the password: down, and said so, the password never in a log.
+    let none = proxy(
+        m.addr,
+        &dir.join("u3"),
+        &["--budgets", &budgets, "--budget-store", &store],
+    );
+    assert_eq!(call(none.addr, "bot", "x").status, 200);
+    assert!(wait_for(Duration::from_secs(5), || none
+        .logs()
+        .contains("budget_store_down")));
+    assert_eq!(metric(none.addr, "llmops_budget_store_up"), Some(0.0));
+    for l in [p.logs(), alice.logs(), none.logs()] {
+        assert!(!l.contains(pass) && !l.contains("alice-pass-77"), "{l}");
+    }
+    let counted = resp(rd.1, Some(pass), &["HVALS", "x"]);
+    assert!(!counted.contains("NOAUTH"), "{counted}");
+
+    // rediss://: TLS verified against --upstream-ca.
+    let (ca, chain, key) = make_pki(&dir, "redis-tls");
+    let (c, k, a) = (chain.to_str().unwrap(), key.to_str().unwrap(), ca.to_str().unwrap());
+    if let Some(rt) = need_redis(redis_with(&[
+        "--tls-cert-file",
+        c,
+        "--tls-key-file",
+        k,
+        "--tls-ca-cert-file",
+        a,
+        "--tls-auth-clients",
+        "no",
+    ])) {
+        let p = proxy(
+            m.addr,
+            &dir.join("u4"),
+            &[
+                "--budgets",
+                &budgets,
+                "--budget-store",
+                &format!("rediss://127.0.0.1:{}", rt.1),
+                "--upstream-ca",
+                a,
+            ],
+        );
+        assert_eq!(call(p.addr, "bot", "x").status, 200);
+        assert!(up(&p), "TLS store never came up: {}", p.logs());
+    }
+
+    // A hostile server: replies nested 100,000 deep, or one endless bulk string.
+    for reply in ["*1\r\n".repeat(100_000), format!("${}\r\n", 1u64 << 40)] {
+        let hostile = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = hostile.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for c in hostile.incoming() {
+                let Ok(mut c) = c else { continue };
+                let reply = reply.clone();
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut b = [0u8; 4096];
+                    while c.read(&mut b).is_ok_and(|n| n > 0) {
+                        if c.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let p = proxy(
+            m.addr,
+            &dir.join(format!("h{port}")),
+            &[
+                "--budgets",
+                &budgets,
+                "--budget-store",
+                &format!("redis://127.0.0.1:{port}"),
+            ],
+        );
+        assert_eq!(call(p.addr, "bot", "x").status, 200);
+        assert!(
+            wait_for(Duration::from_secs(5), || p.logs().contains("budget_store_down")),
+            "{}",
+            p.logs()
+        );
+        assert_eq!(call(p.addr, "bot", "x").status, 200, "{}", p.logs());
+        assert!(
+            !p.logs().contains("panicked") && !p.logs().contains("overflow"),
+            "{}",
+            p.logs()
+        );
+    }
 }

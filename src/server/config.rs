@@ -122,6 +122,11 @@ pub const FLAGS: &[FlagSpec] = &[
         "URL",
         "redis://HOST:PORT[/DB] shared budget store: instances enforce one limit together",
     ),
+    flag(
+        "budget-store-password-file",
+        "FILE",
+        "password for --budget-store (AUTH; or LLMOPS_BUDGET_STORE_PASSWORD); the user goes in the URL: redis://USER@HOST",
+    ),
     flag("config", "FILE", "TOML file with any of these flags as keys"),
     flag(
         "listen-tls",
@@ -206,6 +211,8 @@ pub struct ServeConfig {
     pub budgets: Option<PathBuf>,
     /// `redis://HOST:PORT[/DB]`.
     pub budget_store: Option<crate::budget::store::RedisUrl>,
+    /// The store's password (`--budget-store-password-file` or the environment).
+    pub budget_store_password: Option<crate::sigv4::SecretString>,
     pub drain_timeout: Duration,
     pub log_format: LogFormat,
     /// One structured access-log line per request (from the writer thread).
@@ -242,6 +249,7 @@ impl Default for ServeConfig {
             pricing: None,
             budgets: None,
             budget_store: None,
+            budget_store_password: None,
             drain_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
             access_log: true,
@@ -389,6 +397,25 @@ impl ServeConfig {
         };
         cfg.set_listeners(s)?;
         cfg.set_admin(s)?;
+        cfg.budget_store_password = match s.file("budget-store-password-file")? {
+            Some(p) => {
+                let text = std::fs::read(&p).map_err(|e| {
+                    ConfigError::new(
+                        "budget-store-password-file",
+                        format!("cannot read {}: {e}", p.display()),
+                    )
+                })?;
+                let pw = text.trim_ascii_end();
+                if pw.is_empty() {
+                    return Err(ConfigError::new("budget-store-password-file", "the file is empty"));
+                }
+                Some(crate::sigv4::SecretString::new(pw.to_vec()))
+            }
+            None => std::env::var("LLMOPS_BUDGET_STORE_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(|p| crate::sigv4::SecretString::new(p.into_bytes())),
+        };
         if let (true, Some(remote)) = (cfg.require_tls, cfg.proxy.endpoint.plain_remote()) {
             return Err(ConfigError::new(
                 "require-tls",

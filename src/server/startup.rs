@@ -73,7 +73,24 @@ impl Usage {
             (Some(h), Some(url)) => {
                 let stats = Arc::new(crate::budget::store::StoreStats::default());
                 let stop = Arc::new(AtomicBool::new(false));
-                let t = crate::budget::store::spawn(url.clone(), h.tracker.clone(), stats.clone(), stop.clone())
+                let tls = if url.tls {
+                    Some(
+                        crate::tls::client::client_config(cfg.upstream_ca.as_deref())
+                            .map_err(|e| ServeError::Config(ConfigError::new("upstream-ca", e)))?,
+                    )
+                } else {
+                    None
+                };
+                let store = crate::budget::store::StoreConfig {
+                    url: url.clone(),
+                    password: cfg.budget_store_password.clone(),
+                    tls,
+                    instance: crate::budget::store::instance_id(
+                        &crate::usage::ledger::sink::host_name(),
+                        &cfg.usage_dir,
+                    ),
+                };
+                let t = crate::budget::store::spawn(store, h.tracker.clone(), stats.clone(), stop.clone())
                     .map_err(|e| ServeError::Runtime(format!("cannot start the budget store thread: {e}")))?;
                 Some((stats, stop, t))
             }
