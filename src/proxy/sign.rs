@@ -68,7 +68,18 @@ pub fn sign(
         .borrow_mut()
         .sign(&v.creds, &sreq)
         .map_err(|e| ProxyError::new(ErrorCode::BadRequest, format!("cannot sign the request: {e}")))?;
-    let mut head = Vec::with_capacity(512 + auth.len());
+    // Room for the whole head and, when small, the body the exchange appends to it: the
+    // head holds the session token and the signature, so it must never reallocate (a
+    // reallocation would leave a copy in freed memory).
+    let token_len = v.creds.session_token.as_ref().map_or(0, |t| t.expose().len());
+    let small_body = if body.len() <= crate::http::limits::SMALL_BODY_BYTES {
+        body.len()
+    } else {
+        0
+    };
+    let mut head = Vec::with_capacity(
+        384 + path.len() + host.len() + content_type.len() + auth.len() + token_len + USER_AGENT.len() + small_body,
+    );
     let mut w = HeadWriter::request(&mut head, "POST", &path);
     w.header("Host", host.as_bytes())
         .header("Content-Type", &content_type)
@@ -88,5 +99,7 @@ pub fn sign(
         )
         .header("User-Agent", USER_AGENT.as_bytes())
         .end();
+    let mut auth = auth;
+    zeroize::Zeroize::zeroize(&mut auth);
     Ok(Signed { target, head })
 }

@@ -102,7 +102,14 @@ impl Client {
             },
         };
         // A reused connection may need the head again for the retry: keep a copy then.
-        let first = if reused { head.clone() } else { std::mem::take(head) };
+        // (With the head's capacity: the small body is appended without a reallocation.)
+        let first = if reused {
+            let mut copy = Vec::with_capacity(head.capacity());
+            copy.extend_from_slice(head);
+            copy
+        } else {
+            std::mem::take(head)
+        };
         let (mut res, mut body) = self.attempt(&mut conn, first, body, streaming, deadline).await;
         if let Err(e) = &res {
             if reused && e.unsent() {

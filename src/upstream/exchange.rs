@@ -92,6 +92,11 @@ pub async fn write_request(
     let mut head = head;
     let small = body.len() <= SMALL_BODY_BYTES;
     if small {
+        // The signer sized the head for this: no reallocation leaves a copy behind.
+        debug_assert!(
+            head.capacity() >= head.len() + body.len(),
+            "the signed head would reallocate"
+        );
         head.extend_from_slice(&body);
     }
     // The head holds the signature and any session token: zero it once written.
