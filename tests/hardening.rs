@@ -631,6 +631,13 @@ fn no_secret_or_session_token_stays_in_the_proxy_s_memory() {
     let rig = Rig::new("memory-secrets", &["--threads", "1"]);
     // Temporary credentials: the secret signs, the token travels in the signed head.
     let h = Headers::good().session().vec();
+    // A head that stops halfway (after the credentials) and stays: its read is cancelled
+    // at the header timeout (10 s), and the runtime frees the buffer it held.
+    let stalled_at = Instant::now();
+    let mut stalled = connect(rig.addr());
+    let half = request(&converse_path(), &h, &body("stalled"));
+    let cut_at = half.len() - body("stalled").len() - 4;
+    stalled.write_all(&half[..cut_at]).unwrap();
     let mut s = connect(rig.addr());
     let mut pending = Vec::new();
     for i in 0..50 {
@@ -644,6 +651,15 @@ fn no_secret_or_session_token_stays_in_the_proxy_s_memory() {
     cut.truncate(cut.len() - 40);
     s.write_all(&cut).unwrap();
     drop(s);
+    // The stalled head was cut off by the header timeout (the proxy closed it).
+    stalled.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut sink = Vec::new();
+    let _ = stalled.read_to_end(&mut sink);
+    assert!(
+        stalled_at.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        stalled_at.elapsed()
+    );
     std::thread::sleep(Duration::from_millis(500));
     let pid = rig.proxy.child.id();
     // The scan itself works: the price table's model ids are in memory.

@@ -47,8 +47,44 @@ pub(crate) fn grow_wiped(buf: &mut Vec<u8>, more: usize) {
     *buf = bigger;
 }
 
+/// A read buffer that zeroes itself when dropped: what a cancelled read (a timeout, a
+/// drain) takes with it may be part of a request head, and the runtime frees it.
+struct WipeOnDrop(Vec<u8>);
+
+impl Drop for WipeOnDrop {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+// SAFETY: every method forwards to the `Vec<u8>` implementation of the same trait; the
+// vector is never moved or reallocated while the runtime holds the buffer.
+unsafe impl monoio::buf::IoBuf for WipeOnDrop {
+    fn read_ptr(&self) -> *const u8 {
+        self.0.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.0.len()
+    }
+}
+
+// SAFETY: as above.
+unsafe impl IoBufMut for WipeOnDrop {
+    fn write_ptr(&mut self) -> *mut u8 {
+        self.0.as_mut_ptr()
+    }
+    fn bytes_total(&mut self) -> usize {
+        self.0.capacity()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        // SAFETY: the runtime initialised `pos` bytes (the trait's contract).
+        unsafe { self.0.set_len(pos) }
+    }
+}
+
 /// Appends at least one byte read from `s` to `buf` (growing it by `spare` if full; the
-/// old allocation zeroed, see [`grow_wiped`]).
+/// old allocation zeroed, see [`grow_wiped`]). If the read is cancelled, the buffer is
+/// zeroed when the runtime drops it.
 pub(crate) async fn read_more<S: AsyncReadRent>(
     s: &mut S,
     mut buf: Vec<u8>,
@@ -59,8 +95,8 @@ pub(crate) async fn read_more<S: AsyncReadRent>(
     }
     let len = buf.len();
     let cap = buf.capacity();
-    let (res, slice) = s.read(buf.slice_mut(len..cap)).await;
-    let buf = slice.into_inner();
+    let (res, slice) = s.read(WipeOnDrop(buf).slice_mut(len..cap)).await;
+    let buf = std::mem::take(&mut slice.into_inner().0);
     match res {
         Ok(0) => (Err(ReadError::Eof), buf),
         Ok(n) => (Ok(n), buf),
