@@ -166,31 +166,17 @@ fn read_request(s: &mut TcpStream, pending: &mut Vec<u8>) -> bool {
 fn a_call_cut_after_it_was_wholly_written_is_answered_502_and_never_sent_twice() {
     // An upstream that answers the first request on a connection, then reads the second
     // one whole and closes without a word (it may have run it: it must not run again).
-    let up = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = up.local_addr().unwrap();
     let received = Arc::new(AtomicUsize::new(0));
     let counter = received.clone();
-    std::thread::spawn(move || {
-        for s in up.incoming() {
-            let Ok(mut s) = s else { continue };
-            let counter = counter.clone();
-            std::thread::spawn(move || {
-                let mut pending = Vec::new();
-                let mut n = 0;
-                while read_request(&mut s, &mut pending) {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    n += 1;
-                    if n >= 2 {
-                        return; // closes the connection with the request read
-                    }
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-amzn-RequestId: r{n}\r\nContent-Length: {}\r\n\r\n{ANSWER}",
-                        ANSWER.len()
-                    );
-                    s.write_all(resp.as_bytes()).unwrap();
-                }
-            });
-        }
+    let addr = upstream_with(move |n| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        // The second request on a connection: read whole, then the connection closes.
+        (n == 1).then(|| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-amzn-RequestId: r{n}\r\nContent-Length: {}\r\n\r\n{ANSWER}",
+                ANSWER.len()
+            )
+        })
     });
     let dir = temp_dir("cut-after-write");
     // One shard: one pool, so the second call reuses the first call's connection.
@@ -675,22 +661,22 @@ fn no_secret_or_session_token_stays_in_the_proxy_s_memory() {
     rig.finish();
 }
 
-/// An upstream that answers every request with `status` and `body` (no
-/// `x-amzn-errortype`), keep-alive.
-fn scripted_upstream(status: &'static str, body: String) -> SocketAddr {
+/// An upstream on loopback: for the `n`th request read whole on a connection (from 1),
+/// `answer(n)` is written back, or `None` closes the connection.
+fn upstream_with(answer: impl Fn(usize) -> Option<String> + Send + Sync + 'static) -> SocketAddr {
     let up = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = up.local_addr().unwrap();
+    let answer = Arc::new(answer);
     std::thread::spawn(move || {
         for s in up.incoming() {
             let Ok(mut s) = s else { continue };
-            let body = body.clone();
+            let answer = answer.clone();
             std::thread::spawn(move || {
                 let mut pending = Vec::new();
+                let mut n = 0;
                 while read_request(&mut s, &mut pending) {
-                    let resp = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
+                    n += 1;
+                    let Some(resp) = answer(n) else { return };
                     if s.write_all(resp.as_bytes()).is_err() {
                         return;
                     }
@@ -699,6 +685,17 @@ fn scripted_upstream(status: &'static str, body: String) -> SocketAddr {
         }
     });
     addr
+}
+
+/// An upstream that answers every request with `status` and `body` (no
+/// `x-amzn-errortype`), keep-alive.
+fn scripted_upstream(status: &'static str, body: String) -> SocketAddr {
+    upstream_with(move |_| {
+        Some(format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    })
 }
 
 #[test]
