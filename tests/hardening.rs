@@ -786,6 +786,8 @@ fn metrics_move_to_the_admin_listener_behind_a_bearer_token() {
             "127.0.0.1:0",
             "--admin-token-file",
             token_file.to_str().unwrap(),
+            "--max-connections",
+            "4",
         ],
     );
     let admin = admin_addr(&p);
@@ -804,6 +806,17 @@ fn metrics_move_to_the_admin_listener_behind_a_bearer_token() {
     assert_eq!(get(admin, "/healthz", "").status, 200);
     let r = converse(admin, MODEL, &good_headers(), &body("a"));
     check("Bedrock on the admin listener", &r, 404, "NotFound");
+    // A flood of client connections does not lock the operators out.
+    std::thread::sleep(Duration::from_millis(200));
+    let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(p.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        get(p.addr, "/healthz", "").text().contains("Overloaded"),
+        "the client bound holds"
+    );
+    let r = get(admin, "/metrics", &format!("Authorization: Bearer {token}\r\n"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(held);
     assert!(!p.logs().contains(token), "the token is logged");
     drop(p);
 

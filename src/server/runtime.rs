@@ -119,7 +119,10 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, surface: Surface) 
                 if shard.draining() {
                     break;
                 }
-                if !shard.take_connection() {
+                // Operators' connections do not count against the clients' bound: the
+                // metrics must stay reachable during a connection flood.
+                let counted = surface != Surface::Admin;
+                if counted && !shard.take_connection() {
                     refuse_connection(&stream, tls);
                     ShardStats::inc(&shard.stats.connections_refused);
                     continue;
@@ -131,7 +134,9 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, surface: Surface) 
                         Surface::Plain => serve_tcp(stream, shard.clone()).await,
                         Surface::Admin => serve_admin(stream, shard.clone()).await,
                     }
-                    shard.release_connection();
+                    if counted {
+                        shard.release_connection();
+                    }
                 });
             }
             Err(e) => {
