@@ -68,8 +68,10 @@ pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8])
     Ok((r.code.unwrap_or(0), headers, resp[n..].to_vec()))
 }
 
-/// The demo's budget: the triage bot may spend $0.000005 a day, then it is refused.
-const DEMO_BUDGETS: &str = "[[budget]]\nname = \"triage-bot-daily\"\nscope = \"agent\"\nvalue = \"triage-bot\"\nperiod = \"day\"\nlimit_usd = \"0.000005\"\naction = \"block\"\n";
+/// The demo's budget: the triage bot may spend $0.000005 a day, then it is refused. Its
+/// `mock.throttle` calls have no price, so the budget lets unpriced calls through (their
+/// 429 `ThrottlingException` from the mock is relayed and recorded).
+const DEMO_BUDGETS: &str = "[[budget]]\nname = \"triage-bot-daily\"\nscope = \"agent\"\nvalue = \"triage-bot\"\nperiod = \"day\"\nlimit_usd = \"0.000005\"\naction = \"block\"\nallow_unpriced = true\n";
 
 /// The sample traffic: (department, project, agent, model), round-robin.
 const TEAMS: [(&str, &str, &str, &str); 6] = [
