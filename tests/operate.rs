@@ -300,3 +300,18 @@ fn alert_rules_name_metrics_that_exist() {
     );
     assert_eq!(p.terminate(), Some(0));
 }
+
+#[test]
+fn demo_shows_a_relayed_throttle_and_a_budget_refusal() {
+    let out = Command::new(BIN).arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let throttles: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("mock.throttle") && l.contains(" 429 "))
+        .collect();
+    assert!(!throttles.is_empty(), "{text}");
+    assert!(text.contains("refused by the proxy: BudgetExceeded"), "{text}");
+    assert!(!text.contains(" 403 "), "an unpriced refusal in the demo: {text}");
+    assert!(text.contains("TOTAL"), "{text}");
+}
