@@ -444,6 +444,13 @@ fn lost_store_replies_never_count_spend_twice() {
         "spend counted more than once"
     );
     assert_eq!(errors(), 2.0, "{}", p.logs());
+    // Redis loses its data: the totals are written again within a rewrite period.
+    assert!(resp(rd.1, None, &["FLUSHALL"]).contains("OK"));
+    assert!(
+        wait_for(Duration::from_secs(15), || fleet_micro(rd.1, "bot-daily", "bot")
+            == want),
+        "the spend never came back after FLUSHALL"
+    );
 }
 
 #[test]

@@ -31,6 +31,10 @@ use crate::util::snapshot::lock;
 pub const STORE_TICK: Duration = Duration::from_millis(500);
 /// Connect/command deadline for Redis.
 pub const STORE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Every this many syncs each total is written again even if unchanged, so a Redis that
+/// lost its data (a restart without persistence) has every instance's spend back within
+/// about ten seconds.
+pub const REWRITE_EVERY_SYNCS: u64 = 20;
 /// Keys live this long past their period's end.
 pub const KEY_GRACE_SECS: i64 = 86_400;
 /// 1e-12 USD per micro-USD.
@@ -351,6 +355,7 @@ async fn sync(
     tracker: &Arc<Mutex<Tracker>>,
     written: &mut HashMap<SpendKey, i128>,
     instance: &str,
+    rewrite: bool,
 ) -> Result<(), StoreError> {
     let (local, periods): (Vec<(SpendKey, i128)>, HashMap<String, super::config::Period>) = {
         let t = lock(tracker);
@@ -366,7 +371,7 @@ async fn sync(
         // Whole micro-USD only; the remainder shows in the next total.
         let total_micro = v / PICO_PER_MICRO;
         let key = redis_key(k).into_bytes();
-        let changed = total_micro > 0 && written.get(k) != Some(&total_micro);
+        let changed = total_micro > 0 && (rewrite || written.get(k) != Some(&total_micro));
         if changed {
             cmds.push(vec![
                 b"HSET".to_vec(),
@@ -430,6 +435,7 @@ pub fn spawn(
             let mut conn: Option<Conn> = None;
             let mut written: HashMap<SpendKey, i128> = HashMap::new();
             let mut was_up = true;
+            let mut tick: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
                 let mut result = Ok(());
                 if conn.is_none() {
@@ -439,7 +445,9 @@ pub fn spawn(
                     }
                 }
                 if let Some(c) = conn.as_mut() {
-                    result = sync(c, &tracker, &mut written, &cfg.instance).await;
+                    tick += 1;
+                    let rewrite = tick.is_multiple_of(REWRITE_EVERY_SYNCS);
+                    result = sync(c, &tracker, &mut written, &cfg.instance, rewrite).await;
                 }
                 match result {
                     Ok(()) => {
