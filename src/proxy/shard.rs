@@ -242,10 +242,13 @@ impl Shard {
     /// budget matches and does not `allow_unpriced`), if any.
     pub fn refusing_unpriced(&self, rec: &UsageRecord) -> Option<String> {
         let (hook, local) = (self.shared.budgets.as_ref()?, self.blocks.as_ref()?);
+        // A priced model (the usual case) costs one table lookup, not a scan of budgets.
+        if self.prices().knows(&rec.model_effective) {
+            return None;
+        }
         let set = local.get(&hook.publisher);
         let name = set.refusing_unpriced(rec)?.name.clone();
-        drop(set);
-        (!self.prices().knows(&rec.model_effective)).then_some(name)
+        Some(name)
     }
 
     /// Admits a request to the ledger (see [`Admission`]).
