@@ -72,7 +72,8 @@ fn well_formed(token: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+/// Whether two digests are equal, compared in constant time.
+pub(crate) fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     let mut diff = 0u8;
     for i in 0..32 {
         diff |= a[i] ^ b[i];
@@ -159,9 +160,7 @@ impl KeyStore {
         if token.len() > MAX_TOKEN_LEN || token.is_empty() {
             return Err(KeyError::Malformed);
         }
-        let digest = ring::digest::digest(&ring::digest::SHA256, token);
-        let mut h = [0u8; 32];
-        h.copy_from_slice(digest.as_ref());
+        let h = crate::util::hex::sha256(token);
         match &self.entries {
             None => {
                 if !well_formed(token) {

@@ -165,9 +165,7 @@ fn tenant(head: &RequestHead, shard: &Shard, peer: &Peer) -> Result<String, (Pro
             _ => t,
         }),
         Err(e) => {
-            let digest = ring::digest::digest(&ring::digest::SHA256, token);
-            let mut h = [0u8; 32];
-            h.copy_from_slice(digest.as_ref());
+            let h = crate::util::hex::sha256(token);
             let msg = match e {
                 KeyError::Malformed => {
                     "X-Cloudidr-Key is malformed: expected trk_ followed by at least 16 of A-Z a-z 0-9 _ -"

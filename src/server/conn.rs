@@ -46,11 +46,9 @@ fn bearer_ok(head: &crate::http::request::RequestHead, token: &crate::sigv4::Sec
     let Some(given) = v.strip_prefix(b"Bearer ") else {
         return false;
     };
-    // Digests first: equal lengths, and a comparison whose time does not depend on where
-    // the bytes differ.
-    let sha = |b: &[u8]| ring::digest::digest(&ring::digest::SHA256, b);
-    let (a, b) = (sha(given.trim_ascii()), sha(token.expose()));
-    a.as_ref().iter().zip(b.as_ref()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    // Digests first: equal lengths for the key file's constant-time comparison.
+    use crate::util::hex::sha256;
+    crate::tenant::ct_eq(&sha256(given.trim_ascii()), &sha256(token.expose()))
 }
 
 /// Handshakes TLS (full or resumed, optionally verifying a client certificate), then

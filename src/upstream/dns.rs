@@ -16,6 +16,8 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::util::snapshot::lock;
+
 /// Threads running lookups (so at most this many at once).
 pub const RESOLVER_THREADS: usize = 4;
 /// Lookups waiting for a thread; more fail at once ("too many lookups pending").
@@ -71,10 +73,6 @@ struct Job {
 pub struct Resolver {
     cache: Mutex<HashMap<(String, u16), Entry>>,
     jobs: crossbeam_channel::Sender<Job>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One lookup on a resolver thread.

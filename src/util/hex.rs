@@ -37,11 +37,17 @@ pub fn encode(bytes: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// A SHA-256 digest as a fixed array.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
+    out
+}
+
 /// Hex of a SHA-256 digest, as a fixed array (64 ASCII bytes).
 pub(crate) fn sha256_hex(data: &[u8]) -> [u8; 64] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
     let mut out = [0u8; 64];
-    encode_into(digest.as_ref(), &mut out);
+    encode_into(&sha256(data), &mut out);
     out
 }
 
