@@ -261,6 +261,17 @@ impl Default for ServeConfig {
     }
 }
 
+/// The secret in the file a flag names, without its trailing newline and spaces (the
+/// read buffer zeroed); `None` without the flag.
+fn secret_file(s: &Sources<'_>, flag: &str) -> Result<Option<crate::sigv4::SecretString>, ConfigError> {
+    let Some(p) = s.file(flag)? else { return Ok(None) };
+    let mut text =
+        std::fs::read(&p).map_err(|e| ConfigError::new(flag, format!("cannot read {}: {e}", p.display())))?;
+    let secret = text.trim_ascii_end().to_vec();
+    zeroize::Zeroize::zeroize(&mut text);
+    Ok(Some(crate::sigv4::SecretString::new(secret)))
+}
+
 /// Shortest admin bearer token accepted.
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
@@ -282,21 +293,17 @@ impl ServeConfig {
             }
             Some(_) => Some(s.addr("admin-listen", "127.0.0.1:9090")?),
         };
-        self.admin_token = match s.file("admin-token-file")? {
+        self.admin_token = match secret_file(s, "admin-token-file")? {
             None => None,
-            Some(p) => {
-                let text = std::fs::read(&p)
-                    .map_err(|e| ConfigError::new("admin-token-file", format!("cannot read {}: {e}", p.display())))?;
-                let token = text.trim_ascii();
+            Some(text) => {
+                let token = text.expose().trim_ascii_start();
                 if token.len() < MIN_ADMIN_TOKEN_BYTES || !token.iter().all(|b| b.is_ascii_graphic()) {
                     return Err(ConfigError::new(
                         "admin-token-file",
                         format!("the token must be at least {MIN_ADMIN_TOKEN_BYTES} printable characters"),
                     ));
                 }
-                Some(crate::sigv4::SecretString::from(
-                    std::str::from_utf8(token).unwrap_or_default(),
-                ))
+                Some(crate::sigv4::SecretString::new(token.to_vec()))
             }
         };
         self.metrics_on_main_flag = match s.get("metrics-on-main").as_deref() {
@@ -397,19 +404,12 @@ impl ServeConfig {
         };
         cfg.set_listeners(s)?;
         cfg.set_admin(s)?;
-        cfg.budget_store_password = match s.file("budget-store-password-file")? {
-            Some(p) => {
-                let text = std::fs::read(&p).map_err(|e| {
-                    ConfigError::new(
-                        "budget-store-password-file",
-                        format!("cannot read {}: {e}", p.display()),
-                    )
-                })?;
-                let pw = text.trim_ascii_end();
+        cfg.budget_store_password = match secret_file(s, "budget-store-password-file")? {
+            Some(pw) => {
                 if pw.is_empty() {
                     return Err(ConfigError::new("budget-store-password-file", "the file is empty"));
                 }
-                Some(crate::sigv4::SecretString::new(pw.to_vec()))
+                Some(pw)
             }
             None => std::env::var("LLMOPS_BUDGET_STORE_PASSWORD")
                 .ok()
