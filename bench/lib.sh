@@ -216,7 +216,7 @@ nginx_http_common() { # $1 = name
     fastcgi_temp_path $WORK/tmp/$1-fastcgi;
     uwsgi_temp_path $WORK/tmp/$1-uwsgi;
     scgi_temp_path $WORK/tmp/$1-scgi;
-    client_body_buffer_size 64k;
+    client_body_buffer_size 256k;
     client_max_body_size 1m;
     keepalive_requests 10000000;
     keepalive_timeout 120s;

@@ -31,7 +31,11 @@ sleep 1
 kill -TERM "$proxy_pid"; wait "$proxy_pid" || true
 set +e +o pipefail
 # instructions FILE: the PROGRAM TOTALS of one callgrind output (one thread).
-instructions() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}'; }
+instructions() {
+  local t
+  t=$(callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}')
+  [[ "$t" =~ ^[0-9]+$ ]] && echo "$t" || echo 0
+}
 total=0
 for f in "$work"/cg.out*; do
   t=$(instructions "$f")
@@ -46,5 +50,7 @@ for f in "$work"/cg.out*; do
   name=$(basename "$f")
   cp "$f" "bench/.callgrind-$name.out"
   echo "== $name: $((t / N)) instructions per request; top functions (self):"
-  callgrind_annotate "$f" 2>/dev/null | awk '/file:function/ {p=1; next} p && NF' | head -25 | cut -c1-160
+  callgrind_annotate --threshold=100 --inclusive=no "$f" 2>/dev/null | awk '/file:function/ {p=1; next} p && NF' \
+    | grep -v -e 'clone.S:clone' -e 'pthread_create.c' -e 'thread_start' -e 'call_once' -e 'block_on' -e 'run_shard' -e 'backtrace' \
+    | head -25 | cut -c1-160
 done

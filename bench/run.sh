@@ -5,8 +5,12 @@
 #   bash bench/run.sh                       # 10 s per run, 32 connections
 #   DURATION=30 CONC=64 bash bench/run.sh
 #
+# Also: 128 KiB bodies (16 connections), one connection at a time, and the RSS of 10,000
+# idle keep-alive connections; the report prints each ratio against nginx.
+#
 # Environment: DURATION (s, default 10), CONC (connections, default 32), WARMUP (s before
 # each measured run, default 2), TTFB_REQUESTS (streaming samples, default 200),
+# IDLE_CONNS (default 10000),
 # KEEP_WORK=1 (keep the temporary work dir with logs and raw oha JSON), RESULTS=FILE
 # (append elsewhere), BENCH_REF=COMMIT (build a clean export of that commit instead of the
 # working tree), BENCH_BIN=PATH (measure that binary, no build). See bench/README.md.
@@ -55,6 +59,26 @@ measure stream-fixed-proxy "llmops-proxy --threads 1 → stub, converse-stream a
 ttfb stream-stub "stub direct" "$STUB_STREAM_URL" "${CT[@]}"
 ttfb stream-nginx "nginx reverse proxy → stub" "http://127.0.0.1:$NGX_PORT/model/$MODEL_ID/converse-stream" "${CT[@]}"
 TTFB_TO_PROXY=1 ttfb stream-proxy "llmops-proxy --threads 1 → stub" "$PROXY_STREAM_URL" "${PROXY_HEADERS_CURL[@]}"
+
+# Big bodies: 128 KiB requests, 16 connections, nginx then the proxy (SigV4 hashes the
+# whole body: the proxy's floor is nginx plus the body's SHA-256).
+BIG_FILE="$WORK/payload/request-128k.json"
+python3 -c "import json,sys; print(json.dumps({'messages':[{'role':'user','content':[{'text':'x'*(128*1024-80)}]}]}), end='')" >"$BIG_FILE"
+BODY_FILE="$BIG_FILE" CONC=16 measure big-nginx "nginx reverse proxy → stub, 128 KiB bodies, 16 connections" "$RPROXY_PID" \
+    "$NGX_URL" "${CT[@]}"
+BODY_FILE="$BIG_FILE" CONC=16 measure big-proxy "llmops-proxy --threads 1 → stub, 128 KiB bodies, 16 connections" \
+    "$PROXY_PID" "$PROXY_URL" "${PROXY_HEADERS_OHA[@]}"
+
+# One connection, one request at a time: the latency each adds over the stub.
+CONC=1 measure one-nginx "nginx reverse proxy → stub, 1 connection" "$RPROXY_PID" "$NGX_URL" "${CT[@]}"
+CONC=1 measure one-proxy "llmops-proxy --threads 1 → stub, 1 connection" "$PROXY_PID" "$PROXY_URL" "${PROXY_HEADERS_OHA[@]}"
+
+# Idle keep-alive connections: RSS per connection at IDLE_CONNS (default 10,000).
+record_cmd "# (idle) python3 bench/idle_conns.py PROXY_PID 127.0.0.1 PORT ${IDLE_CONNS:-10000} 3"
+log "(idle) ${IDLE_CONNS:-10000} idle keep-alive connections to llmops-proxy"
+python3 "$BENCH_DIR/idle_conns.py" "$PROXY_PID" 127.0.0.1 "$PROXY_PORT" "${IDLE_CONNS:-10000}" 3 >>"$WORK/results.jsonl" \
+    || die "(idle) idle_conns.py failed"
+tail -n 1 "$WORK/results.jsonl" >&2
 stop_proxy "c: io_uring, 1 thread"
 
 # (c) again on the epoll driver.

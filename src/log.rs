@@ -25,45 +25,98 @@ pub fn set_json(on: bool) {
 
 /// Formats one line (without the newline).
 pub fn format_line(level: &str, event: &str, fields: &[(&str, &str)]) -> Vec<u8> {
-    let ts = crate::util::time::rfc3339_millis(crate::util::time::unix_now_micros());
     let mut out = Vec::with_capacity(128);
-    if JSON.load(Ordering::Relaxed) {
-        out.extend_from_slice(b"{\"ts\":\"");
-        out.extend_from_slice(ts.as_bytes());
-        out.extend_from_slice(b"\",\"level\":\"");
-        out.extend_from_slice(level.as_bytes());
-        out.extend_from_slice(b"\",\"event\":\"");
-        push_json_str(&mut out, event);
-        out.push(b'"');
-        for (k, v) in fields {
-            out.extend_from_slice(b",\"");
-            push_json_str(&mut out, k);
-            out.extend_from_slice(b"\":\"");
-            push_json_str(&mut out, v);
+    let mut line = Line::begin(&mut out, &Stamp::now(), level, event);
+    for (k, v) in fields {
+        line.field(k, v);
+    }
+    line.end();
+    out
+}
+
+/// A line's timestamp, formatted once (RFC 3339 UTC with milliseconds, 24 bytes): the
+/// writer stamps a whole batch of access lines with one.
+pub struct Stamp([u8; 24]);
+
+impl Stamp {
+    pub fn now() -> Self {
+        Stamp(crate::util::time::rfc3339_millis_bytes(
+            crate::util::time::unix_now_micros(),
+        ))
+    }
+}
+
+/// One line built in place at the end of a caller's buffer, field by field, in the
+/// selected format: no intermediate strings, no formatting machinery (the writer builds
+/// one access line per row this way).
+pub struct Line<'a> {
+    out: &'a mut Vec<u8>,
+    json: bool,
+}
+
+impl<'a> Line<'a> {
+    /// Starts a line: timestamp, level and event.
+    pub fn begin(out: &'a mut Vec<u8>, ts: &Stamp, level: &str, event: &str) -> Self {
+        let json = JSON.load(Ordering::Relaxed);
+        if json {
+            out.extend_from_slice(b"{\"ts\":\"");
+            out.extend_from_slice(&ts.0);
+            out.extend_from_slice(b"\",\"level\":\"");
+            out.extend_from_slice(level.as_bytes());
+            out.extend_from_slice(b"\",\"event\":\"");
+            push_json_str(out, event);
             out.push(b'"');
+        } else {
+            out.extend_from_slice(&ts.0);
+            out.push(b' ');
+            out.extend_from_slice(level.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(event.as_bytes());
         }
-        out.push(b'}');
-    } else {
-        out.extend_from_slice(ts.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(level.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(event.as_bytes());
-        for (k, v) in fields {
+        Line { out, json }
+    }
+
+    /// Appends `key=value` (text: quoted and escaped when it needs to be) or
+    /// `"key":"value"` (JSON).
+    pub fn field(&mut self, k: &str, v: &str) -> &mut Self {
+        let out = &mut *self.out;
+        if self.json {
+            out.extend_from_slice(b",\"");
+            push_json_str(out, k);
+            out.extend_from_slice(b"\":\"");
+            push_json_str(out, v);
+            out.push(b'"');
+        } else {
             out.push(b' ');
             out.extend_from_slice(k.as_bytes());
             out.push(b'=');
-            let needs_quotes = v.is_empty() || v.contains([' ', '"', '=']) || v.contains(|c: char| c.is_control());
+            let needs_quotes = v.is_empty()
+                || v.bytes()
+                    .any(|b| matches!(b, b' ' | b'"' | b'=') || b.is_ascii_control())
+                || v.contains(|c: char| c.is_control());
             if needs_quotes {
                 out.push(b'"');
-                push_json_str(&mut out, v);
+                push_json_str(out, v);
                 out.push(b'"');
             } else {
                 out.extend_from_slice(v.as_bytes());
             }
         }
+        self
     }
-    out
+
+    /// Appends an integer field.
+    pub fn field_i64(&mut self, k: &str, v: i64) -> &mut Self {
+        let mut b = crate::util::num::I64Buf::default();
+        self.field(k, b.format(v))
+    }
+
+    /// Ends the line (no newline).
+    pub fn end(self) {
+        if self.json {
+            self.out.push(b'}');
+        }
+    }
 }
 
 /// Most bytes of log lines queued for the logger thread; more are dropped and counted.

@@ -169,3 +169,38 @@ fn aws_errors_are_relayed_unchanged_and_connections_pooled() {
     // 15 requests from one shard over one kept-alive upstream connection (+1 for this query).
     assert_eq!(stat(&stats, "connections"), 2, "{stats}");
 }
+
+#[test]
+fn connections_idle_past_the_buffer_release_still_serve_every_byte() {
+    // A plain connection idle past IDLE_RELEASE_AFTER (1 s) cancels its buffered read,
+    // frees the buffer and waits for readiness: nothing the client sends may be lost
+    // (a 6 KB head first, so the released buffer was well used).
+    let rig = Rig::new("idle-release", &[]);
+    let mut s = connect(rig.proxy.addr);
+    let mut pending = Vec::new();
+    let path = "/bedrock/model/amazon.nova-lite-v1:0/converse";
+    let b = body("before the idle wait");
+    let mut big_head = good_headers();
+    big_head.push(("X-Pad".into(), "p".repeat(6000)));
+    s.write_all(&request(path, &big_head, &b)).unwrap();
+    ok_reply(&read_response(&mut s, &mut pending).unwrap(), &b);
+    // Idle past the release, then a request whose head arrives in two pieces.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let b = body("after the buffer was released");
+    let req = request(path, &good_headers(), &b);
+    let (first, rest) = req.split_at(7);
+    s.write_all(first).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    s.write_all(rest).unwrap();
+    ok_reply(&read_response(&mut s, &mut pending).unwrap(), &b);
+    // Idle again, then two pipelined requests in one write.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (b1, b2) = (body("pipelined one"), body("pipelined two, a bit longer"));
+    let mut both = request(path, &good_headers(), &b1);
+    both.extend(request(path, &good_headers(), &b2));
+    s.write_all(&both).unwrap();
+    ok_reply(&read_response(&mut s, &mut pending).unwrap(), &b1);
+    ok_reply(&read_response(&mut s, &mut pending).unwrap(), &b2);
+    rig.finish();
+}

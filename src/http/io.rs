@@ -3,7 +3,8 @@
 //! deadline, wait for and parse the next request head (idle and header timeouts,
 //! drain-aware), read a body by its framing (with `100 Continue` when asked; its buffer
 //! grown as bytes arrive and accounted against the shard's bound, its rate bounded
-//! below), and write under a deadline.
+//! below, hashed as it arrives), and write under a deadline. A plain connection idle
+//! between requests holds no read buffer after [`IDLE_RELEASE_AFTER`] ([`IdleRead`]).
 
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use super::body::Decoder;
 use super::drain::DrainSignal;
 use super::limits::{
     BODY_GROWTH_STEP, BODY_RATE_GRACE, BODY_READ_TIMEOUT, BODY_TOTAL_TIMEOUT, CLIENT_WRITE_TIMEOUT,
-    HEADER_READ_TIMEOUT, IDLE_TIMEOUT, MIN_BODY_RATE, READ_BUFFER_BYTES,
+    HEADER_READ_TIMEOUT, IDLE_RELEASE_AFTER, IDLE_TIMEOUT, MIN_BODY_RATE, READ_BUFFER_BYTES,
 };
 use super::request::{parse_head, RequestHead};
 use super::HttpError;
@@ -119,6 +120,75 @@ pub(crate) async fn read_more_until<S: AsyncReadRent>(
     }
 }
 
+/// How a keep-alive connection waits for the first bytes of its next request.
+pub(crate) trait IdleRead: AsyncReadRent + Sized {
+    /// Reads the first bytes of the next request into the empty `buf`, giving up at
+    /// `deadline` (`None`). The default reads with the buffer the whole time.
+    async fn idle_read(&mut self, buf: Vec<u8>, _idle: &mut IdleState, deadline: Instant) -> Option<(usize, Vec<u8>)> {
+        match monoio::time::timeout_at(deadline.into(), read_more(self, buf, READ_BUFFER_BYTES)).await {
+            Ok((Ok(n), b)) => Some((n, b)),
+            _ => None,
+        }
+    }
+}
+
+/// A connection's reusable state for [`IdleRead::idle_read`]: the canceller of its
+/// idle read (kept, so a hot connection's wait allocates nothing).
+#[derive(Default)]
+pub(crate) struct IdleState {
+    canceller: monoio::io::Canceller,
+}
+
+/// Plain TCP: reads with the buffer for [`IDLE_RELEASE_AFTER`]; a connection still idle
+/// then cancels that read (taking any bytes that raced the cancel), frees the buffer,
+/// and waits for readiness (no buffer) before reading into a fresh one.
+impl IdleRead for monoio::net::TcpStream {
+    async fn idle_read(&mut self, buf: Vec<u8>, idle: &mut IdleState, deadline: Instant) -> Option<(usize, Vec<u8>)> {
+        use monoio::io::CancelableAsyncReadRent;
+        let release = (Instant::now() + IDLE_RELEASE_AFTER).min(deadline);
+        let mut buf = buf;
+        if buf.capacity() < READ_BUFFER_BYTES {
+            grow_wiped(&mut buf, READ_BUFFER_BYTES);
+        }
+        let cap = buf.capacity();
+        let (res, slice) = {
+            let read = self.cancelable_read(WipeOnDrop(buf).slice_mut(0..cap), idle.canceller.handle());
+            let mut read = std::pin::pin!(read);
+            match monoio::time::timeout_at(release.into(), &mut read).await {
+                Ok(done) => done,
+                Err(_) => {
+                    // Still idle: cancel, then wait for the read to settle (cancelled, or
+                    // completed with bytes that arrived meanwhile: those are kept).
+                    idle.canceller = std::mem::take(&mut idle.canceller).cancel();
+                    read.await
+                }
+            }
+        };
+        let buf = std::mem::take(&mut slice.into_inner().0);
+        match res {
+            Ok(0) => return None,
+            Ok(n) => return Some((n, buf)),
+            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+        // The buffer is empty (nothing was read): freeing it leaves no secret behind.
+        crate::util::memory::released(buf.capacity());
+        drop(buf);
+        match monoio::time::timeout_at(deadline.into(), self.readable(false)).await {
+            Ok(Ok(())) => {}
+            _ => return None,
+        }
+        let fresh = Vec::with_capacity(READ_BUFFER_BYTES);
+        match monoio::time::timeout_at(deadline.into(), read_more(self, fresh, READ_BUFFER_BYTES)).await {
+            Ok((Ok(n), b)) => Some((n, b)),
+            _ => None,
+        }
+    }
+}
+
+/// TLS keeps its buffers: rustls may hold decrypted bytes the socket no longer shows.
+impl IdleRead for monoio_rustls::ServerTlsStream<monoio::net::TcpStream> {}
+
 /// What waiting for the next request produced.
 pub(crate) enum NextHead {
     /// A head; the buffer holds what followed it.
@@ -132,9 +202,10 @@ pub(crate) enum NextHead {
 /// Waits for and parses the next request head on a keep-alive connection. While idle
 /// (nothing buffered) the wait also ends when `drain` fires or after `IDLE_TIMEOUT`;
 /// once a head has started, it must complete within `HEADER_READ_TIMEOUT`.
-pub(crate) async fn next_head<S: AsyncReadRent>(
+pub(crate) async fn next_head<S: IdleRead>(
     stream: &mut S,
     mut buf: Vec<u8>,
+    idle_state: &mut IdleState,
     drain: &DrainSignal,
     conn_id: u64,
 ) -> NextHead {
@@ -172,15 +243,14 @@ pub(crate) async fn next_head<S: AsyncReadRent>(
             // Idle: the read races the drain signal. If draining wins, the read is
             // cancelled and the connection closed, as any server closing an idle
             // keep-alive connection does.
-            let idle = async {
-                monoio::select! {
-                    r = read_more(stream, buf, READ_BUFFER_BYTES) => Some(r),
-                    _ = drain.wait(conn_id) => None,
-                }
+            let idle_until = Instant::now() + IDLE_TIMEOUT;
+            let idle = monoio::select! {
+                r = stream.idle_read(buf, idle_state, idle_until) => r,
+                _ = drain.wait(conn_id) => None,
             };
-            match monoio::time::timeout(IDLE_TIMEOUT, idle).await {
-                Ok(Some((Ok(_), b))) => buf = b,
-                _ => return NextHead::Closed,
+            match idle {
+                Some((_, b)) => buf = b,
+                None => return NextHead::Closed,
             }
         }
     }
@@ -279,6 +349,19 @@ async fn read_bounded<S: AsyncReadRent>(
     }
 }
 
+/// A request body and its SHA-256, taken as the bytes arrived (each read's new bytes
+/// hashed while still in cache, so the signer never walks the body again).
+pub(crate) struct Body {
+    pub bytes: Vec<u8>,
+    pub sha256: [u8; 32],
+}
+
+/// Hashes what `body` gained since `hashed` bytes.
+fn hash_new(ctx: &mut ring::digest::Context, body: &[u8], hashed: &mut usize) {
+    ctx.update(&body[*hashed..]);
+    *hashed = body.len();
+}
+
 /// Reads the request body as framed by `head`. `buf` holds bytes already read after the
 /// head; on return it holds whatever followed the body. A fixed-length body is read
 /// straight into the body buffer, which grows as bytes arrive (a declared length reserves
@@ -291,9 +374,11 @@ pub(crate) async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
     buf: &mut Vec<u8>,
     max: usize,
     charge: &mut Charge<'_>,
-) -> Result<Vec<u8>, HttpError> {
+) -> Result<Body, HttpError> {
     let start = Instant::now();
     let body_deadline = start + BODY_TOTAL_TIMEOUT;
+    let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut hashed = 0;
     let mut dec = Decoder::request(head.framing);
     if let Some(n) = dec.remaining() {
         if n > max as u64 {
@@ -308,6 +393,7 @@ pub(crate) async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
     let used = dec.decode(buf, &mut body, max)?;
     consume(buf, used);
     charge.hold(body.capacity())?;
+    hash_new(&mut sha, &body, &mut hashed);
     if !dec.is_done() && head.expect_continue && body.is_empty() {
         send_continue(stream).await?;
     }
@@ -329,8 +415,11 @@ pub(crate) async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
             consume(buf, used);
             charge.hold(body.capacity())?;
         }
+        hash_new(&mut sha, &body, &mut hashed);
     }
-    Ok(body)
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(sha.finish().as_ref());
+    Ok(Body { bytes: body, sha256 })
 }
 
 async fn send_continue<S: AsyncWriteRent>(stream: &mut S) -> Result<(), HttpError> {

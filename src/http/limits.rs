@@ -33,6 +33,10 @@ pub(crate) const BODY_RATE_GRACE: Duration = Duration::from_secs(5);
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 /// Initial size of a connection's read buffer.
 pub(crate) const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// A plain keep-alive connection idle this long gives its read buffer back and waits
+/// for readiness holding no buffer ([`READ_BUFFER_BYTES`] less per idle connection; a
+/// connection busier than this keeps its buffer and pays nothing).
+pub(crate) const IDLE_RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// Responses up to this size are written with their head in one buffer (one write).
 pub(crate) const SMALL_BODY_BYTES: usize = 16 * 1024;
 

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::io::AsyncWriteRent;
 use monoio::net::{ListenerOpts, TcpListener};
 
 use crate::args::{flag, ConfigError, FlagSpec};
@@ -287,7 +287,7 @@ async fn main_loop(
     }
 }
 
-async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(
+async fn serve_conn<S: crate::http::io::IdleRead + AsyncWriteRent>(
     mut s: S,
     stats: Rc<Stats>,
     creds: Rc<Vec<Credential>>,
@@ -296,9 +296,10 @@ async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(
     let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
     let drain = Rc::new(crate::http::drain::DrainSignal::new());
     let mut first = true;
+    let mut idle = crate::http::io::IdleState::default();
     loop {
         // With `idle_close`, a connection idle that long is closed by the mock.
-        let next = next_head(&mut s, buf, &drain, 1);
+        let next = next_head(&mut s, buf, &mut idle, &drain, 1);
         let res = match idle_close {
             Some(d) if !first => match monoio::time::timeout(d, next).await {
                 Ok(r) => r,
@@ -314,7 +315,7 @@ async fn serve_conn<S: AsyncReadRent + AsyncWriteRent>(
         buf = rest;
         let unbounded = crate::http::io::InFlight::new(usize::MAX);
         let body = match read_body(&mut s, &head, &mut buf, DEFAULT_MAX_BODY_BYTES, &mut unbounded.charge()).await {
-            Ok(b) => b,
+            Ok(b) => b.bytes,
             Err(_) => return,
         };
         let keep = head.keep_alive();

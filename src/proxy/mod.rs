@@ -100,12 +100,21 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
             return call.refuse(ProxyError::from(e), &[]).await;
         }
     };
-    call.rec.request_bytes = body.len() as i64;
-    let signed = match sign::sign(call.shard, &v, &mut head, &body, op) {
+    call.rec.request_bytes = body.bytes.len() as i64;
+    let what = sign::Call {
+        v: &v,
+        region: &call.rec.region,
+        model: &call.rec.model_effective,
+        op,
+        body: &body.bytes,
+        body_sha256: &body.sha256,
+    };
+    let signed = match sign::sign(call.shard, &what, &mut head) {
         Ok(s) => s,
         Err(err) => return call.refuse(err, &[]).await,
     };
     drop((head, v));
+    let body = body.bytes;
     let up_started = Instant::now();
     let deadline = up_started + call.shard.shared.settings.timeouts.total;
     let streaming = op == Operation::ConverseStream;

@@ -11,7 +11,6 @@ use crate::bedrock::model::encode_model_segment;
 use crate::bedrock::route::Operation;
 use crate::http::head::HeadWriter;
 use crate::http::request::RequestHead;
-use crate::sigv4::signer::payload_hash;
 use crate::sigv4::{SignRequest, SigningTime, BEDROCK_SERVICE};
 use crate::upstream::endpoint::Target;
 
@@ -24,42 +23,53 @@ pub struct Signed {
     pub head: Vec<u8>,
 }
 
-/// Signs `v`'s call of `op` with `body`; wipes `client_head`.
-pub fn sign(
-    shard: &Shard,
-    v: &Validated,
-    client_head: &mut RequestHead,
-    body: &[u8],
-    op: Operation,
-) -> Result<Signed, ProxyError> {
-    let content_type: Vec<u8> = client_head
-        .header("content-type")
-        .map_or_else(|| b"application/json".to_vec(), |c| c.to_vec());
+/// What is signed: the validated call of `op` on `model` in `region`, with `body` (its
+/// SHA-256 `body_sha256`, taken as it arrived).
+pub struct Call<'a> {
+    pub v: &'a Validated,
+    pub region: &'a str,
+    pub model: &'a str,
+    pub op: Operation,
+    pub body: &'a [u8],
+    pub body_sha256: &'a [u8; 32],
+}
+
+/// Signs the call; wipes `client_head` once its content type is written.
+pub fn sign(shard: &Shard, c: &Call<'_>, client_head: &mut RequestHead) -> Result<Signed, ProxyError> {
+    let signed = sign_with(shard, c, client_head);
     client_head.wipe();
-    let target = shard.shared.settings.endpoint.target(&v.region);
+    signed
+}
+
+fn sign_with(shard: &Shard, c: &Call<'_>, client_head: &RequestHead) -> Result<Signed, ProxyError> {
+    let (v, body, op) = (c.v, c.body, c.op);
+    let content_type: &[u8] = client_head.header("content-type").unwrap_or(b"application/json");
+    let target = shard.shared.settings.endpoint.target(c.region);
     let host = target.host_header();
-    let mut path = Vec::with_capacity(64 + v.model_effective.len());
+    let mut path = Vec::with_capacity(64 + c.model.len());
     path.extend_from_slice(b"/model/");
-    encode_model_segment(&v.model_effective, &mut path);
+    encode_model_segment(c.model, &mut path);
     path.push(b'/');
     path.extend_from_slice(op.as_str().as_bytes());
     let time = SigningTime::now();
-    let ph = payload_hash(body);
+    let mut ph = [0u8; 64];
+    crate::util::hex::encode_into(c.body_sha256, &mut ph);
     let ph_str = std::str::from_utf8(&ph).unwrap_or_default();
-    let mut signed: Vec<(&str, &[u8])> = Vec::with_capacity(4);
-    signed.push(("content-type", &content_type));
-    signed.push(("host", host.as_bytes()));
-    signed.push(("x-amz-date", time.amz_date().as_bytes()));
-    if let Some(t) = &v.creds.session_token {
-        signed.push(("x-amz-security-token", t.expose()));
-    }
+    let token = v.creds.session_token.as_ref().map(|t| t.expose());
+    let all: [(&str, &[u8]); 4] = [
+        ("content-type", content_type),
+        ("host", host.as_bytes()),
+        ("x-amz-date", time.amz_date().as_bytes()),
+        ("x-amz-security-token", token.unwrap_or_default()),
+    ];
+    let signed = &all[..if token.is_some() { 4 } else { 3 }];
     let sreq = SignRequest {
         method: "POST",
         path: &path,
         query: b"",
-        headers: &signed,
+        headers: signed,
         payload_hash: ph_str,
-        region: &v.region,
+        region: c.region,
         service: BEDROCK_SERVICE,
         time,
     };
@@ -82,7 +92,7 @@ pub fn sign(
     );
     let mut w = HeadWriter::request(&mut head, "POST", &path);
     w.header("Host", host.as_bytes())
-        .header("Content-Type", &content_type)
+        .header("Content-Type", content_type)
         .header_u64("Content-Length", body.len() as u64)
         .header("X-Amz-Date", time.amz_date().as_bytes());
     if let Some(t) = &v.creds.session_token {

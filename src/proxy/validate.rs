@@ -20,6 +20,10 @@ fn tag(head: &RequestHead, name: &str) -> Option<String> {
     if v.is_empty() {
         return None;
     }
+    // The usual tag: short printable ASCII, kept as sent (one allocation).
+    if v.len() <= MAX_TAG_CHARS && v.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return std::str::from_utf8(v).ok().map(str::to_owned);
+    }
     // Invalid UTF-8 is recorded lossily rather than refused: tags are attribution only.
     Some(
         String::from_utf8_lossy(v)
@@ -71,11 +75,10 @@ fn duplicated(head: &RequestHead) -> Option<&'static str> {
     None
 }
 
-/// What a validated request needs for the upstream call.
+/// What a validated request needs for the upstream call besides what its row holds (the
+/// region in `rec.region`, the model in `rec.model_effective`).
 pub struct Validated {
     pub creds: Credentials,
-    pub region: String,
-    pub model_effective: String,
 }
 
 /// Checks the request and fills the row with what it asked for (tags, tenant, region,
@@ -90,15 +93,15 @@ pub fn validate(
     rec.department = tag(head, "x-department");
     rec.project = tag(head, "x-project").or_else(|| tag(head, "x-team"));
     rec.agent = tag(head, "x-agent");
-    rec.model_requested = match decode_model_id(raw_model) {
-        Ok(m) => m,
+    let decoded = decode_model_id(raw_model);
+    rec.model_requested = match &decoded {
+        Ok(m) => m.clone(),
         Err(_) => String::from_utf8_lossy(raw_model).chars().take(256).collect(),
     };
-    let region = match head.header("x-aws-region") {
+    rec.region = match head.header("x-aws-region") {
         None => DEFAULT_REGION.to_string(),
         Some(r) => String::from_utf8_lossy(r).chars().take(MAX_RECORDED_REGION).collect(),
     };
-    rec.region = region.clone();
     rec.model_effective = rec.model_requested.clone();
 
     if head.method() != Method::Post {
@@ -121,18 +124,17 @@ pub fn validate(
         }
     }
     let creds = credentials(head)?;
-    if !is_valid_region(&region) {
+    if !is_valid_region(&rec.region) {
         return Err(ProxyError::new(
             ErrorCode::InvalidRegion,
             "X-Aws-Region must look like us-east-1 (^[a-z]{2}(-gov)?-[a-z]+-[0-9]+$)",
         ));
     }
-    let model = match decode_model_id(raw_model) {
+    let model = match decoded {
         Ok(m) => m,
         Err(e) => return Err(ProxyError::new(ErrorCode::InvalidModelId, e.to_string())),
     };
-    let model_effective = shard.shared.settings.geo.effective(&model, &region);
-    rec.model_effective = model_effective.clone();
+    rec.model_effective = shard.shared.settings.geo.effective(&model, &rec.region);
     let framing_ok = head.framing != BodyFraming::None || head.header("content-length").is_some();
     if !framing_ok {
         return Err(ProxyError::new(
@@ -140,11 +142,7 @@ pub fn validate(
             "send the body with Content-Length or Transfer-Encoding: chunked",
         ));
     }
-    Ok(Validated {
-        creds,
-        region,
-        model_effective,
-    })
+    Ok(Validated { creds })
 }
 
 /// The tenant of the tracking key: its name in the key file, else the client

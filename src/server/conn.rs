@@ -10,7 +10,7 @@ use monoio::net::TcpStream;
 
 use crate::bedrock::route::{resolve, Route};
 use crate::http::head::{push_json_str, HeadWriter};
-use crate::http::io::{next_head, write_all, NextHead};
+use crate::http::io::{next_head, write_all, IdleRead, IdleState, NextHead};
 use crate::http::limits::READ_BUFFER_BYTES;
 use crate::http::request::{BodyFraming, Method};
 use crate::proxy::call::Call;
@@ -79,14 +79,15 @@ pub async fn serve_tls(stream: TcpStream, shard: Rc<Shard>) {
 }
 
 /// Serves one client connection until it closes, errs, idles out or the shard drains.
-pub async fn serve_connection<S: AsyncReadRent + AsyncWriteRent>(mut stream: S, shard: Rc<Shard>, peer: Peer) {
+pub async fn serve_connection<S: IdleRead + AsyncWriteRent>(mut stream: S, shard: Rc<Shard>, peer: Peer) {
     let stats = shard.stats.clone();
     ShardStats::inc(&stats.connections_open);
     ShardStats::inc(&stats.connections_total);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
     let conn_id = shard.drain.register();
+    let mut idle = IdleState::default();
     loop {
-        let (head, rest) = match next_head(&mut stream, buf, &shard.drain, conn_id).await {
+        let (head, rest) = match next_head(&mut stream, buf, &mut idle, &shard.drain, conn_id).await {
             NextHead::Head(h, rest) => (h, rest),
             NextHead::Closed => break,
             NextHead::Invalid(e) => {
@@ -176,7 +177,9 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
         Route::Bedrock { op, raw_model } => {
             let raw_model = raw_model.to_vec();
             let call = Call::new(stream, shard, peer, op, head.keep_alive(), received, ts);
-            crate::proxy::handle(call, head, buf, op, &raw_model).await
+            // Boxed: the request's state (upstream exchange, relay) lives on the heap
+            // while it runs, so an idle connection's task holds only its wait.
+            Box::pin(crate::proxy::handle(call, head, buf, op, &raw_model)).await
         }
         Route::Health | Route::Metrics | Route::NotFound => {
             let close = !head.keep_alive() || unread_body || shard.draining();

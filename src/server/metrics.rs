@@ -228,9 +228,13 @@ fn row_metrics(out: &mut String, shared: &Shared) {
         "Bedrock requests by operation, status and effective model",
         Kind::Counter,
     );
-    let mut reqs: Vec<_> = rm.requests.iter().collect();
+    let mut reqs: Vec<_> = rm
+        .requests
+        .iter()
+        .flat_map(|(model, by)| by.iter().map(move |((op, status), n)| (op, status, model, n)))
+        .collect();
     reqs.sort();
-    for ((op, status, model), n) in reqs {
+    for (op, status, model, n) in reqs {
         let _ = writeln!(
             out,
             "llmops_requests_total{{operation=\"{op}\",status=\"{status}\",model=\"{}\"}} {n}",

@@ -127,17 +127,20 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, surface: Surface) 
                     ShardStats::inc(&shard.stats.connections_refused);
                     continue;
                 }
+                // One task per surface, each as large as its own future: a plain
+                // connection does not carry the room a TLS one needs.
                 let shard = shard.clone();
-                monoio::spawn(async move {
-                    match surface {
-                        Surface::Tls => serve_tls(stream, shard.clone()).await,
-                        Surface::Plain => serve_tcp(stream, shard.clone()).await,
-                        Surface::Admin => serve_admin(stream, shard.clone()).await,
-                    }
-                    if counted {
+                match surface {
+                    Surface::Tls => monoio::spawn(async move {
+                        serve_tls(stream, shard.clone()).await;
                         shard.release_connection();
-                    }
-                });
+                    }),
+                    Surface::Plain => monoio::spawn(async move {
+                        serve_tcp(stream, shard.clone()).await;
+                        shard.release_connection();
+                    }),
+                    Surface::Admin => monoio::spawn(serve_admin(stream, shard)),
+                };
             }
             Err(e) => {
                 if shard.draining() {
@@ -177,6 +180,7 @@ async fn shard_main(start: ShardStart, driver: Driver) {
     let fds = listeners.iter().map(|(l, _)| l.as_raw_fd()).collect();
     let _ = started.send(Ok((id, fds, driver)));
     drop(started);
+    monoio::spawn(crate::util::memory::housekeeping());
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|(l, t)| monoio::spawn(accept_loop(l, shard.clone(), t)))

@@ -16,8 +16,8 @@ pub(crate) const MAX_ERROR_LABELS: usize = 256;
 /// Aggregates published to `/metrics` (read under a lock by the scraper only).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RowMetrics {
-    /// (operation, status, model) → requests.
-    pub requests: HashMap<(&'static str, u16, String), u64>,
+    /// model → (operation, status) → requests.
+    pub requests: HashMap<String, HashMap<(&'static str, u16), u64>>,
     /// model → [input, output, cache_read, cache_write] tokens.
     pub tokens: HashMap<String, [i64; 4]>,
     /// model → cost in 1e-12 USD.
@@ -30,36 +30,53 @@ pub(crate) struct RowMetrics {
     pub writer_lag_seconds: f64,
 }
 
-fn bounded_label<V>(map: &HashMap<String, V>, label: &str, max: usize) -> String {
+/// The label a value is counted under: itself while the map has room, else `other`.
+fn bounded_label<'a, V>(map: &HashMap<String, V>, label: &'a str, max: usize) -> &'a str {
     if map.contains_key(label) || map.len() < max {
-        label.to_string()
+        label
     } else {
-        "other".to_string()
+        "other"
+    }
+}
+
+/// Applies `f` to the entry of `label` in `map`; allocates the key only the first time
+/// the label is seen.
+fn add<V: Default>(map: &mut HashMap<String, V>, label: &str, f: impl FnOnce(&mut V)) {
+    match map.get_mut(label) {
+        Some(v) => f(v),
+        None => {
+            let mut v = V::default();
+            f(&mut v);
+            map.insert(label.to_string(), v);
+        }
     }
 }
 
 impl RowMetrics {
     pub(crate) fn observe(&mut self, r: &UsageRecord) {
         let model = bounded_label(&self.tokens, &r.model_effective, MAX_MODEL_LABELS);
-        *self.requests.entry((r.operation, r.status, model.clone())).or_default() += 1;
-        let t = self.tokens.entry(model.clone()).or_default();
-        t[0] += r.input_tokens.unwrap_or(0);
-        t[1] += r.output_tokens.unwrap_or(0);
-        t[2] += r.cache_read_tokens.unwrap_or(0);
-        t[3] += r.cache_write_tokens.unwrap_or(0);
+        add(&mut self.requests, model, |m| {
+            *m.entry((r.operation, r.status)).or_default() += 1
+        });
+        add(&mut self.tokens, model, |t| {
+            t[0] += r.input_tokens.unwrap_or(0);
+            t[1] += r.output_tokens.unwrap_or(0);
+            t[2] += r.cache_read_tokens.unwrap_or(0);
+            t[3] += r.cache_write_tokens.unwrap_or(0);
+        });
         if let Some(c) = r.cost_pico_usd {
-            *self.cost.entry(model.clone()).or_default() += c;
+            add(&mut self.cost, model, |v| *v += c);
         }
         if r.unpriced() {
-            let first = !self.unpriced.contains_key(&model);
-            let m = bounded_label(&self.unpriced, &model, MAX_MODEL_LABELS);
-            *self.unpriced.entry(m).or_default() += 1;
-            if first && self.unpriced.contains_key(&model) {
+            let first = !self.unpriced.contains_key(model);
+            let m = bounded_label(&self.unpriced, model, MAX_MODEL_LABELS);
+            add(&mut self.unpriced, m, |n| *n += 1);
+            if first && self.unpriced.contains_key(model) {
                 // Once per model and process: the rows carry the detail.
                 crate::log::warn(
                     "unpriced_model",
                     &[
-                        ("model", &model),
+                        ("model", model),
                         ("flags", &r.cost_flags.to_column().unwrap_or_default()),
                         (
                             "fix",
@@ -71,7 +88,7 @@ impl RowMetrics {
         }
         if let Some(e) = &r.error_type {
             let e = bounded_label(&self.errors, e, MAX_ERROR_LABELS);
-            *self.errors.entry(e).or_default() += 1;
+            add(&mut self.errors, e, |n| *n += 1);
         }
     }
 }
@@ -102,26 +119,32 @@ impl Default for Observer {
     }
 }
 
-/// One access-log line for a row (no secret, prompt or completion is in a row).
-pub(crate) fn access_line(r: &UsageRecord) -> Vec<u8> {
-    let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
-    let cost = r.cost_pico_usd.map_or_else(|| "-".to_string(), format_usd);
-    let status = r.status.to_string();
-    let latency = format!("{:.3}", r.latency_ms);
-    let (input, output) = (opt(r.input_tokens), opt(r.output_tokens));
-    let flags = r.cost_flags.to_column();
-    let mut fields: Vec<(&str, &str)> = vec![
-        ("request_id", &r.request_id),
-        ("tenant", &r.tenant),
-        ("operation", r.operation),
-        ("region", &r.region),
-        ("model", &r.model_effective),
-        ("status", &status),
-        ("latency_ms", &latency),
-        ("input_tokens", &input),
-        ("output_tokens", &output),
-        ("cost_usd", &cost),
-    ];
+/// Appends one access-log line for a row (no newline) to `out`, stamped `ts`; no secret,
+/// prompt or completion is in a row.
+pub(crate) fn access_line(out: &mut Vec<u8>, ts: &crate::log::Stamp, r: &UsageRecord) {
+    let mut num = crate::util::num::I64Buf::default();
+    let mut line = crate::log::Line::begin(out, ts, "INFO", "access");
+    line.field("request_id", &r.request_id)
+        .field("tenant", &r.tenant)
+        .field("operation", r.operation)
+        .field("region", &r.region)
+        .field("model", &r.model_effective)
+        .field_i64("status", i64::from(r.status));
+    // Milliseconds with three decimals (a log line's figure, not money).
+    line.field(
+        "latency_ms",
+        num.format_fixed((r.latency_ms * 1000.0).round() as i64, 3),
+    );
+    for (k, v) in [("input_tokens", r.input_tokens), ("output_tokens", r.output_tokens)] {
+        match v {
+            Some(n) => line.field_i64(k, n),
+            None => line.field(k, "-"),
+        };
+    }
+    match r.cost_pico_usd {
+        Some(c) => line.field("cost_usd", &format_usd(c)),
+        None => line.field("cost_usd", "-"),
+    };
     for (k, v) in [
         ("department", &r.department),
         ("project", &r.project),
@@ -129,13 +152,13 @@ pub(crate) fn access_line(r: &UsageRecord) -> Vec<u8> {
         ("error_type", &r.error_type),
     ] {
         if let Some(v) = v {
-            fields.push((k, v));
+            line.field(k, v);
         }
     }
-    if let Some(f) = &flags {
-        fields.push(("cost_flags", f));
+    if let Some(f) = r.cost_flags.to_column() {
+        line.field("cost_flags", &f);
     }
-    crate::log::format_line("INFO", "access", &fields)
+    line.end();
 }
 
 impl Observer {
@@ -159,8 +182,9 @@ impl Observer {
         }
         if self.access_log {
             let mut out = Vec::with_capacity(rows.len() * 256);
+            let ts = crate::log::Stamp::now();
             for r in rows {
-                out.extend_from_slice(&access_line(r));
+                access_line(&mut out, &ts, r);
                 out.push(b'\n');
             }
             crate::log::write_lines(out, rows.len() as u64);
@@ -188,7 +212,7 @@ mod tests {
         assert_eq!(m.tokens.len(), MAX_MODEL_LABELS + 1);
         assert_eq!(m.tokens["other"][0], 20);
         assert_eq!(m.cost["other"], 50);
-        assert_eq!(m.requests[&("converse", 200, "m0".to_string())], 1);
+        assert_eq!(m.requests["m0"][&("converse", 200)], 1);
     }
 
     #[test]
@@ -202,9 +226,12 @@ mod tests {
             input_tokens: Some(3),
             cost_pico_usd: Some(1_000_000),
             agent: Some("bot".into()),
+            latency_ms: 12.3456,
             ..Default::default()
         };
-        let l = String::from_utf8(access_line(&r)).unwrap();
+        let mut out = Vec::new();
+        access_line(&mut out, &crate::log::Stamp::now(), &r);
+        let l = String::from_utf8(out).unwrap();
         for want in [
             "access",
             "request_id=abc",
@@ -213,6 +240,8 @@ mod tests {
             "output_tokens=-",
             "cost_usd=0.000001",
             "agent=bot",
+            "latency_ms=12.346",
+            "model=amazon.nova-lite-v1:0",
         ] {
             assert!(l.contains(want), "{l}");
         }

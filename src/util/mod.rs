@@ -1,8 +1,11 @@
-//! Small shared helpers with no better home: UTC calendar arithmetic, hex, CRC-32
-//! tables, building a monoio runtime, publishing snapshots to the shards.
+//! Small shared helpers with no better home: UTC calendar arithmetic, hex, integers as
+//! text, CRC-32 tables, building a monoio runtime, publishing snapshots to the shards,
+//! giving idle memory back to the OS.
 
 pub mod crc;
 pub mod hex;
+pub(crate) mod memory;
+pub mod num;
 pub(crate) mod runtime;
 pub(crate) mod snapshot;
 pub mod time;

@@ -79,12 +79,28 @@ pub(crate) fn unix_now_micros() -> i64 {
 
 /// RFC 3339 UTC with milliseconds, for log lines.
 pub(crate) fn rfc3339_millis(micros: i64) -> String {
+    String::from_utf8_lossy(&rfc3339_millis_bytes(micros)).into_owned()
+}
+
+/// [`rfc3339_millis`] into a fixed buffer, digit by digit (years clamped to 0..=9999).
+pub(crate) fn rfc3339_millis_bytes(micros: i64) -> [u8; 24] {
     let c = Civil::from_unix(micros.div_euclid(1_000_000));
-    let ms = micros.rem_euclid(1_000_000) / 1000;
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second, ms
-    )
+    let ms = (micros.rem_euclid(1_000_000) / 1000) as u32;
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, c.year.clamp(0, 9999) as u32);
+    put(5, 2, c.month);
+    put(8, 2, c.day);
+    put(11, 2, c.hour);
+    put(14, 2, c.minute);
+    put(17, 2, c.second);
+    put(20, 3, ms);
+    out
 }
 
 /// Parses `YYYYMMDD'T'HHMMSS'Z'` (the `X-Amz-Date` form) into unix seconds.

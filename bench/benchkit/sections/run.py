@@ -38,6 +38,7 @@ def body(recs, lines):
             f"- CPU per request, (c)/(b): {c['cpu_s_per_1k'] / b['cpu_s_per_1k']:.2f}× nginx's "
             f"({c['cpu_s_per_1k'] * 1000:.1f} µs vs {b['cpu_s_per_1k'] * 1000:.1f} µs of CPU per request)"
         )
+    limits(recs, lines)
     fs, fp = find(recs, "fixed-stub", "oha"), find(recs, "fixed-proxy", "oha")
     if fs and fp:
         lines.append("")
@@ -111,4 +112,44 @@ def streaming(recs, lines):
         lines.append(
             f"TTFB the proxy adds, unloaded: p50 **+{tp['ttfb_p50_ms'] - ts['ttfb_p50_ms']:.3f} ms**, "
             f"p99 **+{tp['ttfb_p99_ms'] - ts['ttfb_p99_ms']:.3f} ms**."
+        )
+
+
+def limits(recs, lines):
+    """The issue-17 goals side by side with nginx: 128 KiB bodies, one connection, idle
+    connections' memory."""
+    bn, bp = find(recs, "big-nginx", "oha"), find(recs, "big-proxy", "oha")
+    on, op = find(recs, "one-nginx", "oha"), find(recs, "one-proxy", "oha")
+    idle = find(recs, "idle", "idle")
+    b, c = find(recs, "b", "oha"), find(recs, "c", "oha")
+    if not (bn or on or idle):
+        return
+    lines.append("")
+    lines.append("### Against the limit: big bodies, one connection, idle connections")
+    lines.append("")
+    oha_table(recs, ["big-nginx", "big-proxy", "one-nginx", "one-proxy"], lines)
+    lines.append("")
+    if c and b and c.get("cpu_s_per_1k") and b.get("cpu_s_per_1k"):
+        extra = (c["cpu_s_per_1k"] - b["cpu_s_per_1k"]) * 1000
+        lines.append(
+            f"- Small requests, 32 connections: {ratio(c['rps'], b['rps'])} nginx's requests/s (goal ≥ 0.85x); "
+            f"CPU per request +{extra:.1f} µs over nginx's (goal ≤ +5 µs)"
+        )
+    if bn and bp and bn.get("cpu_s_per_1k") and bp.get("cpu_s_per_1k"):
+        extra = (bp["cpu_s_per_1k"] - bn["cpu_s_per_1k"]) * 1000
+        lines.append(
+            f"- 128 KiB bodies, 16 connections: {ratio(bp['rps'], bn['rps'])} nginx's requests/s; CPU per request "
+            f"+{extra:.1f} µs over nginx's (goal ≤ the body's SHA-256, ~94 µs at `openssl speed -evp sha256`'s "
+            "1.39 GB/s, + 10 µs)"
+        )
+    if on and op:
+        lines.append(
+            f"- One connection: p50 +{(op['p50_ms'] - on['p50_ms']) * 1000:.0f} µs, "
+            f"p99 +{(op['p99_ms'] - on['p99_ms']) * 1000:.0f} µs over nginx's own proxying (goal p99 ≤ +30 µs)"
+        )
+    if idle:
+        lines.append(
+            f"- Idle keep-alive connections: {idle['connections']:,} held {idle['bytes_per_connection'] / 1024:.1f} KiB "
+            f"of RSS each after {idle['settle_s']:.0f} s idle ({idle['bytes_per_connection_opened'] / 1024:.1f} KiB "
+            f"right after opening; {idle['sampled_alive']} sampled connections still answered; goal ≤ 4 KiB)"
         )
