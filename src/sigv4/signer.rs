@@ -76,18 +76,16 @@ impl SigningTime {
     pub fn from_unix(secs: i64) -> Self {
         let c = Civil::from_unix(secs);
         let mut amz_date = [b'0'; 16];
-        let mut put = |at: usize, width: usize, mut v: u32| {
-            for i in (at..at + width).rev() {
-                amz_date[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
-        put(0, 4, c.year.clamp(0, 9999) as u32);
-        put(4, 2, c.month);
-        put(6, 2, c.day);
-        put(9, 2, c.hour);
-        put(11, 2, c.minute);
-        put(13, 2, c.second);
+        for (at, width, v) in [
+            (0, 4, c.year.clamp(0, 9999) as u32),
+            (4, 2, c.month),
+            (6, 2, c.day),
+            (9, 2, c.hour),
+            (11, 2, c.minute),
+            (13, 2, c.second),
+        ] {
+            crate::util::time::put_digits(&mut amz_date, at, width, v);
+        }
         amz_date[8] = b'T';
         amz_date[15] = b'Z';
         SigningTime { amz_date }

@@ -13,20 +13,7 @@ pub struct I64Buf {
 impl I64Buf {
     /// `v` in decimal.
     pub fn format(&mut self, v: i64) -> &str {
-        let mut at = BUF_BYTES;
-        let mut n = v.unsigned_abs();
-        loop {
-            digit(&mut self.bytes, &mut at, &mut n);
-            if n == 0 {
-                break;
-            }
-        }
-        if v < 0 {
-            at -= 1;
-            self.bytes[at] = b'-';
-        }
-        // Only ASCII digits and '-' were written.
-        std::str::from_utf8(&self.bytes[at..]).unwrap_or("0")
+        self.format_fixed(v, 0)
     }
 
     /// `v / 10^decimals` with exactly `decimals` digits after the point (`1.234` for

@@ -87,20 +87,26 @@ pub(crate) fn rfc3339_millis_bytes(micros: i64) -> [u8; 24] {
     let c = Civil::from_unix(micros.div_euclid(1_000_000));
     let ms = (micros.rem_euclid(1_000_000) / 1000) as u32;
     let mut out = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut v: u32| {
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, c.year.clamp(0, 9999) as u32);
-    put(5, 2, c.month);
-    put(8, 2, c.day);
-    put(11, 2, c.hour);
-    put(14, 2, c.minute);
-    put(17, 2, c.second);
-    put(20, 3, ms);
+    for (at, width, v) in [
+        (0, 4, c.year.clamp(0, 9999) as u32),
+        (5, 2, c.month),
+        (8, 2, c.day),
+        (11, 2, c.hour),
+        (14, 2, c.minute),
+        (17, 2, c.second),
+        (20, 3, ms),
+    ] {
+        put_digits(&mut out, at, width, v);
+    }
     out
+}
+
+/// Writes `v`'s last `width` decimal digits into `out[at..at + width]`, zero-padded.
+pub(crate) fn put_digits(out: &mut [u8], at: usize, width: usize, mut v: u32) {
+    for i in (at..at + width).rev() {
+        out[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
 }
 
 /// Parses `YYYYMMDD'T'HHMMSS'Z'` (the `X-Amz-Date` form) into unix seconds.
