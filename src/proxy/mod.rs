@@ -37,6 +37,9 @@ fn injected_panic() {
 }
 
 /// Handles one Bedrock request; returns whether the connection may carry another.
+///
+/// The refusals and the streaming relay are boxed: their states are large, and inline
+/// they would widen every request's future (and every idle connection's task) to theirs.
 pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     mut call: Call<'_, S>,
     mut head: RequestHead,
@@ -54,7 +57,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
             ErrorCode::LedgerUnavailable,
             "the usage ledger is full (disk full or --ledger-max-bytes reached); retry later or on another instance",
         );
-        return call.refuse_unrecorded(err).await;
+        return Box::pin(call.refuse_unrecorded(err)).await;
     }
     let v = match validate::validate(&head, raw_model, call.shard, call.peer, &mut call.rec) {
         Ok(v) => v,
@@ -67,7 +70,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
             } else {
                 &[]
             };
-            return call.refuse(err, allow).await;
+            return Box::pin(call.refuse(err, allow)).await;
         }
     };
     if let Err(over) = budget::check(call.shard, &call.rec) {
@@ -75,8 +78,8 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
         head.wipe();
         call.rec.blocked_by = Some(over.budget);
         return match &over.retry_after {
-            Some(s) => call.refuse(over.error, &[("retry-after", s.as_bytes())]).await,
-            None => call.refuse(over.error, &[]).await,
+            Some(s) => Box::pin(call.refuse(over.error, &[("retry-after", s.as_bytes())])).await,
+            None => Box::pin(call.refuse(over.error, &[])).await,
         };
     }
     if call.shard.draining() {
@@ -86,7 +89,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
             ErrorCode::ShuttingDown,
             "the proxy is draining; retry on another instance",
         );
-        return call.refuse(err, &[]).await;
+        return Box::pin(call.refuse(err, &[])).await;
     }
     let max_body = call.shard.shared.settings.max_body_bytes;
     // The body's share of the shard's bound on buffered bodies, held until the answer.
@@ -97,7 +100,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
         Err(e) => {
             call.close = true;
             head.wipe();
-            return call.refuse(ProxyError::from(e), &[]).await;
+            return Box::pin(call.refuse(ProxyError::from(e), &[])).await;
         }
     };
     call.rec.request_bytes = body.bytes.len() as i64;
@@ -111,7 +114,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     };
     let signed = match sign::sign(call.shard, &what, &mut head) {
         Ok(s) => s,
-        Err(err) => return call.refuse(err, &[]).await,
+        Err(err) => return Box::pin(call.refuse(err, &[])).await,
     };
     drop((head, v));
     let body = body.bytes;
@@ -125,7 +128,9 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
         .await;
     match ex.outcome {
         Ok(Response::Whole(resp)) => relay::relay(call, resp, up_started, &ex.body).await,
-        Ok(Response::Streaming(s)) => stream::relay(call, s, up_started, deadline, ex.body).await,
+        // Boxed, like the refusals: a stream's relay state is large and a plain Converse
+        // (the hot path) should not carry it.
+        Ok(Response::Streaming(s)) => Box::pin(stream::relay(call, s, up_started, deadline, ex.body)).await,
         Err(e) => {
             call.rec.upstream_latency_ms = Some(up_started.elapsed().as_secs_f64() * 1000.0);
             let code = if e.is_timeout() {
@@ -133,7 +138,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
             } else {
                 ErrorCode::UpstreamUnavailable
             };
-            call.refuse(ProxyError::new(code, e.to_string()), &[]).await
+            Box::pin(call.refuse(ProxyError::new(code, e.to_string()), &[])).await
         }
     }
 }

@@ -177,8 +177,8 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
         Route::Bedrock { op, raw_model } => {
             let raw_model = raw_model.to_vec();
             let call = Call::new(stream, shard, peer, op, head.keep_alive(), received, ts);
-            // Boxed: the request's state (upstream exchange, relay) lives on the heap
-            // while it runs, so an idle connection's task holds only its wait.
+            // Boxed: the request's state (~7 KiB: upstream exchange, relay) lives on the
+            // heap while it runs, so an idle connection's task holds only its wait.
             Box::pin(crate::proxy::handle(call, head, buf, op, &raw_model)).await
         }
         Route::Health | Route::Metrics | Route::NotFound => {

@@ -96,7 +96,9 @@ impl Client {
                 self.counters.reused.fetch_add(1, Ordering::Relaxed);
                 (c, true)
             }
-            None => match self.connect(target).await {
+            // Boxed: connecting (DNS, TCP, TLS handshake) is the cold path and its state
+            // is large; on the heap it does not widen every request's future.
+            None => match Box::pin(self.connect(target)).await {
                 Ok(c) => (c, false),
                 Err(e) => return Exchange { outcome: Err(e), body },
             },
@@ -115,7 +117,7 @@ impl Client {
             if reused && e.unsent() {
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
                 drop(conn);
-                conn = match self.connect(target).await {
+                conn = match Box::pin(self.connect(target)).await {
                     Ok(c) => c,
                     Err(e) => return Exchange { outcome: Err(e), body },
                 };
