@@ -103,28 +103,27 @@ impl Client {
                 Err(e) => return Exchange { outcome: Err(e), body },
             },
         };
-        // A reused connection may need the head again for the retry: keep a copy then.
-        // (With the head's capacity: the small body is appended without a reallocation.)
-        let first = if reused {
-            let mut copy = Vec::with_capacity(head.capacity());
-            copy.extend_from_slice(head);
-            copy
-        } else {
-            std::mem::take(head)
-        };
-        let (mut res, mut body) = self.attempt(&mut conn, first, body, streaming, deadline).await;
-        if let Err(e) = &res {
-            if reused && e.unsent() {
-                self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                drop(conn);
-                conn = match Box::pin(self.connect(target)).await {
-                    Ok(c) => c,
-                    Err(e) => return Exchange { outcome: Err(e), body },
-                };
-                (res, body) = self
-                    .attempt(&mut conn, std::mem::take(head), body, streaming, deadline)
-                    .await;
-            }
+        // A reused connection may need the head again for the retry: an attempt that
+        // sent nothing gives it back (no copy is kept).
+        let (mut res, mut body, mut unsent_head) = self
+            .attempt(&mut conn, std::mem::take(head), body, streaming, deadline)
+            .await;
+        let retry = reused && matches!(&res, Err(e) if e.unsent());
+        if let (true, Some(again)) = (retry, unsent_head.take()) {
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            drop(conn);
+            // Held in `head` until sent: `send` zeroes it whatever happens.
+            *head = again;
+            conn = match Box::pin(self.connect(target)).await {
+                Ok(c) => c,
+                Err(e) => return Exchange { outcome: Err(e), body },
+            };
+            (res, body, unsent_head) = self
+                .attempt(&mut conn, std::mem::take(head), body, streaming, deadline)
+                .await;
+        }
+        if let Some(mut h) = unsent_head {
+            zeroize::Zeroize::zeroize(&mut h);
         }
         let outcome = res.map(|answer| match answer {
             Answer::Whole(resp) => {
@@ -144,7 +143,8 @@ impl Client {
         Exchange { outcome, body }
     }
 
-    /// One attempt on one connection; the body comes back whatever happened.
+    /// One attempt on one connection; the body comes back whatever happened, the head
+    /// when nothing was sent (see [`super::exchange::Written`]).
     async fn attempt(
         &self,
         conn: &mut UpstreamStream,
@@ -152,11 +152,11 @@ impl Client {
         body: Vec<u8>,
         streaming: bool,
         deadline: Instant,
-    ) -> (Result<Answer, UpstreamError>, Vec<u8>) {
-        let (sent, body) = write_request(conn, head, body, deadline).await;
-        let sent_at = match sent {
-            Ok(t) => t,
-            Err(e) => return (Err(e), body),
+    ) -> (Result<Answer, UpstreamError>, Vec<u8>, Option<Vec<u8>>) {
+        let w = write_request(conn, head, body, deadline).await;
+        let (sent_at, body) = match w.sent {
+            Ok(t) => (t, w.body),
+            Err(e) => return (Err(e), w.body, w.head),
         };
         let ttfb = self.timeouts.ttfb;
         let answer = if streaming {
@@ -166,7 +166,7 @@ impl Client {
         } else {
             read_response(conn, sent_at, ttfb, deadline).await.map(Answer::Whole)
         };
-        (answer, body)
+        (answer, body, None)
     }
 
     /// A stream that ended: its connection goes back to the pool if it ended cleanly.

@@ -77,19 +77,24 @@ fn protocol(e: HttpError) -> UpstreamError {
     }
 }
 
-/// Writes the request (head, then body). Returns the body back, so that a failed attempt
-/// can be retried with it, and the time the request was sent.
-pub async fn write_request(
-    conn: &mut UpstreamStream,
-    head: Vec<u8>,
-    body: Vec<u8>,
-    deadline: Instant,
-) -> (Result<Instant, UpstreamError>, Vec<u8>) {
+/// What writing a request gave back: when it was sent, the body (so a failed attempt can
+/// be retried with it) and, when nothing of the request is known to have been acted on
+/// ([`UpstreamError::Unsent`]), the head as signed (for the retry; zeroed by whoever holds
+/// it last). A written head is zeroed here.
+pub struct Written {
+    pub sent: Result<Instant, UpstreamError>,
+    pub body: Vec<u8>,
+    pub head: Option<Vec<u8>>,
+}
+
+/// Writes the request (head, then body).
+pub async fn write_request(conn: &mut UpstreamStream, head: Vec<u8>, body: Vec<u8>, deadline: Instant) -> Written {
     let started_at = Instant::now();
     // Small bodies travel in the head's buffer (one write); large ones follow it as their
     // own owned buffer, never copied. (monoio's vectored write-all mishandles partial
     // writes of large buffers, so two plain writes are used instead.)
     let mut head = head;
+    let head_len = head.len();
     let small = body.len() <= SMALL_BODY_BYTES;
     if small {
         // The signer sized the head for this: no reallocation leaves a copy behind.
@@ -99,26 +104,49 @@ pub async fn write_request(
         );
         head.extend_from_slice(&body);
     }
-    // The head holds the signature and any session token: zero it once written.
-    match monoio::time::timeout_at(deadline.into(), conn.write_all(head)).await {
-        Err(_) => return (Err(UpstreamError::Deadline), body),
-        Ok((res, mut h)) => {
-            h.zeroize();
-            if let Err(error) = res {
-                return (Err(UpstreamError::Unsent(error)), body);
+    // The head holds the signature and any session token: zeroed once the request is
+    // written, or given back (without the small body) for a retry when it was not.
+    let unsent = |mut h: Vec<u8>, error, body| {
+        h.truncate(head_len);
+        Written {
+            sent: Err(UpstreamError::Unsent(error)),
+            body,
+            head: Some(h),
+        }
+    };
+    let mut head = match monoio::time::timeout_at(deadline.into(), conn.write_all(head)).await {
+        Err(_) => {
+            return Written {
+                sent: Err(UpstreamError::Deadline),
+                body,
+                head: None,
             }
         }
-    }
+        Ok((Err(error), h)) => return unsent(h, error, body),
+        Ok((Ok(_), h)) => h,
+    };
     let body = if small {
         body
     } else {
         match monoio::time::timeout_at(deadline.into(), conn.write_all(body)).await {
-            Err(_) => return (Err(UpstreamError::Deadline), Vec::new()),
-            Ok((Err(error), b)) => return (Err(UpstreamError::Unsent(error)), b),
+            Err(_) => {
+                head.zeroize();
+                return Written {
+                    sent: Err(UpstreamError::Deadline),
+                    body: Vec::new(),
+                    head: None,
+                };
+            }
+            Ok((Err(error), b)) => return unsent(head, error, b),
             Ok((Ok(_), b)) => b,
         }
     };
-    (Ok(started_at), body)
+    head.zeroize();
+    Written {
+        sent: Ok(started_at),
+        body,
+        head: None,
+    }
 }
 
 /// Reads a response head (skipping 1xx heads). Returns the head, the buffer (the head
