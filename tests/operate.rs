@@ -315,3 +315,33 @@ fn demo_shows_a_relayed_throttle_and_a_budget_refusal() {
     assert!(!text.contains(" 403 "), "an unpriced refusal in the demo: {text}");
     assert!(text.contains("TOTAL"), "{text}");
 }
+
+#[test]
+fn a_scrape_never_sees_rows_read_without_their_backlog() {
+    // The writer pauses 300 ms between taking rows and publishing its gauges
+    // (LLMOPS_FAULTS=slow_publish, debug builds): the rows-read count must not be visible
+    // before the backlog that goes with it (CI once saw rows_read 7 with backlog 0).
+    let m = mock();
+    let dir = temp_dir("scrape-order");
+    let p = Launch::proxy(m.addr, &dir)
+        .args(&["--threads", "1"])
+        .env("LLMOPS_FAULTS", "slow_publish=100000")
+        .start();
+    for i in 0..3 {
+        let b = body(&format!("scrape order {i}"));
+        assert_eq!(
+            converse(p.addr, "amazon.nova-lite-v1:0", &good_headers(), &b).status,
+            200
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = false;
+    while std::time::Instant::now() < deadline && !seen {
+        let s = Metrics::parse(&get(p.addr, "/metrics").text()).0;
+        let read = s.get("llmops_usage_rows_read_total").copied().unwrap_or(0.0);
+        let backlog = s.get("llmops_ledger_backlog_rows").copied().unwrap_or(0.0);
+        assert!(backlog >= read, "rows read {read} but backlog {backlog}: {s:#?}");
+        seen = read == 3.0;
+    }
+    assert!(seen, "the writer never took the 3 rows");
+}

@@ -50,21 +50,16 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
             return call.respond(out, None).await;
         }
     }
-    let mut extra: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    // For successes: the exact cost and the token counts, as headers.
+    let mut cost: Option<String> = None;
+    let mut tokens: [(&str, Option<i64>); 2] = [("x-llmops-input-tokens", None), ("x-llmops-output-tokens", None)];
     if (200..300).contains(&status) {
         let usage = call.shard.scanner.borrow_mut().scan(resp.body()).unwrap_or_default();
         call.rec.apply_usage(&usage);
         call.price(&usage, request_body);
-        let rec = &call.rec;
-        if let Some(c) = rec.cost_pico_usd {
-            extra.push(("x-llmops-cost-usd", format_usd(c).into_bytes()));
-        }
-        if let Some(n) = rec.input_tokens {
-            extra.push(("x-llmops-input-tokens", n.to_string().into_bytes()));
-        }
-        if let Some(n) = rec.output_tokens {
-            extra.push(("x-llmops-output-tokens", n.to_string().into_bytes()));
-        }
+        cost = call.rec.cost_pico_usd.map(format_usd);
+        tokens[0].1 = call.rec.input_tokens;
+        tokens[1].1 = call.rec.output_tokens;
     } else {
         call.rec.error_type = error_type.or_else(|| Some(format!("HTTP{status}")));
         call.rec.error_message = aws_message(resp.body(), MAX_ERROR_MESSAGE_CHARS);
@@ -85,8 +80,14 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
         if let Some(et) = &resp.head.error_type {
             w.header("x-amzn-errortype", et);
         }
-        for (k, v) in &extra {
-            w.header(k, v);
+        if let Some(c) = &cost {
+            w.header("x-llmops-cost-usd", c.as_bytes());
+        }
+        let mut num = crate::util::num::I64Buf::default();
+        for (k, v) in tokens {
+            if let Some(n) = v {
+                w.header(k, num.format(n).as_bytes());
+            }
         }
         w.header_u64("content-length", body_len as u64).finish(call.close);
     }

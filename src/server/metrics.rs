@@ -423,7 +423,8 @@ fn process_metrics(shared: &Shared) -> Vec<(&'static str, &'static str, Kind, St
         counter(
             "llmops_usage_rows_read_total",
             "usage rows the writer took from the journals (metrics and budgets include them)",
-            l(&w.rows_read),
+            // Acquire: the backlog gauges read below are at least as new as this count.
+            w.rows_read.load(Ordering::Acquire),
         ),
         counter(
             "llmops_parquet_files_rolled_total",

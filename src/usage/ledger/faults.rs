@@ -5,6 +5,8 @@
 //!   `OP` is `rename` (publishing a usage file), `fsync`, `write` (Parquet bytes),
 //!   `checkpoint` (writing the checkpoint) or `provision` (a new segment).
 //! - `panic=N@K`: the next `N` Bedrock requests (after `K`) panic their shard.
+//! - `slow_publish=N@K`: the next `N` writer passes pause [`SLOW_PUBLISH_PAUSE`] between
+//!   reading rows and publishing the gauges (what a scrape may see in between).
 //! - `full=PATH`: while `PATH` exists, every write, fsync, checkpoint and provision fails with
 //!   "no space left on device" (a disk that fills up and frees again, without root).
 
@@ -20,7 +22,12 @@ pub enum Op {
     Provision,
     /// A shard panics on a request (the process must stop cleanly).
     Panic,
+    /// The writer pauses between reading rows and publishing its gauges.
+    SlowPublish,
 }
+
+/// How long an injected [`Op::SlowPublish`] pauses the writer.
+pub const SLOW_PUBLISH_PAUSE: std::time::Duration = std::time::Duration::from_millis(300);
 
 #[cfg(debug_assertions)]
 mod active {
@@ -43,6 +50,7 @@ mod active {
             "provision" => Op::Provision,
             "checkpoint" => Op::Checkpoint,
             "panic" => Op::Panic,
+            "slow_publish" => Op::SlowPublish,
             _ => return None,
         })
     }
@@ -70,7 +78,7 @@ mod active {
 
     /// Whether this operation fails, and how.
     pub(super) fn decide(plan: &mut Plan, o: Op) -> Option<std::io::Error> {
-        if !matches!(o, Op::Rename | Op::Panic) && plan.full.as_ref().is_some_and(|p| p.exists()) {
+        if !matches!(o, Op::Rename | Op::Panic | Op::SlowPublish) && plan.full.as_ref().is_some_and(|p| p.exists()) {
             return Some(std::io::Error::from_raw_os_error(libc::ENOSPC));
         }
         for (_, skip, fail) in plan.counted.iter_mut().filter(|(op, ..)| *op == o) {

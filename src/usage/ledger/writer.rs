@@ -67,6 +67,9 @@ pub struct Writer {
     next_sync: Instant,
     stats: Arc<LedgerStats>,
     rows: Vec<UsageRecord>,
+    /// Rows read this pass, added to `rows_read` only after the backlog gauges are
+    /// published: a scrape that sees the count sees the backlog that goes with it.
+    read_unpublished: u64,
     /// Held while the process lives: no second process on this journal.
     _lock: std::fs::File,
 }
@@ -149,6 +152,7 @@ pub fn open(cfg: LedgerConfig) -> Result<Opened, LedgerError> {
         provision_error: None,
         stats,
         rows: Vec::new(),
+        read_unpublished: 0,
         _lock: found.lock,
     };
     writer.provision();
@@ -245,6 +249,9 @@ impl Writer {
             self.rewind();
         }
         self.read(observer);
+        if faults::check(Op::SlowPublish).is_err() {
+            std::thread::sleep(faults::SLOW_PUBLISH_PAUSE);
+        }
         self.write();
         let backlog_full = self.backlog_bytes() >= self.cfg.max_bytes / 4;
         if self.writing && (self.sink.due() || backlog_full || (self.failing.is_some() && self.caught_up())) {
@@ -284,7 +291,7 @@ impl Writer {
             let fresh = &self.rows[before + p.stale..];
             if !fresh.is_empty() {
                 observer.observe(fresh);
-                self.stats.rows_read.fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                self.read_unpublished += fresh.len() as u64;
                 observed = true;
             }
         }
@@ -511,8 +518,9 @@ impl Writer {
         }
     }
 
-    /// The gauges `/metrics` and `/healthz` read.
-    fn publish_stats(&self) {
+    /// The gauges `/metrics` and `/healthz` read, then the rows read since the last call
+    /// (released after the gauges: see `read_unpublished`).
+    fn publish_stats(&mut self) {
         let st = &self.stats;
         let sum = |f: &dyn Fn(&Side) -> u64| self.sides.iter().map(f).sum::<u64>();
         st.backlog_rows
@@ -534,6 +542,8 @@ impl Writer {
             None
         };
         st.set_degraded(why);
+        let read = std::mem::take(&mut self.read_unpublished);
+        self.stats.rows_read.fetch_add(read, Ordering::Release);
     }
 
     /// At shutdown (the shards have stopped): everything journaled goes to Parquet, rows
