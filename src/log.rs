@@ -90,10 +90,7 @@ impl<'a> Line<'a> {
             out.push(b' ');
             out.extend_from_slice(k.as_bytes());
             out.push(b'=');
-            let needs_quotes = v.is_empty()
-                || v.bytes()
-                    .any(|b| matches!(b, b' ' | b'"' | b'=') || b.is_ascii_control())
-                || v.contains(|c: char| c.is_control());
+            let needs_quotes = v.is_empty() || v.contains([' ', '"', '=']) || v.contains(|c: char| c.is_control());
             if needs_quotes {
                 out.push(b'"');
                 push_json_str(out, v);

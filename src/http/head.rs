@@ -91,18 +91,8 @@ impl<'a> HeadWriter<'a> {
 }
 
 /// Appends the decimal form of `v`.
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&tmp[i..]);
+pub(crate) fn push_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(crate::util::num::I64Buf::default().format_u64(v).as_bytes());
 }
 
 /// Appends `s` as the inside of a JSON string (quotes not included).

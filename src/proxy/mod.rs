@@ -104,7 +104,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
         }
     };
     call.rec.request_bytes = body.bytes.len() as i64;
-    let what = sign::Call {
+    let what = sign::Unsigned {
         v: &v,
         region: &call.rec.region,
         model: &call.rec.model_effective,

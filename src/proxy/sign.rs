@@ -25,7 +25,7 @@ pub struct Signed {
 
 /// What is signed: the validated call of `op` on `model` in `region`, with `body` (its
 /// SHA-256 `body_sha256`, taken as it arrived).
-pub struct Call<'a> {
+pub struct Unsigned<'a> {
     pub v: &'a Validated,
     pub region: &'a str,
     pub model: &'a str,
@@ -35,13 +35,13 @@ pub struct Call<'a> {
 }
 
 /// Signs the call; wipes `client_head` once its content type is written.
-pub fn sign(shard: &Shard, c: &Call<'_>, client_head: &mut RequestHead) -> Result<Signed, ProxyError> {
+pub fn sign(shard: &Shard, c: &Unsigned<'_>, client_head: &mut RequestHead) -> Result<Signed, ProxyError> {
     let signed = sign_with(shard, c, client_head);
     client_head.wipe();
     signed
 }
 
-fn sign_with(shard: &Shard, c: &Call<'_>, client_head: &RequestHead) -> Result<Signed, ProxyError> {
+fn sign_with(shard: &Shard, c: &Unsigned<'_>, client_head: &RequestHead) -> Result<Signed, ProxyError> {
     let (v, body, op) = (c.v, c.body, c.op);
     let content_type: &[u8] = client_head.header("content-type").unwrap_or(b"application/json");
     let target = shard.shared.settings.endpoint.target(c.region);

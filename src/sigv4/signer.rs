@@ -76,16 +76,7 @@ impl SigningTime {
     pub fn from_unix(secs: i64) -> Self {
         let c = Civil::from_unix(secs);
         let mut amz_date = [b'0'; 16];
-        for (at, width, v) in [
-            (0, 4, c.year.clamp(0, 9999) as u32),
-            (4, 2, c.month),
-            (6, 2, c.day),
-            (9, 2, c.hour),
-            (11, 2, c.minute),
-            (13, 2, c.second),
-        ] {
-            crate::util::time::put_digits(&mut amz_date, at, width, v);
-        }
+        c.put_digits(&mut amz_date, [0, 4, 6, 9, 11, 13]);
         amz_date[8] = b'T';
         amz_date[15] = b'Z';
         SigningTime { amz_date }

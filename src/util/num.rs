@@ -1,5 +1,6 @@
 //! Integers as decimal text into a stack buffer, without the formatting machinery: the
-//! per-row and per-request paths (access lines, `Content-Length`) format numbers this way.
+//! per-row and per-request paths (access lines, response and upstream heads through
+//! `http::head::push_u64`) format numbers this way.
 
 /// Room for any `i64` in decimal with a point and a sign (20 digits, '.', '-').
 const BUF_BYTES: usize = 24;
@@ -16,6 +17,24 @@ impl I64Buf {
         self.format_fixed(v, 0)
     }
 
+    /// `v` (unsigned) in decimal.
+    pub fn format_u64(&mut self, v: u64) -> &str {
+        let mut at = BUF_BYTES;
+        let mut n = v;
+        self.integer(&mut at, &mut n);
+        std::str::from_utf8(&self.bytes[at..]).unwrap_or("0")
+    }
+
+    /// Writes `n`'s digits (at least one) before `at`.
+    fn integer(&mut self, at: &mut usize, n: &mut u64) {
+        loop {
+            digit(&mut self.bytes, at, n);
+            if *n == 0 {
+                break;
+            }
+        }
+    }
+
     /// `v / 10^decimals` with exactly `decimals` digits after the point (`1.234` for
     /// `v = 1234, decimals = 3`; at most 9 decimals).
     pub fn format_fixed(&mut self, v: i64, decimals: u32) -> &str {
@@ -28,12 +47,7 @@ impl I64Buf {
             at -= 1;
             self.bytes[at] = b'.';
         }
-        loop {
-            digit(&mut self.bytes, &mut at, &mut n);
-            if n == 0 {
-                break;
-            }
-        }
+        self.integer(&mut at, &mut n);
         if v < 0 {
             at -= 1;
             self.bytes[at] = b'-';
@@ -58,6 +72,9 @@ mod tests {
         let mut b = I64Buf::default();
         for v in [0i64, 7, -7, 10, 1234567890, i64::MAX, i64::MIN, -1] {
             assert_eq!(b.format(v), v.to_string());
+        }
+        for v in [0u64, 9, 10, u64::MAX] {
+            assert_eq!(b.format_u64(v), v.to_string());
         }
     }
 

@@ -40,6 +40,16 @@ pub fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
 }
 
 impl Civil {
+    /// Writes the year (4 digits, clamped to 0..=9999), month, day, hour, minute and
+    /// second (2 digits each) into `out` at the offsets `at`, in that order.
+    pub(crate) fn put_digits(&self, out: &mut [u8], at: [usize; 6]) {
+        let year = self.year.clamp(0, 9999) as u32;
+        let fields = [year, self.month, self.day, self.hour, self.minute, self.second];
+        for (i, (at, v)) in at.into_iter().zip(fields).enumerate() {
+            put_digits(out, at, if i == 0 { 4 } else { 2 }, v);
+        }
+    }
+
     /// Civil time of a unix timestamp in seconds.
     pub(crate) fn from_unix(secs: i64) -> Civil {
         let days = secs.div_euclid(86_400);
@@ -87,17 +97,8 @@ pub(crate) fn rfc3339_millis_bytes(micros: i64) -> [u8; 24] {
     let c = Civil::from_unix(micros.div_euclid(1_000_000));
     let ms = (micros.rem_euclid(1_000_000) / 1000) as u32;
     let mut out = *b"0000-00-00T00:00:00.000Z";
-    for (at, width, v) in [
-        (0, 4, c.year.clamp(0, 9999) as u32),
-        (5, 2, c.month),
-        (8, 2, c.day),
-        (11, 2, c.hour),
-        (14, 2, c.minute),
-        (17, 2, c.second),
-        (20, 3, ms),
-    ] {
-        put_digits(&mut out, at, width, v);
-    }
+    c.put_digits(&mut out, [0, 5, 8, 11, 14, 17]);
+    put_digits(&mut out, 20, 3, ms);
     out
 }
 
