@@ -73,8 +73,9 @@ pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8])
 /// 429 `ThrottlingException` from the mock is relayed and recorded).
 const DEMO_BUDGETS: &str = "[[budget]]\nname = \"triage-bot-daily\"\nscope = \"agent\"\nvalue = \"triage-bot\"\nperiod = \"day\"\nlimit_usd = \"0.000005\"\naction = \"block\"\nallow_unpriced = true\n";
 
-/// The sample traffic: (department, project, agent, model), round-robin.
-const TEAMS: [(&str, &str, &str, &str); 6] = [
+/// The sample traffic: (department, project, agent, model), round-robin. The last one
+/// calls InvokeModel with an Anthropic Messages body, as Claude Code does.
+const TEAMS: [(&str, &str, &str, &str); 7] = [
     ("engineering", "search", "indexer", "amazon.nova-lite-v1:0"),
     ("engineering", "search", "ranker", "anthropic.claude-sonnet-4-6"),
     (
@@ -86,7 +87,16 @@ const TEAMS: [(&str, &str, &str, &str); 6] = [
     ("support", "helpdesk", "triage-bot", "amazon.nova-micro-v1:0"),
     ("support", "helpdesk", "triage-bot", "mock.throttle"),
     ("finance", "forecast", "analyst", "meta.llama3-1-8b-instruct-v1:0"),
+    (
+        "engineering",
+        "platform",
+        "claude-code",
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ),
 ];
+
+/// The agent of [`TEAMS`] that calls InvokeModel.
+const INVOKE_AGENT: &str = "claude-code";
 
 /// The demo's proxy: two shards on loopback in front of the mock, with the budget.
 fn proxy_config(mock_addr: SocketAddr, dir: PathBuf, budget_file: PathBuf) -> ServeConfig {
@@ -165,10 +175,18 @@ fn send_traffic(proxy_addr: SocketAddr, requests: usize) {
     );
     for i in 0..requests {
         let (dept, proj, agent, model) = TEAMS[i % TEAMS.len()];
-        let body = format!(
-            "{{\"messages\":[{{\"role\":\"user\",\"content\":[{{\"text\":\"Sample question {i} from {agent}: summarise last week's tickets.\"}}]}}],\"inferenceConfig\":{{\"maxTokens\":256}}}}"
-        );
-        let path = format!("/bedrock/model/{}/converse", model.replace(':', "%3A"));
+        let invoke = agent == INVOKE_AGENT;
+        let body = if invoke {
+            format!(
+                "{{\"anthropic_version\":\"bedrock-2023-05-31\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":[{{\"type\":\"text\",\"text\":\"Sample question {i}: explain this stack trace.\",\"cache_control\":{{\"type\":\"ephemeral\",\"ttl\":\"1h\"}}}}]}}]}}"
+            )
+        } else {
+            format!(
+                "{{\"messages\":[{{\"role\":\"user\",\"content\":[{{\"text\":\"Sample question {i} from {agent}: summarise last week's tickets.\"}}]}}],\"inferenceConfig\":{{\"maxTokens\":256}}}}"
+            )
+        };
+        let op = if invoke { "invoke" } else { "converse" };
+        let path = format!("/bedrock/model/{}/{op}", model.replace(':', "%3A"));
         let headers = [
             ("X-Cloudidr-Key", DEMO_TRACKING_KEY),
             ("X-Aws-Access-Key-Id", DEMO_ACCESS_KEY_ID),
@@ -199,6 +217,9 @@ fn send_traffic(proxy_addr: SocketAddr, requests: usize) {
                     get("x-llmops-output-tokens"),
                     get("x-llmops-cost-usd")
                 );
+                if invoke {
+                    println!("     ^ InvokeModel with an Anthropic Messages body (as Claude Code sends it), one-hour cache write");
+                }
                 if String::from_utf8_lossy(&b).contains("\"code\":\"BudgetExceeded\"") {
                     println!(
                         "     ^ refused by the proxy: BudgetExceeded (retry after {} s)",

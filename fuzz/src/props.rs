@@ -33,6 +33,7 @@ use llmops_proxy::sigv4::canonical::{
 };
 use llmops_proxy::sigv4::{Credentials, SignError, SignRequest, Signer, SigningKeyCache, SigningTime};
 use llmops_proxy::usage::scan::{Scanner, Usage, MAX_INVOKED_MODEL, MAX_STOP_REASON};
+use llmops_proxy::util::base64;
 
 /// `len * sel / 255`: a cut point anywhere in `0..=len` chosen by one input byte.
 fn cut(len: usize, sel: u8) -> usize {
@@ -484,6 +485,36 @@ pub fn check_usage_scan(data: &[u8]) {
     let other = br#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3},"stopReason":"end_turn"}"#;
     assert_eq!(s.scan(other).map(|u| u.total_tokens), Some(Some(3)));
     assert_eq!(s.scan(data), first, "reused scanner answers differently");
+    // The InvokeModel scans (a body of any family, a stream chunk's base64 payload): the
+    // same invariants, and the same answers from a reused scanner.
+    let invoke = s.scan_invoke(data);
+    if let Some(u) = &invoke {
+        check_usage(u);
+    }
+    let chunk = s.scan_chunk(data);
+    if let Some((u, _)) = &chunk {
+        check_usage(u);
+    }
+    assert_eq!(s.scan(other).map(|u| u.total_tokens), Some(Some(3)));
+    assert_eq!(
+        s.scan_invoke(data),
+        invoke,
+        "reused scanner answers differently (invoke)"
+    );
+    assert_eq!(s.scan_chunk(data), chunk, "reused scanner answers differently (chunk)");
+    // Base64 round-trips whatever the bytes, and a chunk wrapping them scans as they do.
+    let mut b64 = Vec::new();
+    base64::encode_into(data, &mut b64);
+    let mut back = Vec::new();
+    assert_eq!(base64::decode_into(&b64, &mut back), Ok(()));
+    assert_eq!(back, data, "base64 round trip");
+    let mut wrapped = b"{\"bytes\":\"".to_vec();
+    wrapped.extend_from_slice(&b64);
+    wrapped.extend_from_slice(b"\"}");
+    if let Some((u, _)) = s.scan_chunk(&wrapped) {
+        check_usage(&u);
+        assert_eq!(s.scan_invoke(data), Some(u), "a chunk scans as its payload does");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

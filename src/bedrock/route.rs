@@ -1,4 +1,5 @@
-//! Routes of the client contract: `POST /bedrock/model/{modelId}/converse[-stream]`,
+//! Routes of the client contract: `POST /bedrock/model/{modelId}/{operation}` for
+//! Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream and CountTokens,
 //! `GET /healthz`, `GET /metrics`.
 
 /// Which Bedrock operation a request asks for.
@@ -6,15 +7,52 @@
 pub(crate) enum Operation {
     Converse,
     ConverseStream,
+    /// InvokeModel: a model-native body (the Anthropic Messages body, say).
+    Invoke,
+    /// InvokeModelWithResponseStream: its answer is an event stream of `chunk` events.
+    InvokeStream,
+    /// CountTokens: AWS does not bill it.
+    CountTokens,
 }
 
 impl Operation {
-    /// The name recorded in the usage row and used in the upstream path.
+    /// Every operation, in the order of [`Operation::as_str`]'s names.
+    pub(crate) const ALL: [Operation; 5] = [
+        Operation::Converse,
+        Operation::ConverseStream,
+        Operation::Invoke,
+        Operation::InvokeStream,
+        Operation::CountTokens,
+    ];
+
+    /// The name recorded in the usage row (`operation` column).
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Operation::Converse => "converse",
             Operation::ConverseStream => "converse-stream",
+            Operation::Invoke => "invoke",
+            Operation::InvokeStream => "invoke-stream",
+            Operation::CountTokens => "count-tokens",
         }
+    }
+
+    /// The last segment of the path, on the proxy's routes and upstream alike.
+    pub(crate) fn path_segment(self) -> &'static str {
+        match self {
+            Operation::InvokeStream => "invoke-with-response-stream",
+            op => op.as_str(),
+        }
+    }
+
+    /// Whether the answer is an event stream.
+    pub(crate) fn is_stream(self) -> bool {
+        matches!(self, Operation::ConverseStream | Operation::InvokeStream)
+    }
+
+    /// Whether the call is an InvokeModel family one (model-native body, Bedrock's own
+    /// request headers forwarded, usage in response headers).
+    pub(crate) fn is_invoke(self) -> bool {
+        matches!(self, Operation::Invoke | Operation::InvokeStream)
     }
 }
 
@@ -52,10 +90,8 @@ pub(crate) fn resolve(target: &[u8]) -> Route<'_> {
         return Route::NotFound;
     };
     let (model, op) = (&rest[..slash], &rest[slash + 1..]);
-    let op = match op {
-        b"converse" => Operation::Converse,
-        b"converse-stream" => Operation::ConverseStream,
-        _ => return Route::NotFound,
+    let Some(op) = Operation::ALL.into_iter().find(|o| o.path_segment().as_bytes() == op) else {
+        return Route::NotFound;
     };
     if model.is_empty() {
         return Route::NotFound;
@@ -86,7 +122,12 @@ mod tests {
             }
         );
         assert_eq!(resolve(b"/bedrock/model//converse"), Route::NotFound);
-        assert_eq!(resolve(b"/bedrock/model/x/invoke"), Route::NotFound);
+        for op in Operation::ALL {
+            let path = format!("/bedrock/model/x/{}?q", op.path_segment());
+            assert_eq!(resolve(path.as_bytes()), Route::Bedrock { op, raw_model: b"x" });
+        }
+        assert_eq!(resolve(b"/bedrock/model/x/invoke-stream"), Route::NotFound);
+        assert_eq!(resolve(b"/bedrock/model/x/invokes"), Route::NotFound);
         assert_eq!(resolve(b"/"), Route::NotFound);
     }
 }

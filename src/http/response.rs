@@ -9,6 +9,12 @@ use super::HttpError;
 /// Longest `x-amzn-RequestId` kept.
 pub(crate) const MAX_REQUEST_ID_CHARS: usize = 128;
 
+/// Most `x-amzn-bedrock-*` headers kept from one response (InvokeModel reports its
+/// usage in them); more are ignored.
+pub(crate) const MAX_BEDROCK_HEADERS: usize = 16;
+/// Longest `x-amzn-bedrock-*` header value kept; a longer one is ignored.
+pub(crate) const MAX_BEDROCK_HEADER_VALUE: usize = 256;
+
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ResponseFraming {
@@ -34,7 +40,25 @@ pub(crate) struct ResponseHead {
     pub request_id: Option<String>,
     /// `x-amzn-ErrorType`, as sent.
     pub error_type: Option<Vec<u8>>,
+    /// The `x-amzn-bedrock-*` headers (token counts, latency, tier, stream content
+    /// type), names as sent: read for usage and relayed on InvokeModel answers.
+    pub bedrock: Vec<(String, Vec<u8>)>,
 }
+
+impl ResponseHead {
+    /// The value of the `x-amzn-bedrock-{suffix}` header (`suffix` lower-case).
+    pub(crate) fn bedrock_header(&self, suffix: &str) -> Option<&[u8]> {
+        self.bedrock
+            .iter()
+            .find(|(n, _)| {
+                n.len() == BEDROCK_PREFIX.len() + suffix.len() && n[BEDROCK_PREFIX.len()..].eq_ignore_ascii_case(suffix)
+            })
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// The prefix of Bedrock's own response headers.
+const BEDROCK_PREFIX: &str = "x-amzn-bedrock-";
 
 const BAD: fn(&'static str) -> HttpError = HttpError::BadResponse;
 
@@ -63,6 +87,7 @@ pub(crate) fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, Ht
         content_type: None,
         request_id: None,
         error_type: None,
+        bedrock: Vec::new(),
     };
     for hd in resp.headers.iter() {
         let v = hd.value;
@@ -97,6 +122,12 @@ pub(crate) fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, Ht
                 .map(|s| s.chars().take(MAX_REQUEST_ID_CHARS).collect());
         } else if hd.name.eq_ignore_ascii_case("x-amzn-errortype") {
             h.error_type = Some(v.to_vec());
+        } else if hd.name.len() > BEDROCK_PREFIX.len()
+            && hd.name.as_bytes()[..BEDROCK_PREFIX.len()].eq_ignore_ascii_case(BEDROCK_PREFIX.as_bytes())
+            && h.bedrock.len() < MAX_BEDROCK_HEADERS
+            && v.len() <= MAX_BEDROCK_HEADER_VALUE
+        {
+            h.bedrock.push((hd.name.to_string(), v.to_vec()));
         }
     }
     h.framing = if (100..200).contains(&status) || status == 204 || status == 304 {
@@ -144,5 +175,15 @@ mod tests {
         assert!(parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_err());
         assert!(parse_response_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").is_err());
         assert_eq!(parse_response_head(b"HTTP/1.1 200 OK\r\n"), Ok(None));
+        // Bedrock's own headers are kept with their names as sent, found by suffix.
+        let long = format!("x-amzn-bedrock-trace: {}\r\n", "a".repeat(MAX_BEDROCK_HEADER_VALUE + 1));
+        let raw = format!("HTTP/1.1 200 OK\r\nX-Amzn-Bedrock-Input-Token-Count: 12\r\n{long}x-amzn-bedrock-: 1\r\nContent-Length: 0\r\n\r\n");
+        let h = parse_response_head(raw.as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            h.bedrock,
+            vec![("X-Amzn-Bedrock-Input-Token-Count".to_string(), b"12".to_vec())]
+        );
+        assert_eq!(h.bedrock_header("input-token-count"), Some(&b"12"[..]));
+        assert_eq!(h.bedrock_header("output-token-count"), None);
     }
 }

@@ -1,9 +1,12 @@
 //! `mock-upstream`: a Bedrock Runtime simulator for tests and the demo. It verifies every
 //! request's SigV4 signature the way AWS does (rebuilding the canonical request from the
 //! received bytes) and answers Converse with a realistic body whose usage is a
-//! deterministic function of the request body. Model ids starting with `mock.` select
-//! failures; see `behaviour`.
+//! deterministic function of the request body; the InvokeModel family is `invoke`'s.
+//! Model ids starting with `mock.` select failures; see `behaviour`. As a test oracle it
+//! refuses what a correct proxy never sends: a client-only header, a second
+//! `Authorization` or `X-Amz-Date`, a Bedrock header left out of the signature.
 
+mod invoke;
 pub(crate) mod verify;
 
 use std::cell::Cell;
@@ -408,11 +411,29 @@ fn stats_reply(stats: &Stats, rid: &str) -> Reply {
     json_response(200, None, rid, body.as_bytes())
 }
 
-/// Whether a client-only header reached the upstream.
+/// Whether a client-only header reached the upstream, or a client's own signature
+/// travelled beside the proxy's.
 fn leaked(head: &RequestHead) -> bool {
     head.headers().any(|(n, _)| {
         let n = String::from_utf8_lossy(n).to_ascii_lowercase();
         CLIENT_ONLY_HEADERS.iter().any(|p| n.starts_with(p)) || n == "x-team"
+    }) || head.header_count("authorization") > 1
+        || head.header_count("x-amz-date") > 1
+}
+
+/// Whether an `x-amzn-bedrock-*` request header is missing from the signed headers.
+fn unsigned_bedrock_header(head: &RequestHead) -> bool {
+    let auth = head
+        .header("authorization")
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let signed = auth
+        .split([',', ' '])
+        .find_map(|p| p.trim().strip_prefix("SignedHeaders="))
+        .unwrap_or("");
+    head.headers().any(|(n, _)| {
+        let n = String::from_utf8_lossy(n).to_ascii_lowercase();
+        n.starts_with("x-amzn-bedrock-") && !signed.split(';').any(|s| s == n)
     })
 }
 
@@ -423,7 +444,14 @@ fn route(head: &RequestHead, rid: &str) -> Result<(String, Vec<u8>), Reply> {
     let rest = path.strip_prefix(b"/model/").ok_or_else(unknown)?;
     let slash = rest.iter().rposition(|&b| b == b'/').ok_or_else(unknown)?;
     let op = &rest[slash + 1..];
-    if head.method() != Method::Post || (op != b"converse" && op != b"converse-stream") {
+    const OPS: [&[u8]; 5] = [
+        b"converse",
+        b"converse-stream",
+        b"invoke",
+        b"invoke-with-response-stream",
+        b"count-tokens",
+    ];
+    if head.method() != Method::Post || !OPS.contains(&op) {
         return Err(unknown());
     }
     let model = decode_model_id(&rest[..slash]).map_err(|_| {
@@ -499,6 +527,15 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
             &rid,
         ));
     }
+    if unsigned_bedrock_header(head) {
+        stats.leaked_headers.set(stats.leaked_headers.get() + 1);
+        return Some(aws_error(
+            400,
+            "UnsignedHeaderException",
+            "an X-Amzn-Bedrock-* header is not signed",
+            &rid,
+        ));
+    }
     let (model, op) = match route(head, &rid) {
         Ok(r) => r,
         Err(reply) => return Some(reply),
@@ -526,10 +563,13 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
         _ => {}
     }
     stats.ok.set(stats.ok.get() + 1);
-    if op == b"converse-stream" {
-        return Some(stream_reply(&model, body, &beh, &rid, &billing));
-    }
-    Some(converse_reply(&model, body, &beh, &rid, &billing))
+    Some(match &op[..] {
+        b"converse-stream" => stream_reply(&model, body, &beh, &rid, &billing),
+        b"invoke" => invoke::invoke_reply(head, &model, body, &beh, &rid),
+        b"invoke-with-response-stream" => invoke::stream_reply(head, &model, body, &beh, &rid),
+        b"count-tokens" => invoke::count_tokens_reply(body, &rid),
+        _ => converse_reply(&model, body, &beh, &rid, &billing),
+    })
 }
 
 /// A Converse answer: the text names the request body's SHA-256; usage as `billing` says.

@@ -213,6 +213,8 @@ named_enum!(
         PriceUnconfirmed = "price_unconfirmed",
         /// The exact cost had digits below 1e-12 USD: rounded half to even.
         CostRounded = "cost_rounded",
+        /// An operation AWS does not bill (CountTokens): the cost is an exact zero.
+        NotBilled = "not_billed",
     }
 );
 

@@ -18,6 +18,7 @@ use super::shard::{Admission, Peer, Shard};
 use super::stats::ShardStats;
 use crate::bedrock::route::Operation;
 use crate::http::io::write_all;
+use crate::pricing::{Flag, Latency, Tier};
 use crate::usage::record::cut_message;
 use crate::usage::scan::Usage;
 use crate::usage::UsageRecord;
@@ -36,6 +37,10 @@ pub struct Call<'a, S> {
     /// An HTTP/1.0 client: no chunked encoding toward it (a stream ends with the
     /// connection).
     pub http10: bool,
+    /// The operation asked for.
+    pub op: Operation,
+    /// An InvokeModel call's requested tier and latency mode (from its headers).
+    pub requested: Option<(Option<Tier>, Option<Latency>)>,
     /// The row's key in the shard's journal (the request's sequence number).
     key: u64,
     /// Whether the ledger reserved room for the row ([`Call::admit`]).
@@ -73,6 +78,8 @@ impl<'a, S: AsyncReadRent + AsyncWriteRent> Call<'a, S> {
             received,
             close: !keep_alive,
             http10: false,
+            op,
+            requested: None,
         }
     }
 
@@ -139,13 +146,20 @@ impl<'a, S: AsyncReadRent + AsyncWriteRent> Call<'a, S> {
     }
 
     /// Prices the row from its response's usage (exact; unpriced calls are flagged, and
-    /// counted by the writer). The request body is read for `serviceTier` /
-    /// `performanceConfig` only when the response did not report them and the model's
-    /// price depends on them.
+    /// counted by the writer). What the request asked for (an InvokeModel call's headers,
+    /// else the Converse body's `serviceTier` / `performanceConfig`) is read only when the
+    /// response did not report it and the model's price depends on it. CountTokens is not
+    /// billed: its cost is an exact zero.
     pub fn price(&mut self, usage: &Usage, request_body: &[u8]) {
         let shard = self.shard;
+        if self.op == Operation::CountTokens {
+            self.rec.cost_pico_usd = Some(0);
+            self.rec.cost_flags.set(Flag::NotBilled);
+            return;
+        }
+        let requested = self.requested;
         self.rec.price(&shard.prices(), usage, || {
-            shard.scanner.borrow_mut().request_hints(request_body)
+            requested.unwrap_or_else(|| shard.scanner.borrow_mut().request_hints(request_body))
         });
     }
 

@@ -59,8 +59,11 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
         );
         return Box::pin(call.refuse_unrecorded(err)).await;
     }
-    let v = match validate::validate(&head, raw_model, call.shard, call.peer, &mut call.rec) {
-        Ok(v) => v,
+    let v = match validate::validate(&head, op, raw_model, call.shard, call.peer, &mut call.rec) {
+        Ok(v) => {
+            call.requested = v.requested;
+            v
+        }
         Err(err) => {
             // After a 411 the client may still send a body the proxy cannot frame.
             call.close |= unread_body || err.code == ErrorCode::LengthRequired;
@@ -120,7 +123,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
     let body = body.bytes;
     let up_started = Instant::now();
     let deadline = up_started + call.shard.shared.settings.timeouts.total;
-    let streaming = op == Operation::ConverseStream;
+    let streaming = op.is_stream();
     let ex = call
         .shard
         .upstream

@@ -1,6 +1,7 @@
 //! Stage 5, the whole-body relay: the upstream's answer goes to the client byte for byte,
-//! with `x-request-id` and, for successes, the exact cost and token counts. A 2xx body is
-//! scanned for usage and priced; an error's AWS type and message are recorded; an AWS
+//! with `x-request-id`, Bedrock's own `x-amzn-bedrock-*` headers and, for successes, the
+//! exact cost and token counts. A 2xx body is scanned for usage (an InvokeModel answer's
+//! headers first: `usage::invoke`) and priced; an error's AWS type and message are recorded; an AWS
 //! authentication failure becomes the proxy's own 401 (AWS's message can echo the
 //! session token, so it is never relayed).
 
@@ -14,6 +15,7 @@ use crate::bedrock::error::{aws_message, error_type_from_body, error_type_from_h
 use crate::http::head::HeadWriter;
 use crate::http::limits::SMALL_BODY_BYTES;
 use crate::upstream::exchange::UpstreamResponse;
+use crate::usage::invoke;
 use crate::usage::record::{cut_message, format_usd, MAX_ERROR_MESSAGE_CHARS};
 
 /// Relays a whole upstream answer and records the row.
@@ -54,7 +56,19 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     let mut cost: Option<String> = None;
     let mut tokens: [(&str, Option<i64>); 2] = [("x-llmops-input-tokens", None), ("x-llmops-output-tokens", None)];
     if (200..300).contains(&status) {
-        let usage = call.shard.scanner.borrow_mut().scan(resp.body()).unwrap_or_default();
+        let usage = if call.op.is_invoke() {
+            let mut u = call
+                .shard
+                .scanner
+                .borrow_mut()
+                .scan_invoke(resp.body())
+                .unwrap_or_default();
+            u.merge(invoke::header_usage(&resp.head));
+            invoke::fill_total(&mut u);
+            u
+        } else {
+            call.shard.scanner.borrow_mut().scan(resp.body()).unwrap_or_default()
+        };
         call.rec.apply_usage(&usage);
         call.price(&usage, request_body);
         cost = call.rec.cost_pico_usd.map(format_usd);
@@ -79,6 +93,9 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
         }
         if let Some(et) = &resp.head.error_type {
             w.header("x-amzn-errortype", et);
+        }
+        for (name, value) in &resp.head.bedrock {
+            w.header(name, value);
         }
         if let Some(c) = &cost {
             w.header("x-llmops-cost-usd", c.as_bytes());

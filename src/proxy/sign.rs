@@ -1,12 +1,14 @@
 //! Stage 4, signing: the upstream request for a validated call — its target, the path
 //! (`/model/{percent-encoded id}/{operation}`), the signed headers (`content-type`,
-//! `host`, `x-amz-date`, `x-amz-security-token`) with SigV4 over the body's hash, and the
-//! head written by the one head writer. The client's head (it holds the caller's secrets)
+//! `host`, `x-amz-date`, `x-amz-security-token`, and on InvokeModel calls the client's
+//! Bedrock headers of `bedrock::headers`) with SigV4 over the body's hash, and the head
+//! written by the one head writer. The client's head (it holds the caller's secrets)
 //! is wiped as soon as what is needed was taken from it.
 
 use super::error::{ErrorCode, ProxyError};
 use super::shard::Shard;
 use super::validate::Validated;
+use crate::bedrock::headers::{forwarded, ACCEPT, FORWARDED};
 use crate::bedrock::model::encode_model_segment;
 use crate::bedrock::route::Operation;
 use crate::http::head::HeadWriter;
@@ -50,19 +52,37 @@ fn sign_with(shard: &Shard, c: &Unsigned<'_>, client_head: &RequestHead) -> Resu
     path.extend_from_slice(b"/model/");
     encode_model_segment(c.model, &mut path);
     path.push(b'/');
-    path.extend_from_slice(op.as_str().as_bytes());
+    path.extend_from_slice(op.path_segment().as_bytes());
     let time = SigningTime::now();
     let mut ph = [0u8; 64];
     crate::util::hex::encode_into(c.body_sha256, &mut ph);
     let ph_str = std::str::from_utf8(&ph).unwrap_or_default();
     let token = v.creds.session_token.as_ref().map(|t| t.expose());
-    let all: [(&str, &[u8]); 4] = [
+    // Validation refused duplicates and long values already.
+    let fwd = forwarded(client_head, op).map_err(|e| ProxyError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let accept: &[u8] = match op {
+        _ if op.is_stream() => b"application/vnd.amazon.eventstream",
+        Operation::Invoke => fwd[ACCEPT].unwrap_or(b"application/json"),
+        _ => b"application/json",
+    };
+    let mut all: [(&str, &[u8]); 4 + FORWARDED.len()] = [("", b""); 4 + FORWARDED.len()];
+    all[..3].copy_from_slice(&[
         ("content-type", content_type),
         ("host", host.as_bytes()),
         ("x-amz-date", time.amz_date().as_bytes()),
-        ("x-amz-security-token", token.unwrap_or_default()),
-    ];
-    let signed = &all[..if token.is_some() { 4 } else { 3 }];
+    ]);
+    let mut n = 3;
+    if let Some(t) = token {
+        all[n] = ("x-amz-security-token", t);
+        n += 1;
+    }
+    for (f, v) in FORWARDED.iter().zip(fwd) {
+        if let Some(v) = v {
+            all[n] = (f.lower, v);
+            n += 1;
+        }
+    }
+    let signed = &all[..n];
     let sreq = SignRequest {
         method: "POST",
         path: &path,
@@ -87,8 +107,17 @@ fn sign_with(shard: &Shard, c: &Unsigned<'_>, client_head: &RequestHead) -> Resu
     } else {
         0
     };
+    let forwarded_len: usize = fwd.iter().flatten().map(|v| v.len() + 48).sum();
     let mut head = Vec::with_capacity(
-        384 + path.len() + host.len() + content_type.len() + auth.len() + token_len + USER_AGENT.len() + small_body,
+        384 + path.len()
+            + host.len()
+            + content_type.len()
+            + auth.len()
+            + token_len
+            + USER_AGENT.len()
+            + small_body
+            + forwarded_len
+            + accept.len(),
     );
     let mut w = HeadWriter::request(&mut head, "POST", &path);
     w.header("Host", host.as_bytes())
@@ -98,15 +127,14 @@ fn sign_with(shard: &Shard, c: &Unsigned<'_>, client_head: &RequestHead) -> Resu
     if let Some(t) = &v.creds.session_token {
         w.header("X-Amz-Security-Token", t.expose());
     }
+    // `Accept` (signed above when the client chose it) is written once, below.
+    for (f, v) in FORWARDED.iter().zip(fwd).skip(ACCEPT + 1) {
+        if let Some(v) = v {
+            w.header(f.upstream, v);
+        }
+    }
     w.header("Authorization", auth.as_bytes())
-        .header(
-            "Accept",
-            if op == Operation::ConverseStream {
-                b"application/vnd.amazon.eventstream"
-            } else {
-                b"application/json"
-            },
-        )
+        .header("Accept", accept)
         .header("User-Agent", USER_AGENT.as_bytes())
         .end();
     let mut auth = auth;

@@ -1,7 +1,10 @@
-//! Stage 5 for ConverseStream: the upstream's `application/vnd.amazon.eventstream` body
-//! goes to the client as it arrives, as HTTP chunks, never buffered whole. An incremental
-//! event-stream decoder reads along (bytes untouched) to find the `metadata` event
-//! (usage, metrics, tier), `messageStop` (stop reason) and exception events for the row.
+//! Stage 5 for ConverseStream and InvokeModelWithResponseStream: the upstream's
+//! `application/vnd.amazon.eventstream` body goes to the client as it arrives, as HTTP
+//! chunks, never buffered whole. An incremental event-stream decoder reads along (bytes
+//! untouched) to find the usage for the row: ConverseStream's `metadata` event (usage,
+//! metrics, tier) and `messageStop` (stop reason); InvokeModel's `chunk` events (their
+//! base64 JSON: `usage::invoke`), the last of which carries Bedrock's invocation metrics;
+//! and exception events.
 //! A client that goes away ends the upstream read at the next piece. A non-200 answer to
 //! a stream request is a small JSON body: it is read whole and relayed as such.
 
@@ -39,18 +42,27 @@ async fn collect(mut s: Streaming, deadline: Instant) -> Result<UpstreamResponse
     Ok(UpstreamResponse::from_parts(s.head, out, s.ttfb))
 }
 
-/// Reads one decoded frame into the row; returns whether it was the `metadata` event.
+/// Reads one decoded frame into the row; returns whether it carried the stream's final
+/// usage (ConverseStream's `metadata` event, InvokeModel's invocation metrics).
 fn read_frame(f: &Frame, rec: &mut UsageRecord, usage: &mut Usage, shard: &Shard) -> bool {
     match f.message_type() {
-        Some("event") => {
-            if let Some(t @ ("metadata" | "messageStop")) = f.event_type() {
+        Some("event") => match f.event_type() {
+            Some(t @ ("metadata" | "messageStop")) => {
                 let scanned = shard.scanner.borrow_mut().scan(&f.payload);
                 if let Some(u) = scanned {
                     usage.merge(u);
                 }
                 return t == "metadata";
             }
-        }
+            Some("chunk") => {
+                let scanned = shard.scanner.borrow_mut().scan_chunk(&f.payload);
+                if let Some((u, last)) = scanned {
+                    usage.merge(u);
+                    return last;
+                }
+            }
+            _ => {}
+        },
         Some("exception") => {
             rec.error_type = f.exception_type().map(str::to_string);
             rec.error_message = aws_message(&f.payload, MAX_ERROR_MESSAGE_CHARS);
@@ -79,6 +91,9 @@ fn stream_head(s: &Streaming, request_id: &str, close: bool, chunked: bool) -> V
     w.header("x-request-id", request_id.as_bytes());
     if let Some(id) = &s.head.request_id {
         w.header("x-amzn-requestid", id.as_bytes());
+    }
+    for (name, value) in &s.head.bedrock {
+        w.header(name, value);
     }
     if chunked {
         w.header("transfer-encoding", b"chunked");
@@ -198,6 +213,9 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     }
     call.rec.response_bytes = bytes;
     call.rec.upstream_latency_ms = Some(up_started.elapsed().as_secs_f64() * 1000.0);
+    if call.op.is_invoke() {
+        crate::usage::invoke::fill_total(&mut read.usage);
+    }
     call.rec.apply_usage(&read.usage);
     if !read.saw_metadata && !relayed {
         call.rec.cost_flags.set(Flag::StreamCutBeforeUsage);

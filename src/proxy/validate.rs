@@ -1,12 +1,16 @@
-//! Stage 1, validation: the method, the tracking key (tenant), the AWS credentials, the
+//! Stage 1, validation: the method, the tracking key (tenant), the Bedrock headers an
+//! InvokeModel call forwards (`bedrock::headers`), the AWS credentials, the
 //! region and the model id (decoded and geo-prefixed), and the body framing. The row
 //! records what the request asked for before any check, so refusals carry it too.
 
 use super::error::{ErrorCode, ProxyError};
 use super::shard::{Peer, Shard};
+use crate::bedrock::headers::{forwarded, LATENCY, SERVICE_TIER};
 use crate::bedrock::model::decode_model_id;
 use crate::bedrock::region::{is_valid_region, DEFAULT_REGION};
+use crate::bedrock::route::Operation;
 use crate::http::request::{BodyFraming, Method, RequestHead};
+use crate::pricing::{Latency, Tier};
 use crate::sigv4::{Credentials, SecretString};
 use crate::tenant::KeyError;
 use crate::usage::record::MAX_TAG_CHARS;
@@ -79,12 +83,16 @@ fn duplicated(head: &RequestHead) -> Option<&'static str> {
 /// region in `rec.region`, the model in `rec.model_effective`).
 pub struct Validated {
     pub creds: Credentials,
+    /// The tier and latency mode an InvokeModel call asked for in its headers (the
+    /// pricing fallback when the answer does not say); `None` for other operations.
+    pub requested: Option<(Option<Tier>, Option<Latency>)>,
 }
 
 /// Checks the request and fills the row with what it asked for (tags, tenant, region,
 /// models) — refused requests carry that too.
 pub fn validate(
     head: &RequestHead,
+    op: Operation,
     raw_model: &[u8],
     shard: &Shard,
     peer: &Peer,
@@ -123,6 +131,18 @@ pub fn validate(
             return Err(err);
         }
     }
+    let fwd = forwarded(head, op).map_err(|e| ProxyError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let hint = |i: usize| {
+        fwd[i]
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_ascii_lowercase)
+    };
+    let requested = op.is_invoke().then(|| {
+        (
+            hint(SERVICE_TIER).as_deref().and_then(Tier::parse),
+            hint(LATENCY).as_deref().and_then(Latency::parse),
+        )
+    });
     let creds = credentials(head)?;
     if !is_valid_region(&rec.region) {
         return Err(ProxyError::new(
@@ -142,7 +162,7 @@ pub fn validate(
             "send the body with Content-Length or Transfer-Encoding: chunked",
         ));
     }
-    Ok(Validated { creds })
+    Ok(Validated { creds, requested })
 }
 
 /// The tenant of the tracking key: its name in the key file, else the client

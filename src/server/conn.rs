@@ -187,7 +187,7 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
             let is_health = route == Route::Health;
             let resp = match (route, head.method()) {
                 (Route::NotFound, _) => error_response(
-                    &ProxyError::new(ErrorCode::NotFound, "unknown path; use POST /bedrock/model/{modelId}/converse or /converse-stream, GET /healthz, GET /metrics"),
+                    &ProxyError::new(ErrorCode::NotFound, "unknown path; use POST /bedrock/model/{modelId}/converse, /converse-stream, /invoke, /invoke-with-response-stream or /count-tokens, GET /healthz, GET /metrics"),
                     &id,
                     close,
                     &[],

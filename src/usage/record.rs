@@ -129,10 +129,11 @@ impl UsageRecord {
 
 /// The `&'static` name of a recorded operation (rows read back from files or a journal).
 pub fn operation_name(name: &str) -> &'static str {
-    match name {
-        "converse-stream" => "converse-stream",
-        _ => "converse",
-    }
+    crate::bedrock::route::Operation::ALL
+        .into_iter()
+        .map(|o| o.as_str())
+        .find(|n| *n == name)
+        .unwrap_or("converse")
 }
 
 /// Longest `error_message` kept.

@@ -60,8 +60,10 @@ impl Usage {
 
 /// Reusable parser state (one per shard).
 pub struct Scanner {
-    scratch: Vec<u8>,
-    buffers: simd_json::Buffers,
+    pub(super) scratch: Vec<u8>,
+    pub(super) buffers: simd_json::Buffers,
+    /// An InvokeModel stream chunk's decoded payload (`invoke`).
+    pub(super) chunk: Vec<u8>,
 }
 
 impl Default for Scanner {
@@ -69,20 +71,21 @@ impl Default for Scanner {
         Scanner {
             scratch: Vec::with_capacity(4096),
             buffers: simd_json::Buffers::new(4096),
+            chunk: Vec::new(),
         }
     }
 }
 
-type TapeValue<'t, 'i> = simd_json::tape::Value<'t, 'i>;
+pub(super) type TapeValue<'t, 'i> = simd_json::tape::Value<'t, 'i>;
 
-fn tape_int(v: Option<TapeValue<'_, '_>>) -> Option<i64> {
+pub(super) fn tape_int(v: Option<TapeValue<'_, '_>>) -> Option<i64> {
     let v = v?;
     v.as_i64()
         .or_else(|| v.as_u64().and_then(|u| i64::try_from(u).ok()))
         .filter(|n| *n >= 0)
 }
 
-fn tape_str<'i>(v: Option<TapeValue<'_, 'i>>) -> Option<&'i str> {
+pub(super) fn tape_str<'i>(v: Option<TapeValue<'_, 'i>>) -> Option<&'i str> {
     v?.into_string()
 }
 
