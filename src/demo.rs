@@ -1,6 +1,8 @@
 //! `demo`: offline, on loopback. Starts the mock upstream and the proxy on free ports,
-//! sends sample Converse calls for a few departments, projects and agents, stops the
-//! proxy (which flushes Parquet), and prints a cost table read back from the files.
+//! sends sample Converse calls (and one InvokeModel) for a few departments, projects and
+//! agents under a budget and three optimizer rules (a rewrite, a downgrade, a fallback),
+//! stops the proxy (which flushes Parquet), and prints a cost table and the optimizer's
+//! savings read back from the files.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -24,7 +26,7 @@ pub const FLAGS: &[FlagSpec] = &[
         "DIR",
         "where the demo's Parquet files go [default: a new temporary directory]",
     ),
-    flag("requests", "N", "how many sample requests to send [default: 12]"),
+    flag("requests", "N", "how many sample requests to send [default: 16]"),
 ];
 
 /// The demo's tracking key (open key mode accepts it).
@@ -71,35 +73,63 @@ pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8])
 /// The demo's budget: the triage bot may spend $0.000005 a day, then it is refused. Its
 /// `mock.throttle` calls have no price, so the budget lets unpriced calls through (their
 /// 429 `ThrottlingException` from the mock is relayed and recorded).
-const DEMO_BUDGETS: &str = "[[budget]]\nname = \"triage-bot-daily\"\nscope = \"agent\"\nvalue = \"triage-bot\"\nperiod = \"day\"\nlimit_usd = \"0.000005\"\naction = \"block\"\nallow_unpriced = true\n";
+const DEMO_BUDGETS: &str = "[[budget]]\nname = \"triage-bot-daily\"\nscope = \"agent\"\nvalue = \"triage-bot\"\nperiod = \"day\"\nlimit_usd = \"0.000005\"\naction = \"block\"\nallow_unpriced = true\n\n[[budget]]\nname = \"engineering-daily\"\nscope = \"department\"\nvalue = \"engineering\"\nperiod = \"day\"\nlimit_usd = \"0.0008\"\naction = \"alert\"\n";
 
-/// The sample traffic: (department, project, agent, model), round-robin. The last one
-/// calls InvokeModel with an Anthropic Messages body, as Claude Code does.
-const TEAMS: [(&str, &str, &str, &str); 7] = [
-    ("engineering", "search", "indexer", "amazon.nova-lite-v1:0"),
-    ("engineering", "search", "ranker", "anthropic.claude-sonnet-4-6"),
-    (
-        "marketing",
-        "campaigns",
-        "copywriter",
-        "anthropic.claude-haiku-4-5-20251001-v1:0",
-    ),
-    ("support", "helpdesk", "triage-bot", "amazon.nova-micro-v1:0"),
-    ("support", "helpdesk", "triage-bot", "mock.throttle"),
-    ("finance", "forecast", "analyst", "meta.llama3-1-8b-instruct-v1:0"),
-    (
+/// One kind of sample call.
+struct Team {
+    dept: &'static str,
+    project: &'static str,
+    agent: &'static str,
+    model: &'static str,
+    region: &'static str,
+}
+
+const fn team(dept: &'static str, project: &'static str, agent: &'static str, model: &'static str) -> Team {
+    Team {
+        dept,
+        project,
+        agent,
+        model,
+        region: "us-east-1",
+    }
+}
+
+/// The sample traffic, round-robin. The claude-code agent calls InvokeModel with an
+/// Anthropic Messages body, as Claude Code does; the optimizer rewrites the copywriter's
+/// Sonnet calls to Haiku, downgrades the ranker to Nova Lite once engineering's budget is
+/// half spent, and moves the reporter off throttled eu-west-1.
+const TEAMS: [Team; 8] = [
+    team("engineering", "search", "indexer", "amazon.nova-lite-v1:0"),
+    team("engineering", "search", "ranker", "anthropic.claude-sonnet-4-6"),
+    team("marketing", "campaigns", "copywriter", "anthropic.claude-sonnet-4-6"),
+    team("support", "helpdesk", "triage-bot", "amazon.nova-micro-v1:0"),
+    team("support", "helpdesk", "triage-bot", "mock.throttle"),
+    team("finance", "forecast", "analyst", "meta.llama3-1-8b-instruct-v1:0"),
+    team(
         "engineering",
         "platform",
         "claude-code",
         "anthropic.claude-sonnet-4-5-20250929-v1:0",
     ),
+    Team {
+        region: "eu-west-1",
+        ..team(
+            "finance",
+            "reporting",
+            "reporter",
+            "anthropic.claude-haiku-4-5-20251001-v1:0",
+        )
+    },
 ];
 
 /// The agent of [`TEAMS`] that calls InvokeModel.
 const INVOKE_AGENT: &str = "claude-code";
 
+/// The demo's optimizer rules: one rewrite, one downgrade, one fallback.
+const DEMO_ROUTES: &str = "[[route]]\nname = \"copy-to-haiku\"\nmatch = { agent = \"copywriter\", model = \"anthropic.claude-sonnet-*\" }\naction = \"rewrite\"\nto = \"anthropic.claude-haiku-4-5-20251001-v1:0\"\n\n[[route]]\nname = \"ranker-soft-cap\"\nmatch = { department = \"engineering\", agent = \"ranker\" }\naction = \"downgrade\"\nbudget = \"engineering-daily\"\nat_ratio = \"0.5\"\nto = \"amazon.nova-lite-v1:0\"\n\n[[route]]\nname = \"eu-fallback\"\nmatch = { project = \"reporting\" }\naction = \"fallback\"\ntry = [{ region = \"eu-central-1\" }]\n";
+
 /// The demo's proxy: two shards on loopback in front of the mock, with the budget.
-fn proxy_config(mock_addr: SocketAddr, dir: PathBuf, budget_file: PathBuf) -> ServeConfig {
+fn proxy_config(mock_addr: SocketAddr, dir: PathBuf, budget_file: PathBuf, routes_file: PathBuf) -> ServeConfig {
     ServeConfig {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         threads: 2,
@@ -119,6 +149,7 @@ fn proxy_config(mock_addr: SocketAddr, dir: PathBuf, budget_file: PathBuf) -> Se
             ..Settings::default()
         },
         budgets: Some(budget_file),
+        routes: Some(routes_file),
         drain_timeout: Duration::from_secs(5),
         access_log: false,
         // A few dozen rows: the smallest journal (four 256 KiB segments per shard).
@@ -132,7 +163,9 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
     let dir = usage_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("llmops-demo-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir);
     let (mtx, mrx) = mpsc::channel();
-    let mcfg = MockConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let mut mcfg = MockConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    // The reporter's region is throttled: the optimizer's fallback moves it.
+    mcfg.throttle_regions = vec!["eu-west-1".into()];
     let stop = Arc::new(AtomicBool::new(false));
     std::thread::spawn(move || crate::mock::run(mcfg, Some(mtx), stop));
     let Ok(mock_addr) = mrx.recv_timeout(Duration::from_secs(10)) else {
@@ -144,7 +177,12 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         eprintln!("demo: cannot write {}: {e}", budget_file.display());
         return 1;
     }
-    let cfg = proxy_config(mock_addr, dir.clone(), budget_file.clone());
+    let routes_file = std::env::temp_dir().join(format!("llmops-demo-routes-{}.toml", std::process::id()));
+    if let Err(e) = std::fs::write(&routes_file, DEMO_ROUTES) {
+        eprintln!("demo: cannot write {}: {e}", routes_file.display());
+        return 1;
+    }
+    let cfg = proxy_config(mock_addr, dir.clone(), budget_file.clone(), routes_file.clone());
     let (ptx, prx) = mpsc::channel();
     let server = std::thread::spawn(move || crate::server::serve(cfg, Some(ptx)));
     let Ok(proxy_addr) = prx.recv_timeout(Duration::from_secs(10)) else {
@@ -152,7 +190,8 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         return 1;
     };
     println!("\nllmops-proxy demo: proxy on http://{proxy_addr}, mock Bedrock on http://{mock_addr}");
-    println!("budget: agent triage-bot may spend $0.000005 a day (block)\n");
+    println!("budget: agent triage-bot may spend $0.000005 a day (block); engineering $0.0008 a day (alert)");
+    println!("optimizer: copy-to-haiku (rewrite), ranker-soft-cap (downgrade to Nova Lite at 50% of engineering-daily), eu-fallback (throttled eu-west-1 -> eu-central-1)\n");
     send_traffic(proxy_addr, requests);
     crate::server::signals::request_stop();
     match server.join() {
@@ -164,6 +203,7 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         Err(_) => return 1,
     }
     let _ = std::fs::remove_file(&budget_file);
+    let _ = std::fs::remove_file(&routes_file);
     print_rows(&dir)
 }
 
@@ -174,7 +214,13 @@ fn send_traffic(proxy_addr: SocketAddr, requests: usize) {
         "#", "department", "project", "agent", "model", "status", "in", "out", "cost (USD)"
     );
     for i in 0..requests {
-        let (dept, proj, agent, model) = TEAMS[i % TEAMS.len()];
+        let Team {
+            dept,
+            project: proj,
+            agent,
+            model,
+            region,
+        } = TEAMS[i % TEAMS.len()];
         let invoke = agent == INVOKE_AGENT;
         let body = if invoke {
             format!(
@@ -191,7 +237,7 @@ fn send_traffic(proxy_addr: SocketAddr, requests: usize) {
             ("X-Cloudidr-Key", DEMO_TRACKING_KEY),
             ("X-Aws-Access-Key-Id", DEMO_ACCESS_KEY_ID),
             ("X-Aws-Secret-Access-Key", DEMO_SECRET_ACCESS_KEY),
-            ("X-Aws-Region", "us-east-1"),
+            ("X-Aws-Region", region),
             ("X-Department", dept),
             ("X-Project", proj),
             ("X-Agent", agent),
@@ -219,6 +265,14 @@ fn send_traffic(proxy_addr: SocketAddr, requests: usize) {
                 );
                 if invoke {
                     println!("     ^ InvokeModel with an Anthropic Messages body (as Claude Code sends it), one-hour cache write");
+                }
+                if let Some((_, route)) = h.iter().find(|(n, _)| n == "x-llmops-route") {
+                    let model = get("x-llmops-model");
+                    let region = h
+                        .iter()
+                        .find(|(n, _)| n == "x-llmops-region")
+                        .map_or(String::new(), |(_, r)| format!(" in {r}"));
+                    println!("     ^ optimizer: {route} -> answered by {model}{region}");
                 }
                 if String::from_utf8_lossy(&b).contains("\"code\":\"BudgetExceeded\"") {
                     println!(
@@ -279,6 +333,7 @@ fn print_rows(dir: &std::path::Path) -> i32 {
         "",
         format_usd(total)
     );
+    print!("{}", crate::report::savings_table(&crate::report::savings(&rows)));
     println!(
         "\nQuery them yourself, e.g.: duckdb -c \"SELECT project, sum(cost_usd) FROM '{}/**/*.parquet' GROUP BY 1\"",
         dir.display()

@@ -21,6 +21,7 @@ pub(crate) mod demo;
 pub mod http;
 pub(crate) mod log;
 pub mod mock;
+pub(crate) mod optimizer;
 pub mod pricing;
 pub(crate) mod proxy;
 pub(crate) mod report;

@@ -1,6 +1,7 @@
 //! `report`: reads usage Parquet files (any number, any partitions) and prints cost,
 //! tokens and error rates grouped by agent, department, project, model, tenant, day,
-//! service tier or price scope (with a tier and a scope breakdown after every table);
+//! service tier, price scope or optimizer rule (with a tier and a scope breakdown after
+//! every table, and the optimizer's savings per rule when it decided anything);
 //! `--html FILE` writes one self-contained page (inline CSS and SVG, no scripts, no
 //! network) with spend over time, by department and by model.
 
@@ -21,7 +22,7 @@ pub const FLAGS: &[FlagSpec] = &[
     ),
     flag(
         "by",
-        "agent|department|project|model|tenant|day|tier|scope",
+        "agent|department|project|model|tenant|day|tier|scope|route",
         "how rows are grouped [default: project]",
     ),
     flag(
@@ -44,6 +45,8 @@ pub enum GroupBy {
     Tier,
     /// The endpoint scope a call was billed at (global / geo / in-region).
     Scope,
+    /// The optimizer rule that decided for the call (`--routes`).
+    Route,
 }
 
 impl GroupBy {
@@ -57,6 +60,7 @@ impl GroupBy {
             "day" => GroupBy::Day,
             "tier" => GroupBy::Tier,
             "scope" => GroupBy::Scope,
+            "route" => GroupBy::Route,
             _ => return None,
         })
     }
@@ -71,6 +75,7 @@ impl GroupBy {
             GroupBy::Day => "day",
             GroupBy::Tier => "tier",
             GroupBy::Scope => "scope",
+            GroupBy::Route => "route",
         }
     }
 
@@ -86,6 +91,7 @@ impl GroupBy {
             GroupBy::Day => day(r.ts_micros),
             GroupBy::Tier => r.service_tier.map_or("(none)", |t| t.as_str()).to_string(),
             GroupBy::Scope => r.price_scope.map_or("(none)", |s| s.as_str()).to_string(),
+            GroupBy::Route => tag(&r.route_rule),
         }
     }
 }
@@ -205,7 +211,8 @@ pub fn text_table(groups: &[(String, Totals)], all: &Totals, by: GroupBy) -> Str
     out
 }
 
-/// The tier and scope breakdowns printed after the main table (whatever it groups by).
+/// The tier and scope breakdowns printed after the main table (whatever it groups by),
+/// and the optimizer's savings when it decided anything.
 pub fn breakdowns(rows: &[UsageRecord], by: GroupBy) -> String {
     let mut out = String::new();
     let all = total(rows);
@@ -218,6 +225,95 @@ pub fn breakdowns(rows: &[UsageRecord], by: GroupBy) -> String {
                 text_table(&group(rows, extra), &all, extra)
             );
         }
+    }
+    out.push_str(&savings_table(&savings(rows)));
+    out
+}
+
+/// What one optimizer rule's decisions cost against what the requested models would have.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Savings {
+    pub requests: u64,
+    /// 1e-12 USD, over the rows priced both ways.
+    pub baseline: i128,
+    pub actual: i128,
+    /// Routed rows whose baseline or cost is unknown (left out of the sums).
+    pub unpriced: u64,
+}
+
+impl Savings {
+    pub fn saved(&self) -> i128 {
+        self.baseline - self.actual
+    }
+}
+
+/// Savings per (rule, action), sorted by rule name.
+pub fn savings(rows: &[UsageRecord]) -> Vec<(String, Savings)> {
+    let mut m: BTreeMap<String, Savings> = BTreeMap::new();
+    for r in rows {
+        let (Some(rule), Some(action)) = (&r.route_rule, r.route_action) else {
+            continue;
+        };
+        let e = m.entry(format!("{rule} ({action})")).or_default();
+        e.requests += 1;
+        match (r.cost_baseline_pico_usd, r.cost_pico_usd) {
+            (Some(b), Some(c)) => {
+                e.baseline += b;
+                e.actual += c;
+            }
+            _ => e.unpriced += 1,
+        }
+    }
+    m.into_iter().collect()
+}
+
+/// The savings table and its total line (empty when no rule decided anything).
+pub fn savings_table(rules: &[(String, Savings)]) -> String {
+    if rules.is_empty() {
+        return String::new();
+    }
+    let w = rules
+        .iter()
+        .map(|g| g.0.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 60);
+    let mut out = String::from("\nOptimizer savings (baseline: the same tokens on the requested model and region):\n");
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:>9}  {:>18}  {:>18}  {:>18}",
+        "rule", "requests", "baseline (USD)", "actual (USD)", "saved (USD)"
+    );
+    let mut all = Savings::default();
+    for (k, s) in rules {
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:>9}  {:>18}  {:>18}  {:>18}",
+            k,
+            s.requests,
+            format_usd(s.baseline),
+            format_usd(s.actual),
+            format_usd(s.saved())
+        );
+        all.requests += s.requests;
+        all.baseline += s.baseline;
+        all.actual += s.actual;
+        all.unpriced += s.unpriced;
+    }
+    let _ = writeln!(
+        out,
+        "savings: ${} over {} routed requests (baseline ${} − actual ${})",
+        format_usd(all.saved()),
+        all.requests,
+        format_usd(all.baseline),
+        format_usd(all.actual)
+    );
+    if all.unpriced > 0 {
+        let _ = writeln!(
+            out,
+            "({} routed requests could not be priced both ways and are left out)",
+            all.unpriced
+        );
     }
     out
 }
@@ -369,6 +465,27 @@ pub fn html(rows: &[UsageRecord], by: GroupBy, source: &Path) -> String {
         &group(rows, GroupBy::Scope),
         4,
     ));
+    let rules = savings(rows);
+    if !rules.is_empty() {
+        let total: i128 = rules.iter().map(|r| r.1.saved()).sum();
+        let _ = write!(
+            s,
+            "<h2>Optimizer savings</h2><p>Saved <b>${}</b> against the requested models and regions.</p><table><thead><tr><th>rule</th><th>requests</th><th>baseline (USD)</th><th>actual (USD)</th><th>saved (USD)</th></tr></thead><tbody>",
+            format_usd(total)
+        );
+        for (k, r) in &rules {
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(k),
+                r.requests,
+                format_usd(r.baseline),
+                format_usd(r.actual),
+                format_usd(r.saved())
+            );
+        }
+        s.push_str("</tbody></table>");
+    }
     let _ = write!(s, "<h2>By {}</h2>", by.name());
     s.push_str(&html_table(by, &chosen));
     s.push_str("<p><small>Costs are exact sums of per-request costs (decimal, 12 places). Generated by llmops-proxy report.</small></p></body></html>\n");

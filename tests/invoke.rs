@@ -308,3 +308,37 @@ fn invoke_errors_are_relayed_and_recorded() {
     // The message_start chunk had reported the input before the exception.
     assert_eq!(e.input_tokens, Some(1200));
 }
+
+#[test]
+fn the_invoke_stream_is_relayed_as_it_arrives() {
+    let m = mock();
+    let dir = temp_dir("invoke-incremental");
+    let mut p = proxy(m.addr, &dir, &[]);
+    // The mock pauses 300 ms between its 8 chunks. A client that reads the first bytes and
+    // leaves makes the mock's write fail mid-stream: only possible if those bytes were
+    // relayed before the upstream had sent its last chunk.
+    let mut s = connect(p.addr);
+    s.write_all(&request(
+        "/bedrock/model/anthropic.mock.pause-300/invoke-with-response-stream",
+        &good_headers(),
+        &anthropic_body("incremental"),
+    ))
+    .unwrap();
+    let mut some = [0u8; 64];
+    let n = std::io::Read::read(&mut s, &mut some).unwrap();
+    assert!(n > 0);
+    drop(s);
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || stat(
+            &mock_stats(m.addr),
+            "stream_aborts"
+        ) == 1),
+        "the upstream stream was not abandoned: {}",
+        mock_stats(m.addr)
+    );
+    let rows = rows_of(&mut p, &dir);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].error_type.as_deref(), Some("ClientDisconnected"));
+    // The first chunk (message_start) had reported the input tokens.
+    assert_eq!(rows[0].input_tokens, Some(1200));
+}

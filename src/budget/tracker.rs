@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::config::{Action, Budget, Period};
+use crate::optimizer::rules::{Ratio, RATIO_ONE};
 use crate::usage::record::format_usd;
 use crate::usage::UsageRecord;
 use crate::util::time::{civil_from_days, days_from_civil};
@@ -72,6 +73,10 @@ pub struct BlockSet {
     /// For a `*` budget whose [`OTHER_VALUE`] key is blocked: the values it tracks on
     /// their own (every other value is blocked with the shared key).
     pub tracked: HashMap<usize, HashSet<String>>,
+    /// For the budgets the optimizer's `downgrade` rules name: each value's highest
+    /// threshold reached (1e-6 units of spend/limit). Republished only when a value
+    /// crosses a threshold, never on every spend change.
+    pub crossed: HashMap<String, (Budget, HashMap<String, Ratio>)>,
 }
 
 impl BlockSet {
@@ -100,6 +105,14 @@ impl BlockSet {
 }
 
 impl BlockSet {
+    /// The highest downgrade threshold that `budget`'s key for this request has reached
+    /// (a value past [`MAX_TRACKED_VALUES`] shares the [`OTHER_VALUE`] key's).
+    pub fn crossed(&self, budget: &str, r: &UsageRecord) -> Option<Ratio> {
+        let (b, values) = self.crossed.get(budget)?;
+        let v = b.key_for(r)?;
+        values.get(&*v).or_else(|| values.get(OTHER_VALUE)).copied()
+    }
+
     /// The first `block` budget that matches the request and refuses what cannot be
     /// priced (`allow_unpriced` unset).
     pub fn refusing_unpriced(&self, r: &UsageRecord) -> Option<&Budget> {
@@ -154,6 +167,8 @@ pub struct Tracker {
     /// Rows counted under [`OTHER_VALUE`], per budget.
     overflow_rows: HashMap<String, u64>,
     blocked_requests: HashMap<String, u64>,
+    /// Downgrade thresholds per budget name (`--routes`), ascending.
+    thresholds: HashMap<String, Vec<Ratio>>,
     published: Arc<BlockSet>,
 }
 
@@ -172,6 +187,18 @@ impl Tracker {
     /// New budgets (SIGHUP); spend is kept.
     pub fn set_budgets(&mut self, budgets: Vec<Budget>) {
         self.budgets = budgets;
+    }
+
+    /// The optimizer's downgrade thresholds, as (budget name, ratio) pairs.
+    pub fn set_thresholds(&mut self, pairs: Vec<(String, Ratio)>) {
+        self.thresholds.clear();
+        for (b, t) in pairs {
+            self.thresholds.entry(b).or_default().push(t);
+        }
+        for ts in self.thresholds.values_mut() {
+            ts.sort_unstable();
+            ts.dedup();
+        }
     }
 
     /// Adds the cost of each row to every budget it matches. Budgets are the outer loop so
@@ -313,6 +340,7 @@ impl Tracker {
             budgets: blockers,
             blocked: HashMap::new(),
             tracked: HashMap::new(),
+            crossed: HashMap::new(),
         };
         for key in self.keys() {
             let Some(b) = self.budgets.iter().find(|b| b.name == key.0) else {
@@ -335,6 +363,17 @@ impl Tracker {
                             ("action", if b.action == Action::Block { "block" } else { "alert" }),
                         ],
                     );
+                }
+            }
+            if let Some(ts) = self.thresholds.get(&b.name) {
+                // Exact: spent / limit >= t / 1e6.
+                let reached = ts.iter().rev().find(|t| spent * RATIO_ONE >= b.limit * **t);
+                if let Some(t) = reached {
+                    set.crossed
+                        .entry(b.name.clone())
+                        .or_insert_with(|| (b.clone(), HashMap::new()))
+                        .1
+                        .insert(key.1.clone(), *t);
                 }
             }
             if b.action == Action::Block && spent >= b.limit {
@@ -371,6 +410,7 @@ impl Tracker {
             set.tracked.insert(i, tracked);
         }
         let changed = set.tracked != self.published.tracked
+            || set.crossed != self.published.crossed
             || set.budgets != self.published.budgets
             || set.blocked.len() != self.published.blocked.len()
             || set.blocked.iter().any(|(i, vals)| {
@@ -488,6 +528,34 @@ mod tests {
             set.check(&row("p7", 0, noon), noon).is_none(),
             "a tracked value is its own key"
         );
+    }
+
+    #[test]
+    fn downgrade_thresholds_are_published_when_crossed_not_on_every_spend() {
+        let noon = 1_764_072_000;
+        let alert = PER_PROJECT.replace("block", "alert");
+        let mut t = Tracker::new(budgets(&alert));
+        t.set_thresholds(vec![
+            ("p".into(), 800_000),
+            ("p".into(), 500_000),
+            ("p".into(), 800_000),
+        ]);
+        t.observe(&[row("a", USD * 49 / 100, noon)]);
+        let _ = t.evaluate(noon);
+        assert_eq!(t.published.crossed("p", &row("a", 0, noon)), None);
+        // Exactly half: the 0.5 threshold is reached (exact integer comparison).
+        t.observe(&[row("a", USD / 100, noon)]);
+        let set = t.evaluate(noon).expect("crossed 0.5");
+        assert_eq!(set.crossed("p", &row("a", 0, noon)), Some(500_000));
+        assert_eq!(set.crossed("p", &row("b", 0, noon)), None);
+        // More spend under 0.8 changes nothing to publish.
+        t.observe(&[row("a", USD / 10, noon)]);
+        assert!(t.evaluate(noon).is_none());
+        t.observe(&[row("a", USD / 5, noon)]);
+        let set = t.evaluate(noon).expect("crossed 0.8");
+        assert_eq!(set.crossed("p", &row("a", 0, noon)), Some(800_000));
+        // An alert budget never blocks.
+        assert!(set.check(&row("a", 0, noon), noon).is_none());
     }
 
     #[test]

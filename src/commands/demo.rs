@@ -4,7 +4,7 @@ use super::{config_exit, with_sources};
 
 pub(crate) fn run(rest: &[String]) -> i32 {
     with_sources(crate::demo::FLAGS, rest, false, |_, sources| {
-        let n: usize = match sources.parse_num("requests", 12) {
+        let n: usize = match sources.parse_num("requests", 16) {
             Ok(n) => n,
             Err(e) => return config_exit(&e),
         };

@@ -14,7 +14,7 @@ fn report(sources: &Sources<'_>) -> i32 {
     let Some(by) = GroupBy::parse(&by_s) else {
         return config_exit(&ConfigError::new(
             "by",
-            format!("`{by_s}` is not one of agent, department, project, model, tenant, day, tier, scope"),
+            format!("`{by_s}` is not one of agent, department, project, model, tenant, day, tier, scope, route"),
         ));
     };
     let path = std::path::Path::new(&dir);

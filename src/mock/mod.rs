@@ -43,6 +43,16 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
         "MS",
         "close keep-alive connections idle this long, like AWS's load balancers [default: never]",
     ),
+    flag(
+        "throttle-region",
+        "REGION",
+        "answer 429 ThrottlingException to every call signed for REGION (repeatable)",
+    ),
+    flag(
+        "unavailable-region",
+        "REGION",
+        "answer 503 ServiceUnavailableException to every call signed for REGION (repeatable)",
+    ),
     flag("log-format", "text|json", "log line format [default: text]"),
 ];
 
@@ -61,6 +71,9 @@ pub(crate) struct MockConfig {
     /// Close a keep-alive connection after it has been idle this long (like AWS's
     /// load balancers do), to exercise the proxy's stale-connection handling.
     pub idle_close: Option<Duration>,
+    /// Regions whose calls are throttled (429) or unavailable (503), whatever the model.
+    pub throttle_regions: Vec<String>,
+    pub unavailable_regions: Vec<String>,
 }
 
 impl MockConfig {
@@ -81,6 +94,8 @@ impl MockConfig {
             0 => {}
             ms => cfg.idle_close = Some(Duration::from_millis(ms)),
         }
+        cfg.throttle_regions = args.all("throttle-region").to_vec();
+        cfg.unavailable_regions = args.all("unavailable-region").to_vec();
         for c in args.all("credential") {
             let parsed = Credential::parse(c)
                 .ok_or_else(|| ConfigError::new("credential", format!("`{c}` is not AKID:SECRET[:TOKEN]")))?;
@@ -99,6 +114,8 @@ impl MockConfig {
             }],
             tls: None,
             idle_close: None,
+            throttle_regions: Vec::new(),
+            unavailable_regions: Vec::new(),
         }
     }
 }
@@ -131,13 +148,19 @@ pub(crate) enum Behaviour {
     Pause(u64),
     /// Stream: a throttlingException frame after the first event.
     StreamError,
+    /// 429 ThrottlingException when the call is signed for this region, else normal.
+    ThrottleIn(String),
+    /// 503 ServiceUnavailableException when the call is signed for this region.
+    UnavailableIn(String),
 }
 
 /// Maps a model id to a behaviour: `mock.throttle` (429 ThrottlingException),
 /// `mock.denied` (403 AccessDeniedException), `mock.error` (500), `mock.unavailable`
 /// (503), `mock.slow-<ms>` (answer after a pause), `mock.no-usage`, `mock.bad-json`,
 /// `mock.cache` (cache read/write tokens), `mock.close` (close without answering),
-/// `mock.validation` (400 ValidationException). Anything else answers normally.
+/// `mock.validation` (400 ValidationException), `mock.throttle-<region>` and
+/// `mock.unavailable-<region>` (429 / 503 only when signed for that region: an optimizer
+/// fallback to another region then succeeds). Anything else answers normally.
 pub(crate) fn behaviour(model: &str) -> Behaviour {
     let base = model.rsplit('.').next().unwrap_or("");
     if !model.starts_with("mock.") && !model.contains(".mock.") {
@@ -155,6 +178,8 @@ pub(crate) fn behaviour(model: &str) -> Behaviour {
         "validation" => Behaviour::Validation,
         b if b.starts_with("slow-") => Behaviour::Slow(b[5..].parse().unwrap_or(1000)),
         b if b.starts_with("pause-") => Behaviour::Pause(b[6..].parse().unwrap_or(100)),
+        b if b.starts_with("throttle-") => Behaviour::ThrottleIn(b[9..].to_string()),
+        b if b.starts_with("unavailable-") => Behaviour::UnavailableIn(b[12..].to_string()),
         "stream-error" => Behaviour::StreamError,
         _ => Behaviour::Normal,
     }
@@ -260,7 +285,11 @@ async fn main_loop(
         let _ = r.send(addr);
     }
     let stats = Rc::new(Stats::default());
-    let creds = Rc::new(cfg.credentials);
+    let creds = Rc::new(Knobs {
+        credentials: cfg.credentials,
+        throttle_regions: cfg.throttle_regions,
+        unavailable_regions: cfg.unavailable_regions,
+    });
     let _ = stop;
     let acceptor = cfg.tls.map(monoio_rustls::TlsAcceptor::from);
     let idle_close = cfg.idle_close;
@@ -293,7 +322,7 @@ async fn main_loop(
 async fn serve_conn<S: crate::http::io::IdleRead + AsyncWriteRent>(
     mut s: S,
     stats: Rc<Stats>,
-    creds: Rc<Vec<Credential>>,
+    creds: Rc<Knobs>,
     idle_close: Option<Duration>,
 ) {
     let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
@@ -482,14 +511,31 @@ fn signature_error(e: &VerifyError) -> (&'static str, String) {
     }
 }
 
+/// The region a request is signed for (its credential scope).
+fn signing_region(head: &RequestHead) -> Option<String> {
+    let auth = String::from_utf8_lossy(head.header("authorization")?).into_owned();
+    let cred = auth
+        .split([',', ' '])
+        .find_map(|p| p.trim().strip_prefix("Credential="))?;
+    cred.split('/').nth(2).map(str::to_string)
+}
+
 /// The AWS error a failure behaviour answers with: (status, type, message).
-fn failure(beh: &Behaviour) -> Option<(u16, &'static str, &'static str)> {
+fn failure(beh: &Behaviour, region: Option<&str>) -> Option<(u16, &'static str, &'static str)> {
+    let throttle = (
+        429,
+        "ThrottlingException",
+        "Too many requests, please wait before trying again.",
+    );
+    let unavailable = (
+        503,
+        "ServiceUnavailableException",
+        "The service is temporarily unavailable.",
+    );
     Some(match beh {
-        Behaviour::Throttle => (
-            429,
-            "ThrottlingException",
-            "Too many requests, please wait before trying again.",
-        ),
+        Behaviour::ThrottleIn(r) if Some(r.as_str()) == region => throttle,
+        Behaviour::UnavailableIn(r) if Some(r.as_str()) == region => unavailable,
+        Behaviour::Throttle => throttle,
         Behaviour::Denied => (
             403,
             "AccessDeniedException",
@@ -500,17 +546,22 @@ fn failure(beh: &Behaviour) -> Option<(u16, &'static str, &'static str)> {
             "InternalServerException",
             "The server encountered an internal error.",
         ),
-        Behaviour::Unavailable => (
-            503,
-            "ServiceUnavailableException",
-            "The service is temporarily unavailable.",
-        ),
+        Behaviour::Unavailable => unavailable,
         Behaviour::Validation => (400, "ValidationException", "The model returned a validation error."),
         _ => return None,
     })
 }
 
-async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Credential]) -> Option<Reply> {
+/// What every connection of the mock answers by: the credentials it accepts and the
+/// regions it refuses.
+struct Knobs {
+    credentials: Vec<Credential>,
+    throttle_regions: Vec<String>,
+    unavailable_regions: Vec<String>,
+}
+
+async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, knobs: &Knobs) -> Option<Reply> {
+    let creds = &knobs.credentials[..];
     let n = stats.requests.get() + 1;
     stats.requests.set(n);
     let rid = format!("00000000-0000-4000-8000-{n:012x}");
@@ -553,8 +604,16 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, creds: &[Creden
             &rid,
         ));
     };
-    let beh = behaviour(&model);
-    if let Some((status, t, m)) = failure(&beh) {
+    let region = signing_region(head);
+    let mut beh = behaviour(&model);
+    if let Some(r) = &region {
+        if knobs.throttle_regions.contains(r) {
+            beh = Behaviour::Throttle;
+        } else if knobs.unavailable_regions.contains(r) {
+            beh = Behaviour::Unavailable;
+        }
+    }
+    if let Some((status, t, m)) = failure(&beh, region.as_deref()) {
         return Some(aws_error(status, t, m, &rid));
     }
     match beh {

@@ -158,9 +158,20 @@ impl<'a, S: AsyncReadRent + AsyncWriteRent> Call<'a, S> {
             return;
         }
         let requested = self.requested;
-        self.rec.price(&shard.prices(), usage, || {
-            requested.unwrap_or_else(|| shard.scanner.borrow_mut().request_hints(request_body))
+        // The optimizer changed the model or the region: price the requested one too.
+        let baseline = self.rec.route_action.map(|_| {
+            shard
+                .shared
+                .settings
+                .geo
+                .effective(&self.rec.model_requested, &self.rec.region)
         });
+        self.rec.price(
+            &shard.prices(),
+            usage,
+            || requested.unwrap_or_else(|| shard.scanner.borrow_mut().request_hints(request_body)),
+            baseline.as_deref(),
+        );
     }
 
     /// Journals the end of the request: the final latency, and whether the client got

@@ -1,7 +1,8 @@
 //! The request path of a Bedrock call, as stages read top to bottom in [`handle`]:
-//! admission to the usage ledger, validate (`validate`), check budgets (`budget`), read the body, sign (`sign`), send
-//! through the shard's upstream client, relay the answer whole (`relay`) or as it streams
-//! (`stream`). A [`call::Call`] carries the request through them and records exactly one
+//! admission to the usage ledger, validate (`validate`), the optimizer's decision
+//! (`route`), check budgets (`budget`), read the body, sign (`sign`), send through the
+//! shard's upstream client (and a fallback rule's alternatives, `route`), relay the
+//! answer whole (`relay`) or as it streams (`stream`). A [`call::Call`] carries the request through them and records exactly one
 //! usage row however it ends. The shard's state is `shard`, its counters `stats`, the
 //! proxy's own errors `error`.
 
@@ -9,6 +10,7 @@ pub mod budget;
 pub mod call;
 pub mod error;
 pub mod relay;
+pub mod route;
 pub mod shard;
 pub mod sign;
 pub mod stats;
@@ -76,6 +78,8 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
             return Box::pin(call.refuse(err, allow)).await;
         }
     };
+    // The optimizer may put the call on another model; budgets see the effective one.
+    let plan = route::decide_for(&mut call, op);
     if let Err(over) = budget::check(call.shard, &call.rec) {
         call.close |= unread_body;
         head.wipe();
@@ -115,20 +119,38 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(
         body: &body.bytes,
         body_sha256: &body.sha256,
     };
-    let signed = match sign::sign(call.shard, &what, &mut head) {
+    let signed = match sign::sign(call.shard, &what, &head) {
         Ok(s) => s,
         Err(err) => return Box::pin(call.refuse(err, &[])).await,
     };
-    drop((head, v));
-    let body = body.bytes;
+    // A fallback may sign again: it keeps the client's head and credentials until its
+    // last attempt; otherwise they are dropped (zeroed) now.
+    let (sha, body) = (body.sha256, body.bytes);
+    let retry = match plan {
+        Some(plan) => Some(route::Retry {
+            plan,
+            head,
+            v,
+            op,
+            body_sha256: &sha,
+        }),
+        None => {
+            drop((head, v));
+            None
+        }
+    };
     let up_started = Instant::now();
     let deadline = up_started + call.shard.shared.settings.timeouts.total;
     let streaming = op.is_stream();
-    let ex = call
+    call.rec.attempts = Some(1);
+    let mut ex = call
         .shard
         .upstream
         .send(&signed.target, signed.head, body, streaming, deadline)
         .await;
+    if let Some(retry) = retry {
+        ex = Box::pin(route::fall_back(&mut call, retry, ex, up_started, deadline)).await;
+    }
     match ex.outcome {
         Ok(Response::Whole(resp)) => relay::relay(call, resp, up_started, &ex.body).await,
         // Boxed, like the refusals: a stream's relay state is large and a plain Converse

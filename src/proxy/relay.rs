@@ -88,6 +88,7 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
             w.header("content-type", ct);
         }
         w.header("x-request-id", call.rec.request_id.as_bytes());
+        super::route::route_headers(&call.rec, &mut w);
         if let Some(id) = &resp.head.request_id {
             w.header("x-amzn-requestid", id.as_bytes());
         }

@@ -51,11 +51,13 @@ impl Default for Settings {
     }
 }
 
-/// Keys, prices and the TLS listener's configuration: replaced together on SIGHUP.
+/// Keys, prices, the optimizer's rules and the TLS listener's configuration: replaced
+/// together on SIGHUP.
 #[derive(Clone, Default)]
 pub struct Reloadable {
     pub keys: Arc<KeyStore>,
     pub prices: Arc<PriceTable>,
+    pub routes: Arc<crate::optimizer::Routes>,
     /// The TLS listener's configuration (certificate, key, client CA).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The served certificate's notAfter, unix seconds.
@@ -133,6 +135,7 @@ pub struct Shard {
     seq: Cell<u64>,
     keys: Local<Reloadable, KeyStore>,
     prices: Local<Reloadable, PriceTable>,
+    routes: Local<Reloadable, crate::optimizer::Routes>,
     tls: Local<Reloadable, Option<Arc<rustls::ServerConfig>>>,
     blocks: Option<Local<crate::budget::BlockSet>>,
 }
@@ -155,6 +158,7 @@ impl Shard {
             keys: Local::new(r, |r| r.keys.clone()),
             // Ids allocated anew: this shard's rows reference-count them on this core only.
             prices: Local::new(r, |r| Arc::new(r.prices.for_shard())),
+            routes: Local::new(r, |r| r.routes.clone()),
             // Its own session cache (stateful resumption without a lock shared between
             // cores); the ticket keys stay shared, so a ticket from any shard resumes here.
             tls: Local::new(r, |r| {
@@ -221,6 +225,22 @@ impl Shard {
     /// The current prices (this shard's copy), borrowed.
     pub fn prices(&self) -> Ref<'_, PriceTable> {
         self.prices.get(&self.shared.reloadable)
+    }
+
+    /// The optimizer's current rules, borrowed.
+    pub fn routes(&self) -> Ref<'_, crate::optimizer::Routes> {
+        self.routes.get(&self.shared.reloadable)
+    }
+
+    /// The optimizer's current rules, shared (held while a fallback runs).
+    pub fn routes_arc(&self) -> Arc<crate::optimizer::Routes> {
+        self.routes.get_arc(&self.shared.reloadable)
+    }
+
+    /// The highest downgrade threshold `budget`'s key for this request has reached.
+    pub fn budget_crossed(&self, budget: &str, rec: &UsageRecord) -> Option<crate::optimizer::Ratio> {
+        let (hook, local) = (self.shared.budgets.as_ref()?, self.blocks.as_ref()?);
+        local.get(&hook.publisher).crossed(budget, rec)
     }
 
     /// The current TLS server configuration (SIGHUP swaps it; open connections keep theirs).

@@ -2,8 +2,9 @@
 //! (`/model/{percent-encoded id}/{operation}`), the signed headers (`content-type`,
 //! `host`, `x-amz-date`, `x-amz-security-token`, and on InvokeModel calls the client's
 //! Bedrock headers of `bedrock::headers`) with SigV4 over the body's hash, and the head
-//! written by the one head writer. The client's head (it holds the caller's secrets)
-//! is wiped as soon as what is needed was taken from it.
+//! written by the one head writer. The caller drops the client's head (it holds the
+//! caller's secrets; dropping zeroes it) once it needs it no more: right after signing,
+//! or after an optimizer fallback signed its last attempt.
 
 use super::error::{ErrorCode, ProxyError};
 use super::shard::Shard;
@@ -36,14 +37,8 @@ pub struct Unsigned<'a> {
     pub body_sha256: &'a [u8; 32],
 }
 
-/// Signs the call; wipes `client_head` once its content type is written.
-pub fn sign(shard: &Shard, c: &Unsigned<'_>, client_head: &mut RequestHead) -> Result<Signed, ProxyError> {
-    let signed = sign_with(shard, c, client_head);
-    client_head.wipe();
-    signed
-}
-
-fn sign_with(shard: &Shard, c: &Unsigned<'_>, client_head: &RequestHead) -> Result<Signed, ProxyError> {
+/// Signs the call (the content type and Bedrock headers read from `client_head`).
+pub fn sign(shard: &Shard, c: &Unsigned<'_>, client_head: &RequestHead) -> Result<Signed, ProxyError> {
     let (v, body, op) = (c.v, c.body, c.op);
     let content_type: &[u8] = client_head.header("content-type").unwrap_or(b"application/json");
     let target = shard.shared.settings.endpoint.target(c.region);

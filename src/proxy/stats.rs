@@ -58,6 +58,9 @@ pub struct ShardStats {
     pub request_latency: Histogram,
     /// Upstream request sent → last byte received.
     pub upstream_latency: Histogram,
+    /// Optimizer fallback attempts, by the answer that caused them
+    /// (`optimizer::rules::FALLBACK_ERRORS`).
+    pub fallbacks: [AtomicU64; crate::optimizer::rules::FALLBACK_ERRORS.len()],
 }
 
 impl ShardStats {

@@ -21,26 +21,9 @@ use crate::http::head::HeadWriter;
 use crate::http::io::write_all;
 use crate::pricing::Flag;
 use crate::upstream::client::Streaming;
-use crate::upstream::exchange::UpstreamResponse;
-use crate::upstream::UpstreamError;
 use crate::usage::record::{cut_message, MAX_ERROR_MESSAGE_CHARS};
 use crate::usage::scan::Usage;
 use crate::usage::UsageRecord;
-
-/// Largest error body read from a stream request's non-200 answer.
-pub const MAX_STREAM_ERROR_BODY: usize = 1024 * 1024;
-
-/// Reads a (small) non-streamed answer to a stream request whole.
-async fn collect(mut s: Streaming, deadline: Instant) -> Result<UpstreamResponse, UpstreamError> {
-    let mut out = Vec::new();
-    while let Some(piece) = s.body.next(&mut s.conn, deadline).await? {
-        out.extend_from_slice(&piece);
-        if out.len() > MAX_STREAM_ERROR_BODY {
-            return Err(UpstreamError::Protocol("error body too large"));
-        }
-    }
-    Ok(UpstreamResponse::from_parts(s.head, out, s.ttfb))
-}
 
 /// Reads one decoded frame into the row; returns whether it carried the stream's final
 /// usage (ConverseStream's `metadata` event, InvokeModel's invocation metrics).
@@ -78,7 +61,7 @@ fn read_frame(f: &Frame, rec: &mut UsageRecord, usage: &mut Usage, shard: &Shard
 
 /// The response head of a relayed stream: chunked toward the client, or for an HTTP/1.0
 /// client (`chunked = false`) delimited by the connection's end.
-fn stream_head(s: &Streaming, request_id: &str, close: bool, chunked: bool) -> Vec<u8> {
+fn stream_head(s: &Streaming, rec: &UsageRecord, close: bool, chunked: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     let mut w = HeadWriter::new(&mut out, s.head.status);
     w.header(
@@ -88,7 +71,8 @@ fn stream_head(s: &Streaming, request_id: &str, close: bool, chunked: bool) -> V
             .as_deref()
             .unwrap_or(b"application/vnd.amazon.eventstream"),
     );
-    w.header("x-request-id", request_id.as_bytes());
+    w.header("x-request-id", rec.request_id.as_bytes());
+    super::route::route_headers(rec, &mut w);
     if let Some(id) = &s.head.request_id {
         w.header("x-amzn-requestid", id.as_bytes());
     }
@@ -157,7 +141,7 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     call.rec.upstream_ttfb_ms = Some(s.ttfb.as_secs_f64() * 1000.0);
     call.rec.upstream_request_id.clone_from(&s.head.request_id);
     if s.head.status != 200 {
-        return match collect(s, deadline).await {
+        return match s.collect(deadline).await {
             Ok(r) => super::relay::relay(call, r, up_started, &request_body).await,
             Err(e) => {
                 let err = ProxyError::new(ErrorCode::UpstreamUnavailable, e.to_string());
@@ -169,7 +153,7 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     // HTTP/1.0 has no chunked encoding: the stream ends when the connection closes.
     let chunked = !call.http10;
     call.close |= !chunked;
-    let head = stream_head(&s, &call.rec.request_id, call.close, chunked);
+    let head = stream_head(&s, &call.rec, call.close, chunked);
     let mut client_ok = write_all(call.client, head).await;
     let mut read = ReadAlong::default();
     let mut upstream_ok = true;

@@ -118,6 +118,11 @@ pub const FLAGS: &[FlagSpec] = &[
         "TOML file of spend budgets ([[budget]] name, scope, value, period, limit_usd, action); reloaded on SIGHUP",
     ),
     flag(
+        "routes",
+        "FILE",
+        "TOML file of optimizer rules ([[route]] name, match, action = rewrite|downgrade|fallback); reloaded on SIGHUP",
+    ),
+    flag(
         "budget-store",
         "URL",
         "redis://HOST:PORT[/DB] shared budget store: instances enforce one limit together",
@@ -209,6 +214,8 @@ pub struct ServeConfig {
     pub keys: Option<PathBuf>,
     pub pricing: Option<PathBuf>,
     pub budgets: Option<PathBuf>,
+    /// The optimizer's rules (`--routes`).
+    pub routes: Option<PathBuf>,
     /// `redis://HOST:PORT[/DB]`.
     pub budget_store: Option<crate::budget::store::RedisUrl>,
     /// The store's password (`--budget-store-password-file` or the environment).
@@ -248,6 +255,7 @@ impl Default for ServeConfig {
             keys: None,
             pricing: None,
             budgets: None,
+            routes: None,
             budget_store: None,
             budget_store_password: None,
             drain_timeout: Duration::from_secs(30),
@@ -386,6 +394,7 @@ impl ServeConfig {
             keys: s.file("keys")?,
             pricing: s.file("pricing")?,
             budgets: s.file("budgets")?,
+            routes: s.file("routes")?,
             budget_store: match s.get("budget-store") {
                 None => None,
                 Some(u) => {

@@ -8,6 +8,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::optimizer::rules::FALLBACK_ERRORS;
 use crate::proxy::shard::Shared;
 use crate::proxy::stats::{Histogram, ShardStats, LATENCY_BUCKETS_MS};
 use crate::tls::server::TlsFailure;
@@ -164,6 +165,21 @@ fn shard_families() -> Vec<Family> {
                 })
                 .collect(),
         ),
+        (
+            "llmops_route_fallbacks_total",
+            "optimizer fallback attempts, by the unbilled answer that caused them",
+            "reason",
+            FALLBACK_ERRORS
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        *r,
+                        Box::new(move |s: &ShardStats| l(&s.fallbacks[i])) as Box<dyn Fn(&ShardStats) -> u64>,
+                    )
+                })
+                .collect(),
+        ),
     ]
 }
 
@@ -295,6 +311,35 @@ fn row_metrics(out: &mut String, shared: &Shared) {
     errs.sort();
     for (t, n) in errs {
         let _ = writeln!(out, "llmops_errors_total{{type=\"{}\"}} {n}", label(t));
+    }
+    header(
+        out,
+        "llmops_route_decisions_total",
+        "requests an optimizer rule decided for, by rule and action (--routes)",
+        Kind::Counter,
+    );
+    let mut routes: Vec<_> = rm.routes.iter().collect();
+    routes.sort();
+    for ((rule, action), (n, _)) in &routes {
+        let _ = writeln!(
+            out,
+            "llmops_route_decisions_total{{rule=\"{}\",action=\"{action}\"}} {n}",
+            label(rule)
+        );
+    }
+    header(
+        out,
+        "llmops_route_savings_usd",
+        "what the optimizer's decisions saved since start (baseline cost minus cost; negative when a fallback cost more), by rule",
+        Kind::Gauge,
+    );
+    for ((rule, action), (_, saved)) in &routes {
+        let _ = writeln!(
+            out,
+            "llmops_route_savings_usd{{rule=\"{}\",action=\"{action}\"}} {}",
+            label(rule),
+            format_usd(*saved)
+        );
     }
     header(
         out,

@@ -1,6 +1,7 @@
-//! What SIGHUP reloads, and start-up loads the same way: the keys, the prices and the
-//! TLS listener's certificate (published together to every shard), and the budget file
-//! (spend kept). A bad file is logged as `reload_rejected` and the previous one stays.
+//! What SIGHUP reloads, and start-up loads the same way: the keys, the prices, the
+//! optimizer's routes and the TLS listener's certificate (published together to every
+//! shard), and the budget file (spend kept; the routes' downgrade thresholds set on its
+//! tracker). A bad file is logged as `reload_rejected` and the previous one stays.
 
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +30,7 @@ pub fn load(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
             ),
         )
     })?;
+    let routes = load_routes(cfg)?;
     let (tls, cert_not_after) = match (&cfg.listen_tls, &cfg.tls_cert, &cfg.tls_key) {
         (Some(_), Some(cert), Some(key)) => {
             let sc = crate::tls::server_config(cert, key, cfg.client_ca.as_deref()).map_err(|e| {
@@ -56,9 +58,36 @@ pub fn load(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
     Ok(Reloadable {
         keys: Arc::new(keys),
         prices: Arc::new(prices),
+        routes: Arc::new(routes),
         tls,
         cert_not_after,
     })
+}
+
+/// The routes file, its downgrade rules checked against the budget file's names.
+fn load_routes(cfg: &ServeConfig) -> Result<crate::optimizer::Routes, ConfigError> {
+    let Some(p) = &cfg.routes else {
+        return Ok(crate::optimizer::Routes::default());
+    };
+    let bad = |e: crate::optimizer::RoutesFileError| ConfigError::new("routes", format!("{}: {e}", p.display()));
+    let routes = crate::optimizer::Routes::load(p).map_err(bad)?;
+    let names: Vec<String> = match &cfg.budgets {
+        None => Vec::new(),
+        Some(b) => crate::budget::BudgetFile::load(b)
+            .map(|f| f.budgets.into_iter().map(|b| b.name).collect())
+            .unwrap_or_default(),
+    };
+    routes.check_budgets(|b| names.iter().any(|n| n == b)).map_err(bad)?;
+    Ok(routes)
+}
+
+/// Gives the budget tracker the routes' downgrade thresholds and republishes.
+pub fn set_thresholds(hook: &crate::budget::Hook, routes: &crate::optimizer::Routes) {
+    let mut t = lock(&hook.tracker);
+    t.set_thresholds(routes.thresholds());
+    if let Some(set) = t.evaluate(crate::util::time::unix_now()) {
+        hook.publisher.publish(set);
+    }
 }
 
 /// This month's `dt=` partitions under the usage directory.
@@ -148,14 +177,26 @@ pub fn reload(cfg: &ServeConfig, shared: &Shared) {
             };
             let nprices = r.prices.len().to_string();
             let ntls = if r.tls.is_some() { "certificate reloaded" } else { "off" };
+            let nroutes = r.routes.rules.len().to_string();
+            if let Some(h) = &shared.budgets {
+                set_thresholds(h, &r.routes);
+            }
             shared.reloadable.publish(Arc::new(r));
-            crate::log::info("reloaded", &[("keys", &nkeys), ("prices", &nprices), ("tls", ntls)]);
+            crate::log::info(
+                "reloaded",
+                &[
+                    ("keys", &nkeys),
+                    ("prices", &nprices),
+                    ("routes", &nroutes),
+                    ("tls", ntls),
+                ],
+            );
         }
         Err(e) => crate::log::error(
             "reload_rejected",
             &[
                 ("error", &e.to_string()),
-                ("kept", "previous keys, prices and certificate"),
+                ("kept", "previous keys, prices, routes and certificate"),
             ],
         ),
     }

@@ -279,6 +279,9 @@ fn serve_until_stopped(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>
         );
     }
     let mut usage = Usage::start(&cfg)?;
+    if let Some(h) = &usage.budgets {
+        super::reload::set_thresholds(h, &reloadable.routes);
+    }
     let shared = Arc::new(Shared {
         settings: cfg.proxy.clone(),
         drain_timeout: cfg.drain_timeout,

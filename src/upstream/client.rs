@@ -34,6 +34,24 @@ pub struct Streaming {
     pub target: Target,
 }
 
+/// Largest error body read from a stream request's non-200 answer.
+pub const MAX_STREAM_ERROR_BODY: usize = 1024 * 1024;
+
+impl Streaming {
+    /// Reads a (small) non-streamed answer to a stream request whole: a stream request's
+    /// error answer is plain JSON.
+    pub async fn collect(mut self, deadline: Instant) -> Result<UpstreamResponse, UpstreamError> {
+        let mut out = Vec::new();
+        while let Some(piece) = self.body.next(&mut self.conn, deadline).await? {
+            out.extend_from_slice(&piece);
+            if out.len() > MAX_STREAM_ERROR_BODY {
+                return Err(UpstreamError::Protocol("error body too large"));
+            }
+        }
+        Ok(UpstreamResponse::from_parts(self.head, out, self.ttfb))
+    }
+}
+
 /// The result of [`Client::send`]: what came back, and the request body.
 pub struct Exchange {
     pub outcome: Result<Response, UpstreamError>,

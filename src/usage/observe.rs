@@ -26,6 +26,10 @@ pub(crate) struct RowMetrics {
     pub errors: HashMap<String, u64>,
     /// model → answered rows without a cost.
     pub unpriced: HashMap<String, u64>,
+    /// (optimizer rule, action) → rows it decided, and the savings (baseline − cost) of
+    /// those that were priced both ways, 1e-12 USD. Rule names come from the routes file,
+    /// so the labels are bounded by it.
+    pub routes: HashMap<(String, &'static str), (u64, i128)>,
     /// Newest "request received → row written" delay seen, seconds.
     pub writer_lag_seconds: f64,
 }
@@ -89,6 +93,13 @@ impl RowMetrics {
         if let Some(e) = &r.error_type {
             let e = bounded_label(&self.errors, e, MAX_ERROR_LABELS);
             add(&mut self.errors, e, |n| *n += 1);
+        }
+        if let (Some(rule), Some(action)) = (&r.route_rule, r.route_action) {
+            let e = self.routes.entry((rule.clone(), action)).or_default();
+            e.0 += 1;
+            if let (Some(b), Some(c)) = (r.cost_baseline_pico_usd, r.cost_pico_usd) {
+                e.1 += b - c;
+            }
         }
     }
 }

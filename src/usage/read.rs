@@ -121,6 +121,15 @@ fn decode_batch(b: &RecordBatch) -> Result<Vec<UsageRecord>, ReadError> {
         .as_primitive_opt::<Decimal128Type>()
         .ok_or_else(|| ReadError::Schema("cost_usd".into()))?
         .clone();
+    // Added with the optimizer: absent from older files.
+    let baseline = match b.column_by_name("cost_usd_baseline") {
+        None => None,
+        Some(a) => Some(
+            a.as_primitive_opt::<Decimal128Type>()
+                .ok_or_else(|| ReadError::Schema("cost_usd_baseline".into()))?
+                .clone(),
+        ),
+    };
     for i in 0..b.num_rows() {
         let op = string(b, "operation", i)?.unwrap_or_default();
         let price_version = added_string(b, "price_version", i)?;
@@ -164,6 +173,11 @@ fn decode_batch(b: &RecordBatch) -> Result<Vec<UsageRecord>, ReadError> {
                 .map(|s| Flags::from_column(&s))
                 .unwrap_or_default(),
             blocked_by: None,
+            route_rule: added_string(b, "route_rule", i)?,
+            route_action: added_string(b, "route_action", i)?.map(|a| super::record::route_action_name(&a)),
+            attempts: added_int(b, "attempts", i)?,
+            region_effective: added_string(b, "region_effective", i)?,
+            cost_baseline_pico_usd: baseline.as_ref().and_then(|c| (!c.is_null(i)).then(|| c.value(i))),
         });
     }
     Ok(out)

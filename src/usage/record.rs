@@ -17,7 +17,7 @@ pub struct UsageRecord {
     pub department: Option<String>,
     pub project: Option<String>,
     pub agent: Option<String>,
-    /// `converse` or `converse-stream`.
+    /// `converse`, `converse-stream`, `invoke`, `invoke-stream` or `count-tokens`.
     pub operation: &'static str,
     pub region: String,
     pub model_requested: String,
@@ -56,6 +56,17 @@ pub struct UsageRecord {
     pub cost_flags: Flags,
     /// Not a column: the budget that refused this request (for metrics).
     pub blocked_by: Option<String>,
+    /// The optimizer rule that decided something for this request (`--routes`).
+    pub route_rule: Option<String>,
+    /// What it decided: `rewrite`, `downgrade` or `fallback`.
+    pub route_action: Option<&'static str>,
+    /// Upstream attempts made (0 when the proxy answered before any).
+    pub attempts: Option<i64>,
+    /// The region the answer came from (a fallback may change it; else `region`).
+    pub region_effective: Option<String>,
+    /// What the same usage would have cost on the requested model and region, 1e-12 USD
+    /// (equal to the cost when the optimizer changed nothing): savings are a column sum.
+    pub cost_baseline_pico_usd: Option<i128>,
 }
 
 impl UsageRecord {
@@ -75,12 +86,16 @@ impl UsageRecord {
 
     /// Prices the row from what its response reported. `request_hints` reads the tier and
     /// latency the request asked for; it is called only when the response did not say
-    /// and the model's price depends on them.
+    /// and the model's price depends on them. `baseline_model` (the requested model as
+    /// it would have been called in `region`) is set when the optimizer changed the model
+    /// or the region: the same usage is priced there too, for `cost_usd_baseline`;
+    /// otherwise the baseline is the cost.
     pub(crate) fn price(
         &mut self,
         table: &PriceTable,
         usage: &Usage,
         request_hints: impl FnOnce() -> (Option<Tier>, Option<Latency>),
+        baseline_model: Option<&str>,
     ) {
         let model = usage.invoked_model.as_deref().unwrap_or(&self.model_effective);
         let (mut tier_req, mut latency_req) = (None, None);
@@ -95,7 +110,7 @@ impl UsageRecord {
         let q = Query {
             model: &self.model_effective,
             invoked: usage.invoked_model.as_deref(),
-            region: &self.region,
+            region: self.region_effective.as_deref().unwrap_or(&self.region),
             day: self.ts_micros.div_euclid(86_400_000_000),
             tier_reported: usage.tier,
             tier_requested: tier_req,
@@ -104,6 +119,18 @@ impl UsageRecord {
             usage: &usage.metered,
         };
         let priced = table.price(&q, &mut Trace::off());
+        self.cost_baseline_pico_usd = match baseline_model {
+            None => priced.cost_pico,
+            Some(m) => {
+                let b = Query {
+                    model: m,
+                    invoked: None,
+                    region: &self.region,
+                    ..q
+                };
+                table.price(&b, &mut Trace::off()).cost_pico
+            }
+        };
         self.apply_priced(priced);
     }
 
@@ -134,6 +161,16 @@ pub fn operation_name(name: &str) -> &'static str {
         .map(|o| o.as_str())
         .find(|n| *n == name)
         .unwrap_or("converse")
+}
+
+/// The `&'static` name of an optimizer action read back from a journal or a file (one of
+/// `rewrite`, `downgrade`, `fallback`: the writer spells no other).
+pub fn route_action_name(name: &str) -> &'static str {
+    match name {
+        "rewrite" => "rewrite",
+        "downgrade" => "downgrade",
+        _ => "fallback",
+    }
 }
 
 /// Longest `error_message` kept.

@@ -61,10 +61,13 @@ pub(crate) fn columns(rows: &[UsageRecord]) -> Result<Vec<(Field, ArrayRef)>, Ar
     let mut ts = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
     let mut status = UInt16Builder::with_capacity(rows.len());
     let mut cost = Decimal128Builder::with_capacity(rows.len()).with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
+    let mut baseline =
+        Decimal128Builder::with_capacity(rows.len()).with_precision_and_scale(COST_PRECISION, COST_SCALE)?;
     for r in rows {
         ts.append_value(r.ts_micros);
         status.append_value(r.status);
         cost.append_option(r.cost_pico_usd);
+        baseline.append_option(r.cost_baseline_pico_usd);
     }
     // The cost flags are kept as a bit set in the record and spelled out here.
     let flags: Vec<Option<String>> = rows.iter().map(|r| r.cost_flags.to_column()).collect();
@@ -119,6 +122,23 @@ pub(crate) fn columns(rows: &[UsageRecord]) -> Result<Vec<(Field, ArrayRef)>, Ar
             )
         },
         ints(rows, "guardrail_units", true, |r| r.guardrail_units),
+        // Added with the optimizer (older files read these as nulls).
+        strings(rows, "route_rule", true, |r| r.route_rule.as_deref()),
+        strings(rows, "route_action", true, |r| r.route_action),
+        // Rows the proxy answered before going upstream made no attempt; the region is the
+        // request's unless a fallback moved the call.
+        ints(rows, "attempts", true, |r| Some(r.attempts.unwrap_or(0))),
+        strings(rows, "region_effective", true, |r| {
+            Some(r.region_effective.as_deref().unwrap_or(&r.region))
+        }),
+        (
+            Field::new(
+                "cost_usd_baseline",
+                DataType::Decimal128(COST_PRECISION, COST_SCALE),
+                true,
+            ),
+            Arc::new(baseline.finish()),
+        ),
     ])
 }
 
@@ -144,11 +164,21 @@ mod tests {
     fn schema_lists_every_column_once_in_contract_order() {
         let s = schema();
         let names: Vec<&str> = s.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(names.len(), 36);
+        assert_eq!(names.len(), 41);
         assert_eq!(&names[..3], &["ts", "request_id", "upstream_request_id"]);
         assert_eq!(names[27], "response_bytes");
         assert_eq!(
-            &names[28..],
+            &names[36..],
+            &[
+                "route_rule",
+                "route_action",
+                "attempts",
+                "region_effective",
+                "cost_usd_baseline"
+            ]
+        );
+        assert_eq!(
+            &names[28..36],
             &[
                 "price_scope",
                 "service_tier",

@@ -76,6 +76,12 @@ impl<T, U> Local<T, U> {
         }
         Ref::map(self.value.borrow(), |v| &**v)
     }
+
+    /// The current value, shared (for holding across an await, where a borrow must not be).
+    pub(crate) fn get_arc(&self, src: &Published<T>) -> Arc<U> {
+        let _ = self.get(src);
+        self.value.borrow().clone()
+    }
 }
 
 #[cfg(test)]

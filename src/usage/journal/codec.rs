@@ -12,13 +12,15 @@ use std::sync::Arc;
 
 use super::crc::crc32c;
 use crate::pricing::{Flags, Latency, Scope, Tier};
-use crate::usage::record::operation_name;
+use crate::usage::record::{operation_name, route_action_name};
 use crate::usage::UsageRecord;
 
 /// Longest string field kept in a record (longer ones are cut).
 pub const MAX_FIELD_BYTES: usize = 4096;
+/// String fields of a row record.
+const STRING_FIELDS: usize = 19;
 /// Longest framed record: every field at its bound (the room a request reserves).
-pub const MAX_RECORD_BYTES: usize = 16 * MAX_FIELD_BYTES + 1024;
+pub const MAX_RECORD_BYTES: usize = STRING_FIELDS * MAX_FIELD_BYTES + 1024;
 /// Bytes of the frame before the payload.
 pub const FRAME_HEADER: usize = 8;
 
@@ -245,6 +247,12 @@ pub fn encode_row(key: u64, r: &UsageRecord, out: &mut Vec<u8>) {
     e.opt_str(r.price_version.as_deref());
     e.u32(r.cost_flags.0);
     e.opt_str(r.blocked_by.as_deref());
+    // The optimizer's fields: a tail a journal written before them lacks.
+    e.opt_str(r.route_rule.as_deref());
+    e.opt_str(r.route_action);
+    e.opt_i64(r.attempts);
+    e.opt_str(r.region_effective.as_deref());
+    e.opt_i128(r.cost_baseline_pico_usd);
 }
 
 /// Encodes an end record's payload into `out` (cleared first).
@@ -329,6 +337,15 @@ fn decode_row(d: &mut Dec<'_>, names: &mut Interner) -> Option<UsageRecord> {
     r.price_version = names.opt(d)?;
     r.cost_flags = Flags(d.u32()?);
     r.blocked_by = d.opt_str()?;
+    // Rows journaled before the optimizer end here.
+    if d.0.is_empty() {
+        return Some(r);
+    }
+    r.route_rule = d.opt_str()?;
+    r.route_action = d.opt_str()?.map(|a| route_action_name(&a));
+    r.attempts = d.opt(Dec::i64)?;
+    r.region_effective = d.opt_str()?;
+    r.cost_baseline_pico_usd = d.opt_i128()?;
     Some(r)
 }
 
@@ -444,7 +461,41 @@ mod tests {
             price_version: Some(Arc::from("builtin-2026-12-01")),
             cost_flags: flags,
             blocked_by: Some("b".into()),
+            route_rule: Some("sonnet-fallback".into()),
+            route_action: Some("fallback"),
+            attempts: Some(2),
+            region_effective: Some("us-west-2".into()),
+            cost_baseline_pico_usd: Some(300_000_000_000),
         }
+    }
+
+    #[test]
+    fn a_row_journaled_before_the_optimizer_fields_still_reads() {
+        let mut r = sample();
+        (
+            r.route_rule,
+            r.route_action,
+            r.attempts,
+            r.region_effective,
+            r.cost_baseline_pico_usd,
+        ) = (None, None, None, None, None);
+        let mut p = Vec::new();
+        encode_row(3, &r, &mut p);
+        // The tail of five absent fields: two strings (2 bytes each), an int (1), a
+        // string (2), a decimal (1).
+        p.truncate(p.len() - 8);
+        assert_eq!(
+            decode(&p).unwrap(),
+            Record::Row {
+                key: 3,
+                rec: Box::new(r)
+            }
+        );
+        // A tail cut in its middle is corrupt, not silently defaulted.
+        let mut q = Vec::new();
+        encode_row(3, &sample(), &mut q);
+        q.truncate(q.len() - 3);
+        assert_eq!(decode(&q), Err(Corrupt::Payload));
     }
 
     fn framed(payload: &[u8], out: &mut Vec<u8>) {
