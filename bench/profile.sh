@@ -2,6 +2,8 @@
 # Instructions per request of llmops-proxy (one shard, epoll so valgrind can follow the
 # I/O), counted by callgrind: repeatable on a busy machine, unlike timings.
 # Usage: bash bench/profile.sh [REQUESTS]   (default 20000). Needs valgrind and oha.
+# PROXY_ARGS adds flags to `serve` (e.g. PROXY_ARGS="--routes bench/routes-nomatch.toml":
+# what rules that match nothing cost a request).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # the load's credentials and headers
 cd "$ROOT"
@@ -15,7 +17,7 @@ for _ in $(seq 100); do grep -q 'mock_listening' "$work/mock.log" && break; slee
 mock=$(sed -n 's/.*mock_listening addr=\([0-9.:]*\).*/\1/p' "$work/mock.log" | head -1)
 MONOIO_FORCE_LEGACY_DRIVER=1 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg.out" \
   "$BIN" serve --listen 127.0.0.1:0 --threads 1 --upstream-endpoint "http://$mock" \
-  --usage-dir "$work/usage" --access-log "${ACCESS_LOG:-on}" 2>"$work/proxy.log" &
+  --usage-dir "$work/usage" --access-log "${ACCESS_LOG:-on}" ${PROXY_ARGS:-} 2>"$work/proxy.log" &
 proxy_pid=$!
 for _ in $(seq 300); do grep -q 'listening addr=' "$work/proxy.log" && break; sleep 0.1; done
 proxy=$(sed -n 's/.*listening addr=\([0-9.:]*\).*/\1/p' "$work/proxy.log" | head -1)

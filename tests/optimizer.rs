@@ -45,6 +45,13 @@ try = [{ region = "us-west-2" }, { model = "amazon.nova-pro-v1:0" }]
 max_attempts = 3
 
 [[route]]
+name = "late"
+match = { project = "late" }
+action = "fallback"
+try = [{ region = "us-west-2" }]
+deadline_ms = 100
+
+[[route]]
 name = "exhaust"
 match = { project = "doomed" }
 action = "fallback"
@@ -267,6 +274,14 @@ fn fallbacks_follow_unbilled_answers_only() {
     assert!(doomed.text().contains("Too many requests"));
     assert_eq!(upstream(), before + 3 + 1, "max_attempts = 3");
 
+    // The rule's deadline: a first answer that took longer than it is the last.
+    let before = upstream();
+    let late = call(p.addr, "mock.slow-300", "converse", tagged("", "", "late"), text);
+    assert_eq!(late.status, 429);
+    assert_eq!(upstream(), before + 1 + 1, "no attempt after the deadline");
+    let in_time = call(p.addr, "mock.slow-300", "converse", tagged("", "", "resilient"), text);
+    assert_eq!(in_time.status, 200, "without a deadline of its own the rule falls back");
+
     // No second attempt after a cut connection or a client error.
     let before = upstream();
     let west_resilient = || tagged("", "", "resilient").set("X-Aws-Region", "us-west-2");
@@ -284,7 +299,7 @@ fn fallbacks_follow_unbilled_answers_only() {
     let metrics = Metrics::scrape(p.addr);
     assert_eq!(
         metrics.get("llmops_route_fallbacks_total{reason=\"ThrottlingException\"}"),
-        Some(1.0 + 1.0 + 2.0)
+        Some(1.0 + 1.0 + 2.0 + 1.0)
     );
     // Decisions are counted from the rows, by the writer (a tick later).
     assert!(wait_for(Duration::from_secs(5), || Metrics::scrape(p.addr).get(
@@ -305,7 +320,7 @@ fn fallbacks_follow_unbilled_answers_only() {
     assert_eq!((x.status, x.attempts), (429, Some(3)));
     assert_eq!(x.error_type.as_deref(), Some("ThrottlingException"));
     assert_eq!(x.region_effective.as_deref(), Some("eu-west-1"));
-    for r in [&cut, &bad, &partial] {
+    for r in [&cut, &bad, &partial, &late] {
         let x = row(&rows, r);
         assert_eq!(x.attempts, Some(1), "{x:?}");
         assert_eq!(x.route_action, None);
@@ -314,9 +329,9 @@ fn fallbacks_follow_unbilled_answers_only() {
 
 #[test]
 fn a_fallback_to_another_model_prices_both_ways_exactly() {
-    // Both US regions throttle; the rule's second alternative, Nova Pro in the request's
-    // region, is throttled too, so the chain needs a model in an open region.
-    let m = mock_with(&["--throttle-region", "us-east-1"]);
+    // us-east-1 is unavailable (503, not billed): the rule moves the call to Nova Pro in
+    // us-west-2.
+    let m = mock_with(&["--unavailable-region", "us-east-1"]);
     let dir = temp_dir("optimizer-fallback-model");
     let routes = write(
         &dir,
@@ -332,6 +347,11 @@ fn a_fallback_to_another_model_prices_both_ways_exactly() {
     let nova = call(p.addr, NOVA_PRO, "converse", west.clone(), text);
     // Sonnet's geo price is the same in both US regions.
     let sonnet = call(p.addr, SONNET, "converse", west, text);
+    let metrics = Metrics::scrape(p.addr);
+    assert_eq!(
+        metrics.get("llmops_route_fallbacks_total{reason=\"ServiceUnavailableException\"}"),
+        Some(1.0)
+    );
     assert_eq!(p.terminate(), Some(0));
     let rows = read_dir(&dir.join("usage")).unwrap();
     let (f, n, s) = (row(&rows, &fell), row(&rows, &nova), row(&rows, &sonnet));

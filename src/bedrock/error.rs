@@ -42,6 +42,15 @@ pub(crate) fn error_type_from_body(body: &[u8]) -> Option<String> {
     ok.then(|| t.to_string())
 }
 
+/// The AWS error type of an error answer: its `x-amzn-errortype` header, else its body's
+/// `__type` (so an error is recognised with or without the header).
+pub(crate) fn error_type_of(header: Option<&[u8]>, body: &[u8]) -> Option<String> {
+    header
+        .and_then(error_type_from_header)
+        .map(str::to_string)
+        .or_else(|| error_type_from_body(body))
+}
+
 /// The `message` (or `Message`) of an AWS JSON error body or exception event, scrubbed
 /// ([`scrub`]) and cut to `max_chars`. `None` for anything else.
 pub(crate) fn aws_message(body: &[u8], max_chars: usize) -> Option<String> {

@@ -606,6 +606,10 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, knobs: &Knobs) 
     };
     let region = signing_region(head);
     let mut beh = behaviour(&model);
+    // A slow model is slow to fail too (a throttled region answers after the pause).
+    if let Behaviour::Slow(ms) = beh {
+        monoio::time::sleep(Duration::from_millis(ms)).await;
+    }
     if let Some(r) = &region {
         if knobs.throttle_regions.contains(r) {
             beh = Behaviour::Throttle;
@@ -616,10 +620,8 @@ async fn respond(head: &RequestHead, body: &[u8], stats: &Stats, knobs: &Knobs) 
     if let Some((status, t, m)) = failure(&beh, region.as_deref()) {
         return Some(aws_error(status, t, m, &rid));
     }
-    match beh {
-        Behaviour::CloseWithoutResponse => return None,
-        Behaviour::Slow(ms) => monoio::time::sleep(Duration::from_millis(ms)).await,
-        _ => {}
+    if beh == Behaviour::CloseWithoutResponse {
+        return None;
     }
     stats.ok.set(stats.ok.get() + 1);
     Some(match &op[..] {

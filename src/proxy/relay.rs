@@ -11,7 +11,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use super::call::Call;
 use super::error::{error_response, ErrorCode, ProxyError};
-use crate::bedrock::error::{aws_message, error_type_from_body, error_type_from_header, is_auth_error};
+use crate::bedrock::error::{aws_message, error_type_from_header, error_type_of, is_auth_error};
 use crate::http::head::HeadWriter;
 use crate::http::limits::SMALL_BODY_BYTES;
 use crate::upstream::exchange::UpstreamResponse;
@@ -32,13 +32,15 @@ pub async fn relay<S: AsyncReadRent + AsyncWriteRent>(
     let status = resp.head.status;
     // The error type from `x-amzn-errortype`, else from the body (`__type`): an auth
     // failure is recognised, and its message replaced, with or without the header.
-    let error_type = resp
-        .head
-        .error_type
-        .as_deref()
-        .and_then(error_type_from_header)
-        .map(str::to_string)
-        .or_else(|| (status >= 400).then(|| error_type_from_body(resp.body())).flatten());
+    let error_type = if status >= 400 {
+        error_type_of(resp.head.error_type.as_deref(), resp.body())
+    } else {
+        resp.head
+            .error_type
+            .as_deref()
+            .and_then(error_type_from_header)
+            .map(str::to_string)
+    };
     if status >= 400 {
         if let Some(t) = error_type.as_deref().filter(|t| is_auth_error(t)) {
             let err = ProxyError::new(

@@ -18,7 +18,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use super::call::Call;
 use super::sign;
 use super::validate::Validated;
-use crate::bedrock::error::{error_type_from_body, error_type_from_header};
+use crate::bedrock::error::error_type_of;
 use crate::bedrock::route::Operation;
 use crate::http::request::RequestHead;
 use crate::optimizer::rules::FALLBACK_ERRORS;
@@ -107,13 +107,7 @@ async fn unbilled(mut ex: Exchange, on: &[String], deadline: Instant) -> (Exchan
     if r.head.status != 429 && r.head.status != 503 {
         return (ex, None);
     }
-    let t = r
-        .head
-        .error_type
-        .as_deref()
-        .and_then(error_type_from_header)
-        .map(str::to_string)
-        .or_else(|| error_type_from_body(r.body()));
+    let t = error_type_of(r.head.error_type.as_deref(), r.body());
     let reason = t
         .filter(|t| on.iter().any(|o| o == t))
         .and_then(|t| FALLBACK_ERRORS.iter().position(|e| *e == t));
