@@ -3,7 +3,9 @@
 # I/O), counted by callgrind: repeatable on a busy machine, unlike timings.
 # Usage: bash bench/profile.sh [REQUESTS]   (default 20000). Needs valgrind and oha.
 # PROXY_ARGS adds flags to `serve` (e.g. PROXY_ARGS="--routes bench/routes-nomatch.toml":
-# what rules that match nothing cost a request).
+# what rules that match nothing cost a request). DASHBOARD_REFRESH=1 serves the dashboard
+# (--admin-listen) and, while the load runs, asks for what the page shows every second
+# (its nine API calls): what a dashboard left open costs the shards.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # the load's credentials and headers
 cd "$ROOT"
@@ -17,7 +19,8 @@ for _ in $(seq 100); do grep -q 'mock_listening' "$work/mock.log" && break; slee
 mock=$(sed -n 's/.*mock_listening addr=\([0-9.:]*\).*/\1/p' "$work/mock.log" | head -1)
 MONOIO_FORCE_LEGACY_DRIVER=1 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cg.out" \
   "$BIN" serve --listen 127.0.0.1:0 --threads 1 --upstream-endpoint "http://$mock" \
-  --usage-dir "$work/usage" --access-log "${ACCESS_LOG:-on}" ${PROXY_ARGS:-} 2>"$work/proxy.log" &
+  --usage-dir "$work/usage" --access-log "${ACCESS_LOG:-on}" ${PROXY_ARGS:-} \
+  ${DASHBOARD_REFRESH:+--admin-listen 127.0.0.1:0} 2>"$work/proxy.log" &
 proxy_pid=$!
 for _ in $(seq 300); do grep -q 'listening addr=' "$work/proxy.log" && break; sleep 0.1; done
 proxy=$(sed -n 's/.*listening addr=\([0-9.:]*\).*/\1/p' "$work/proxy.log" | head -1)
@@ -26,9 +29,25 @@ hdr=("${PROXY_HEADERS_OHA[@]}")
 url="http://$proxy/bedrock/model/$MODEL_ID/converse"
 # Warm-up (pool, key cache), then zero the counters and measure exactly N requests.
 oha -n 200 -c 4 --no-tui -m POST -d "$body" "${hdr[@]}" "$url" >/dev/null
+refresher=""
+if [ -n "${DASHBOARD_REFRESH:-}" ]; then
+  for _ in $(seq 100); do grep -q 'listening_admin addr=' "$work/proxy.log" && break; sleep 0.1; done
+  admin=$(sed -n 's/.*listening_admin addr=\([0-9.:]*\).*/\1/p' "$work/proxy.log" | head -1)
+  ( while true; do
+      for q in dimensions summary "groups?by=agent" "groups?by=department" "groups?by=project" "groups?by=model" \
+               "series?bucket=hour&stack=department" budgets "groups?by=route"; do
+        curl -s -o /dev/null "http://$admin/api/$q" || true
+      done
+      echo x >> "$work/refreshes"
+      sleep 1
+    done ) &
+  refresher=$!
+fi
 callgrind_control -z "$proxy_pid" >/dev/null
 oha -n "$N" -c 8 --no-tui -m POST -d "$body" "${hdr[@]}" "$url" > "$work/oha.txt"
 callgrind_control -d "$proxy_pid" >/dev/null
+[ -n "$refresher" ] && kill "$refresher" 2>/dev/null
+[ -n "$refresher" ] && echo "dashboard refreshes during the load: $(wc -l < "$work/refreshes" 2>/dev/null || echo 0) (9 API calls each)"
 sleep 1
 kill -TERM "$proxy_pid"; wait "$proxy_pid" || true
 set +e +o pipefail

@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::args::{flag, FlagSpec};
+use crate::args::{flag, switch, FlagSpec};
 use crate::mock::{MockConfig, DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY};
 use crate::proxy::shard::Settings;
 use crate::server::ServeConfig;
@@ -27,6 +27,10 @@ pub const FLAGS: &[FlagSpec] = &[
         "where the demo's Parquet files go [default: a new temporary directory]",
     ),
     flag("requests", "N", "how many sample requests to send [default: 16]"),
+    switch(
+        "serve",
+        "keep the proxy up after the traffic, with the live dashboard on 127.0.0.1, until Ctrl-C",
+    ),
 ];
 
 /// The demo's tracking key (open key mode accepts it).
@@ -129,7 +133,13 @@ const INVOKE_AGENT: &str = "claude-code";
 const DEMO_ROUTES: &str = "[[route]]\nname = \"copy-to-haiku\"\nmatch = { agent = \"copywriter\", model = \"anthropic.claude-sonnet-*\" }\naction = \"rewrite\"\nto = \"anthropic.claude-haiku-4-5-20251001-v1:0\"\n\n[[route]]\nname = \"ranker-soft-cap\"\nmatch = { department = \"engineering\", agent = \"ranker\" }\naction = \"downgrade\"\nbudget = \"engineering-daily\"\nat_ratio = \"0.5\"\nto = \"amazon.nova-lite-v1:0\"\n\n[[route]]\nname = \"eu-fallback\"\nmatch = { project = \"reporting\" }\naction = \"fallback\"\ntry = [{ region = \"eu-central-1\" }]\n";
 
 /// The demo's proxy: two shards on loopback in front of the mock, with the budget.
-fn proxy_config(mock_addr: SocketAddr, dir: PathBuf, budget_file: PathBuf, routes_file: PathBuf) -> ServeConfig {
+fn proxy_config(
+    mock_addr: SocketAddr,
+    dir: PathBuf,
+    budget_file: PathBuf,
+    routes_file: PathBuf,
+    admin: Option<SocketAddr>,
+) -> ServeConfig {
     ServeConfig {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         threads: 2,
@@ -150,6 +160,7 @@ fn proxy_config(mock_addr: SocketAddr, dir: PathBuf, budget_file: PathBuf, route
         },
         budgets: Some(budget_file),
         routes: Some(routes_file),
+        admin_listen: admin,
         drain_timeout: Duration::from_secs(5),
         access_log: false,
         // A few dozen rows: the smallest journal (four 256 KiB segments per shard).
@@ -159,7 +170,7 @@ fn proxy_config(mock_addr: SocketAddr, dir: PathBuf, budget_file: PathBuf, route
 }
 
 /// Runs the demo; returns the process exit code.
-pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
+pub fn run(usage_dir: Option<PathBuf>, requests: usize, serve: bool) -> i32 {
     let dir = usage_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("llmops-demo-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir);
     let (mtx, mrx) = mpsc::channel();
@@ -182,7 +193,19 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
         eprintln!("demo: cannot write {}: {e}", routes_file.display());
         return 1;
     }
-    let cfg = proxy_config(mock_addr, dir.clone(), budget_file.clone(), routes_file.clone());
+    // With --serve, the dashboard on a free loopback port.
+    let admin = if serve {
+        match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("demo: no free port for the dashboard: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let cfg = proxy_config(mock_addr, dir.clone(), budget_file.clone(), routes_file.clone(), admin);
     let (ptx, prx) = mpsc::channel();
     let server = std::thread::spawn(move || crate::server::serve(cfg, Some(ptx)));
     let Ok(proxy_addr) = prx.recv_timeout(Duration::from_secs(10)) else {
@@ -193,7 +216,15 @@ pub fn run(usage_dir: Option<PathBuf>, requests: usize) -> i32 {
     println!("budget: agent triage-bot may spend $0.000005 a day (block); engineering $0.0008 a day (alert)");
     println!("optimizer: copy-to-haiku (rewrite), ranker-soft-cap (downgrade to Nova Lite at 50% of engineering-daily), eu-fallback (throttled eu-west-1 -> eu-central-1)\n");
     send_traffic(proxy_addr, requests);
-    crate::server::signals::request_stop();
+    match admin {
+        Some(a) => {
+            println!(
+                "\ndashboard: http://{a}/dashboard   (the proxy stays up on http://{proxy_addr}; Ctrl-C stops it)"
+            );
+            let _ = std::io::stdout().flush();
+        }
+        None => crate::server::signals::request_stop(),
+    }
     match server.join() {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {

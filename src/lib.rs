@@ -17,6 +17,7 @@ pub(crate) mod args;
 pub mod bedrock;
 pub(crate) mod budget;
 pub mod commands;
+pub(crate) mod dashboard;
 pub(crate) mod demo;
 pub mod http;
 pub(crate) mod log;

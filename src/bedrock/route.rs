@@ -1,6 +1,6 @@
 //! Routes of the client contract: `POST /bedrock/model/{modelId}/{operation}` for
 //! Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream and CountTokens,
-//! `GET /healthz`, `GET /metrics`.
+//! `GET /healthz`, `GET /metrics`, and on the admin listener `GET /dashboard` and `/api/`.
 
 /// Which Bedrock operation a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,10 @@ pub(crate) enum Route<'a> {
     },
     Health,
     Metrics,
+    /// `GET /dashboard` (admin listener).
+    Dashboard,
+    /// `GET /api/...` (admin listener): the dashboard's JSON.
+    Api,
     NotFound,
 }
 
@@ -81,7 +85,11 @@ pub(crate) fn resolve(target: &[u8]) -> Route<'_> {
     match path {
         b"/healthz" => return Route::Health,
         b"/metrics" => return Route::Metrics,
+        b"/dashboard" | b"/dashboard/" => return Route::Dashboard,
         _ => {}
+    }
+    if path.starts_with(b"/api/") {
+        return Route::Api;
     }
     let Some(rest) = path.strip_prefix(BEDROCK_PREFIX) else {
         return Route::NotFound;

@@ -8,8 +8,12 @@ pub(crate) fn run(rest: &[String]) -> i32 {
             Ok(n) => n,
             Err(e) => return config_exit(&e),
         };
+        let serve = match sources.switch("serve") {
+            Ok(s) => s,
+            Err(e) => return config_exit(&e),
+        };
         match sources.path("usage-dir") {
-            Ok(dir) => crate::demo::run(dir, n),
+            Ok(dir) => crate::demo::run(dir, n, serve),
             Err(e) => config_exit(&e),
         }
     })

@@ -90,6 +90,8 @@ pub struct Shared {
     pub row_metrics: Arc<Mutex<crate::usage::observe::RowMetrics>>,
     /// Budget tracking (writer side) and the published block set (shard side).
     pub budgets: Option<crate::budget::Hook>,
+    /// The dashboard's thread (with `--admin-listen`).
+    pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
     /// Health of the shared budget store, when one is configured.
     pub store_stats: Option<Arc<crate::budget::store::StoreStats>>,
     /// Keys, prices and TLS, published on every successful reload.

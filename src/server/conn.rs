@@ -28,6 +28,69 @@ pub async fn serve_tcp(stream: TcpStream, shard: Rc<Shard>) {
     serve_connection(stream, shard, Peer::default()).await;
 }
 
+/// The dashboard page, or an API answer from the dashboard thread (polled for, so the
+/// shard computes nothing).
+async fn dashboard(head: &crate::http::request::RequestHead, shard: &Rc<Shard>, api: bool, close: bool) -> Vec<u8> {
+    use crate::dashboard::{ANSWER_TIMEOUT, PAGE, POLL_INTERVAL};
+    let id = shard.next_request_id();
+    if !matches!(head.method(), Method::Get | Method::Head) {
+        return error_response(
+            &ProxyError::new(ErrorCode::MethodNotAllowed, "use GET on this path"),
+            &id,
+            close,
+            &[("allow", b"GET, HEAD")],
+        );
+    }
+    let (status, ctype, body): (u16, &[u8], Vec<u8>) = if !api {
+        (200, b"text/html; charset=utf-8", PAGE.as_bytes().to_vec())
+    } else {
+        let Some(d) = &shard.shared.dashboard else {
+            return error_response(&ProxyError::new(ErrorCode::NotFound, "no dashboard"), &id, close, &[]);
+        };
+        let target = String::from_utf8_lossy(head.target()).into_owned();
+        let answer = match d.submit(&target) {
+            Err(_) => None,
+            Ok(slot) => {
+                let deadline = Instant::now() + ANSWER_TIMEOUT;
+                loop {
+                    if let Some(a) = slot.take() {
+                        break Some(a);
+                    }
+                    if Instant::now() >= deadline {
+                        break None;
+                    }
+                    monoio::time::sleep(POLL_INTERVAL).await;
+                }
+            }
+        };
+        match answer {
+            Some(a) => (a.status, b"application/json", a.body),
+            None => {
+                let err = ProxyError::new(ErrorCode::Overloaded, "the dashboard is busy; retry in a moment");
+                return error_response(&err, &id, close, &[("retry-after", b"1")]);
+            }
+        }
+    };
+    let mut out = Vec::with_capacity(body.len() + 400);
+    HeadWriter::new(&mut out, status)
+        .header("content-type", ctype)
+        .header("x-request-id", id.as_bytes())
+        .header("cache-control", b"no-store")
+        .header("x-content-type-options", b"nosniff")
+        .header("referrer-policy", b"no-referrer")
+        // Nothing but this origin's API; the page's script and style are inline.
+        .header(
+            "content-security-policy",
+            b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'",
+        )
+        .header_u64("content-length", body.len() as u64)
+        .finish(close);
+    if head.method() == Method::Get {
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
 /// Serves one connection of the admin listener: `/metrics` and `/healthz` only.
 pub async fn serve_admin(stream: TcpStream, shard: Rc<Shard>) {
     let _ = stream.set_nodelay(true);
@@ -157,16 +220,18 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
         // listeners once it exists (unless `--metrics-on-main on`).
         Route::Bedrock { .. } if peer.admin => Route::NotFound,
         Route::Metrics if !peer.admin && !admin.metrics_on_main => Route::NotFound,
+        // The dashboard lives on the admin listener only.
+        Route::Dashboard | Route::Api if !peer.admin || shard.shared.dashboard.is_none() => Route::NotFound,
         r => r,
     };
-    if route == Route::Metrics {
+    if matches!(route, Route::Metrics | Route::Api) {
         if let Some(token) = &admin.token {
             if !bearer_ok(&head, token) {
                 let close = !head.keep_alive() || unread_body || shard.draining();
                 let id = shard.next_request_id();
                 let err = ProxyError::new(
                     ErrorCode::Unauthorized,
-                    "/metrics needs Authorization: Bearer <the --admin-token-file token>",
+                    "/metrics and /api/ need Authorization: Bearer <the --admin-token-file token> (the dashboard page takes it as #token=... in its URL)",
                 );
                 let resp = error_response(&err, &id, close, &[("www-authenticate", b"Bearer")]);
                 return write_all(stream, resp).await && !close;
@@ -180,6 +245,11 @@ async fn dispatch<S: AsyncReadRent + AsyncWriteRent>(
             // Boxed: the request's state (~7 KiB: upstream exchange, relay) lives on the
             // heap while it runs, so an idle connection's task holds only its wait.
             Box::pin(crate::proxy::handle(call, head, buf, op, &raw_model)).await
+        }
+        Route::Dashboard | Route::Api => {
+            let close = !head.keep_alive() || unread_body || shard.draining();
+            let resp = Box::pin(dashboard(&head, shard, route == Route::Api, close)).await;
+            write_all(stream, resp).await && !close
         }
         Route::Health | Route::Metrics | Route::NotFound => {
             let close = !head.keep_alive() || unread_body || shard.draining();

@@ -51,6 +51,7 @@ struct Usage {
     row_metrics: Arc<std::sync::Mutex<crate::usage::observe::RowMetrics>>,
     budgets: Option<crate::budget::Hook>,
     store: Option<(Arc<crate::budget::store::StoreStats>, Arc<AtomicBool>, JoinHandle<()>)>,
+    dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }
 
 impl Usage {
@@ -102,11 +103,25 @@ impl Usage {
             }
             _ => None,
         };
+        // The dashboard (on the admin listener) reads the files there are now, after
+        // recovery and before the writer starts: every later row reaches it through the
+        // writer, so none is counted twice.
+        let dashboard = match cfg.admin_listen {
+            None => None,
+            Some(_) => Some(
+                crate::dashboard::Dashboard::spawn(crate::usage::read::list_files(&cfg.usage_dir), budgets.clone())
+                    .map_err(|e| ServeError::Runtime(format!("cannot start the dashboard thread: {e}")))?,
+            ),
+        };
+        let mut hooks: Vec<Arc<dyn RowHook>> = budgets
+            .iter()
+            .map(|h| Arc::new(h.clone()) as Arc<dyn RowHook>)
+            .collect();
+        if let Some(d) = &dashboard {
+            hooks.push(Arc::new(crate::dashboard::LiveHook(d.clone())));
+        }
         let observer = Observer {
-            hooks: budgets
-                .iter()
-                .map(|h| Arc::new(h.clone()) as Arc<dyn RowHook>)
-                .collect(),
+            hooks,
             metrics: Default::default(),
             access_log: cfg.access_log,
         };
@@ -120,6 +135,7 @@ impl Usage {
             row_metrics,
             budgets,
             store,
+            dashboard,
         })
     }
 }
@@ -295,6 +311,7 @@ fn serve_until_stopped(cfg: ServeConfig, ready: Option<mpsc::Sender<SocketAddr>>
         ledger: usage.ledger.clone(),
         row_metrics: usage.row_metrics.clone(),
         budgets: usage.budgets.clone(),
+        dashboard: usage.dashboard.clone(),
         store_stats: usage.store.as_ref().map(|s| s.0.clone()),
         reloadable: Published::new(Arc::new(reloadable)),
         instance: random_u32(),
