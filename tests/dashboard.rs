@@ -335,3 +335,52 @@ fn the_page_renders_the_rows_in_a_real_browser() {
         assert!(std::fs::metadata(shots.join(shot)).unwrap().len() > 10_000, "{shot}");
     }
 }
+
+#[test]
+fn the_admin_listener_can_be_exposed_over_mutual_tls() {
+    use std::io::{Read, Write};
+    let m = mock();
+    let dir = temp_dir("dashboard-mtls");
+    let (ca, chain, key) = make_pki(&dir, "admin");
+    let (client_ca, client_cert, client_key) = make_client_pki(&dir, "operator");
+    let usage = dir.join("usage").display().to_string();
+    let s = |p: &Path| p.display().to_string();
+    // Beyond loopback without a token or client certificates: refused at start-up.
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--usage-dir",
+            &usage,
+            "--admin-listen",
+            "0.0.0.0:0",
+        ])
+        .args(["--admin-tls-cert", &s(&chain), "--admin-tls-key", &s(&key)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--admin-client-ca"));
+    let p = Launch::proxy(m.addr, &dir.join("usage"))
+        .args(&["--admin-listen", "0.0.0.0:0"])
+        .args(&["--admin-tls-cert", &s(&chain), "--admin-tls-key", &s(&key)])
+        .args(&["--admin-client-ca", &s(&client_ca)])
+        .start();
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_of(&p).port()));
+    let fetch = |client: Option<(&Path, &Path)>| -> Option<String> {
+        let mut t = tls_connect(admin, tls_client_config(&ca, client));
+        t.write_all(b"GET /api/summary HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut out = Vec::new();
+        // The end may come without a close_notify: what was read is the answer.
+        let _ = t.read_to_end(&mut out);
+        (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+    };
+    // An operator's certificate: the API answers over TLS.
+    let ok = fetch(Some((&client_cert, &client_key))).expect("an answer");
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.contains(r#""requests":0"#), "{ok}");
+    // No certificate: no handshake, no data.
+    assert!(fetch(None).is_none_or(|t| !t.contains("HTTP/1.1 200")));
+    // Plain HTTP to the TLS listener gets nothing either.
+    assert!(raw(admin, b"GET /api/summary HTTP/1.1\r\nHost: a\r\n\r\n").is_none_or(|r| r.status != 200));
+}

@@ -304,7 +304,7 @@ fn fallbacks_follow_unbilled_answers_only() {
     // Decisions are counted from the rows, by the writer (a tick later).
     assert!(wait_for(Duration::from_secs(5), || Metrics::scrape(p.addr).get(
         "llmops_route_decisions_total{rule=\"west-then-nova\",action=\"fallback\"}"
-    ) == Some(2.0)));
+    ) == Some(3.0)));
 
     assert_eq!(p.terminate(), Some(0));
     let rows = read_dir(&dir.join("usage")).unwrap();

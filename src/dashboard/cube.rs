@@ -144,47 +144,47 @@ pub struct Sums {
 
 impl Sums {
     fn add(&mut self, r: &UsageRecord) {
-        self.requests += 1;
-        if r.status >= 400 || r.error_type.is_some() {
-            self.errors += 1;
-        }
-        self.input_tokens += r.input_tokens.unwrap_or(0);
-        self.output_tokens += r.output_tokens.unwrap_or(0);
-        self.cache_read_tokens += r.cache_read_tokens.unwrap_or(0);
-        self.cache_write_tokens += r.cache_write_tokens.unwrap_or(0);
-        match r.cost_pico_usd {
-            Some(c) => self.cost += c,
-            None if r.status < 400 => self.unpriced += 1,
-            None => {}
-        }
+        let mut one = Sums {
+            requests: 1,
+            errors: u64::from(r.status >= 400 || r.error_type.is_some()),
+            input_tokens: r.input_tokens.unwrap_or(0),
+            output_tokens: r.output_tokens.unwrap_or(0),
+            cache_read_tokens: r.cache_read_tokens.unwrap_or(0),
+            cache_write_tokens: r.cache_write_tokens.unwrap_or(0),
+            cost: r.cost_pico_usd.unwrap_or(0),
+            unpriced: u64::from(r.cost_pico_usd.is_none() && r.status < 400),
+            ..Sums::default()
+        };
         if let (Some(b), Some(c)) = (r.cost_baseline_pico_usd, r.cost_pico_usd) {
-            self.baseline += b;
-            self.baseline_cost += c;
+            one.baseline = b;
+            one.baseline_cost = c;
         }
-        self.latency.add(r.latency_ms);
+        one.latency.add(r.latency_ms);
         if let Some(t) = r.upstream_ttfb_ms {
-            self.ttfb.add(t);
+            one.ttfb.add(t);
         }
+        self.merge(&one);
     }
 
+    /// Adds `o` (saturating: figures an upstream reported cannot overflow a sum).
     pub fn merge(&mut self, o: &Sums) {
-        self.requests += o.requests;
-        self.errors += o.errors;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cache_read_tokens += o.cache_read_tokens;
-        self.cache_write_tokens += o.cache_write_tokens;
-        self.cost += o.cost;
-        self.unpriced += o.unpriced;
-        self.baseline += o.baseline;
-        self.baseline_cost += o.baseline_cost;
+        self.requests = self.requests.saturating_add(o.requests);
+        self.errors = self.errors.saturating_add(o.errors);
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_add(o.cache_read_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(o.cache_write_tokens);
+        self.cost = self.cost.saturating_add(o.cost);
+        self.unpriced = self.unpriced.saturating_add(o.unpriced);
+        self.baseline = self.baseline.saturating_add(o.baseline);
+        self.baseline_cost = self.baseline_cost.saturating_add(o.baseline_cost);
         self.latency.merge(&o.latency);
         self.ttfb.merge(&o.ttfb);
     }
 
     /// What the optimizer saved over the rows priced both ways.
     pub fn savings(&self) -> i128 {
-        self.baseline - self.baseline_cost
+        self.baseline.saturating_sub(self.baseline_cost)
     }
 }
 

@@ -65,17 +65,20 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Unix seconds, or `YYYY-MM-DD` (the day's start, UTC).
+/// The latest time a query may name: 9999-12-31T23:59:59Z (so no arithmetic on it overflows).
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+/// Unix seconds, or `YYYY-MM-DD` (the day's start, UTC), from 1970 to [`MAX_TIME`].
 fn time_of(v: &str) -> Option<i64> {
     if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
-        return v.parse().ok();
+        return v.parse().ok().filter(|t| *t <= MAX_TIME);
     }
     let p: Vec<&str> = v.split('-').collect();
     if p.len() != 3 {
         return None;
     }
-    let (y, m, d) = (p[0].parse().ok()?, p[1].parse().ok()?, p[2].parse().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let (y, m, d): (i32, u32, u32) = (p[0].parse().ok()?, p[1].parse().ok()?, p[2].parse().ok()?);
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
     Some(crate::util::time::days_from_civil(y, m, d) * 86_400)
@@ -96,8 +99,8 @@ impl Query {
                     .ok_or_else(|| QueryError(format!("`{name}` must be unix seconds or YYYY-MM-DD, not `{v}`"))),
             }
         };
-        let to = t("to", now + 1)?;
-        let from = t("from", to - 86_400)?;
+        let to = t("to", (now + 1).min(MAX_TIME))?;
+        let from = t("from", (to - 86_400).max(0))?;
         if from >= to {
             return Err(QueryError("`from` must be before `to`".into()));
         }
@@ -206,7 +209,10 @@ fn sums_fields(j: &mut Json, s: &Sums) {
         .usd("baseline_usd", s.baseline)
         .usd("savings_usd", s.savings());
     if s.output_tokens > 0 {
-        j.usd("cost_per_1k_output_usd", s.cost * 1000 / i128::from(s.output_tokens));
+        j.usd(
+            "cost_per_1k_output_usd",
+            s.cost.saturating_mul(1000) / i128::from(s.output_tokens),
+        );
     } else {
         j.key("cost_per_1k_output_usd").raw("null");
     }
@@ -248,7 +254,7 @@ pub fn groups(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
         let mut rest = (OTHER, Sums::default(), 0i128);
         for (_, s, p) in list.drain(MAX_GROUPS..) {
             rest.1.merge(&s);
-            rest.2 += p;
+            rest.2 = rest.2.saturating_add(p);
         }
         list.push(rest);
     }
@@ -256,7 +262,7 @@ pub fn groups(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
     for (_, s, _) in &list {
         total.merge(s);
     }
-    let previous: i128 = before.values().map(|s| s.cost).sum();
+    let previous = before.values().fold(0i128, |a, s| a.saturating_add(s.cost));
     let mut j = Json(Vec::with_capacity(256 + list.len() * 400));
     j.raw("{").key("by").str(by.name());
     period(&mut j, q);
@@ -293,8 +299,10 @@ pub fn series(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
     for ((h, dims), s) in cells(cube, q, 0) {
         let v = dims[stack as usize];
         let i = (h.div_euclid(width) - first) as usize;
-        by_value.entry(v).or_insert_with(|| vec![0; n as usize])[i] += s.cost;
-        *totals.entry(v).or_default() += s.cost;
+        let slot = &mut by_value.entry(v).or_insert_with(|| vec![0; n as usize])[i];
+        *slot = slot.saturating_add(s.cost);
+        let t = totals.entry(v).or_default();
+        *t = t.saturating_add(s.cost);
     }
     let mut order: Vec<(u32, i128)> = totals.into_iter().collect();
     order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| cube.dict.name(a.0).cmp(cube.dict.name(b.0))));
@@ -308,7 +316,7 @@ pub fn series(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
         } else {
             has_rest = true;
             for (r, x) in rest.iter_mut().zip(values) {
-                *r += x;
+                *r = r.saturating_add(x);
             }
         }
     }
@@ -432,6 +440,11 @@ mod tests {
         assert!(text(groups(&c, &q).unwrap()).contains(r#""groups":[]"#));
         assert!(Query::parse("by=colour", 0).and_then(|q| groups(&c, &q)).is_err());
         assert!(Query::parse("from=yesterday", 0).is_err());
+        // Times past year 9999 (or before 1970) are refused, not overflowed.
+        assert!(Query::parse("to=9223372036854775807", 0).is_err());
+        assert!(Query::parse("from=1969-12-31", 0).is_err());
+        let far = Query::parse(&format!("from=0&to={MAX_TIME}&by=agent"), 0).unwrap();
+        assert!(groups(&c, &far).is_ok() && series(&c, &far).is_err() && summary(&c, &far, false, 0).is_ok());
         assert_eq!(
             Query::parse("from=2024-02-03&to=2024-02-04", 0).unwrap().from_hour * 3600,
             1_706_918_400

@@ -62,6 +62,8 @@ pub struct Reloadable {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The served certificate's notAfter, unix seconds.
     pub cert_not_after: Option<i64>,
+    /// The admin listener's TLS configuration (`--admin-tls-cert`, `--admin-client-ca`).
+    pub admin_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The operators' surfaces: who may read `/metrics`, and where.
@@ -139,6 +141,7 @@ pub struct Shard {
     prices: Local<Reloadable, PriceTable>,
     routes: Local<Reloadable, crate::optimizer::Routes>,
     tls: Local<Reloadable, Option<Arc<rustls::ServerConfig>>>,
+    admin_tls: Local<Reloadable, Option<Arc<rustls::ServerConfig>>>,
     blocks: Option<Local<crate::budget::BlockSet>>,
 }
 
@@ -171,6 +174,7 @@ impl Shard {
                     Arc::new(c)
                 }))
             }),
+            admin_tls: Local::new(r, |r| Arc::new(r.admin_tls.clone())),
             blocks: shared.budgets.as_ref().map(|h| Local::new(&h.publisher, Arc::clone)),
             shared,
         }
@@ -227,6 +231,11 @@ impl Shard {
     /// The current prices (this shard's copy), borrowed.
     pub fn prices(&self) -> Ref<'_, PriceTable> {
         self.prices.get(&self.shared.reloadable)
+    }
+
+    /// The admin listener's TLS configuration, if it serves TLS.
+    pub fn admin_tls_server(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.admin_tls.get(&self.shared.reloadable).clone()
     }
 
     /// The optimizer's current rules, borrowed.

@@ -156,12 +156,23 @@ pub const FLAGS: &[FlagSpec] = &[
     flag(
         "admin-listen",
         "ADDR|PORT",
-        "operators' listener for /metrics and /healthz (a bare PORT means 127.0.0.1:PORT); /metrics then leaves the client listeners",
+        "operators' listener for /metrics, /healthz and the dashboard (a bare PORT means 127.0.0.1:PORT); /metrics then leaves the client listeners",
     ),
     flag(
         "admin-token-file",
         "FILE",
-        "require Authorization: Bearer <the file's token> for /metrics (needed for a non-loopback --admin-listen)",
+        "require Authorization: Bearer <the file's token> for /metrics and /api/ (a non-loopback --admin-listen needs it or --admin-client-ca)",
+    ),
+    flag(
+        "admin-tls-cert",
+        "PEM",
+        "serve the admin listener over TLS with this certificate chain; reloaded on SIGHUP",
+    ),
+    flag("admin-tls-key", "PEM", "private key for --admin-tls-cert"),
+    flag(
+        "admin-client-ca",
+        "PEM",
+        "admin listener mutual TLS: require operators' client certificates signed by this CA",
     ),
     flag(
         "metrics-on-main",
@@ -227,8 +238,12 @@ pub struct ServeConfig {
     pub require_tls: bool,
     /// The operators' listener (`--admin-listen`).
     pub admin_listen: Option<SocketAddr>,
-    /// The bearer token `/metrics` requires (`--admin-token-file`).
+    /// The bearer token `/metrics` and `/api/` require (`--admin-token-file`).
     pub admin_token: Option<crate::sigv4::SecretString>,
+    /// The admin listener's TLS certificate and key, and the CA of its mutual TLS.
+    pub admin_tls_cert: Option<PathBuf>,
+    pub admin_tls_key: Option<PathBuf>,
+    pub admin_client_ca: Option<PathBuf>,
     /// `--metrics-on-main`, if given.
     pub metrics_on_main_flag: Option<bool>,
 }
@@ -264,6 +279,9 @@ impl Default for ServeConfig {
             require_tls: false,
             admin_listen: None,
             admin_token: None,
+            admin_tls_cert: None,
+            admin_tls_key: None,
+            admin_client_ca: None,
             metrics_on_main_flag: None,
         }
     }
@@ -320,11 +338,29 @@ impl ServeConfig {
             Some("off" | "false" | "0") => Some(false),
             Some(v) => return Err(ConfigError::new("metrics-on-main", format!("`{v}` is not on or off"))),
         };
+        self.admin_tls_cert = s.file("admin-tls-cert")?;
+        self.admin_tls_key = s.file("admin-tls-key")?;
+        self.admin_client_ca = s.file("admin-client-ca")?;
+        let pair = "--admin-tls-cert and --admin-tls-key go together";
+        match (&self.admin_tls_cert, &self.admin_tls_key) {
+            (Some(_), None) => return Err(ConfigError::new("admin-tls-key", pair)),
+            (None, Some(_)) => return Err(ConfigError::new("admin-tls-cert", pair)),
+            _ => {}
+        }
+        if self.admin_tls_cert.is_some() && self.admin_listen.is_none() {
+            return Err(ConfigError::new("admin-tls-cert", "needs --admin-listen ADDR"));
+        }
+        if self.admin_client_ca.is_some() && self.admin_tls_cert.is_none() {
+            return Err(ConfigError::new(
+                "admin-client-ca",
+                "mutual TLS needs --admin-tls-cert and --admin-tls-key",
+            ));
+        }
         if let Some(a) = self.admin_listen {
-            if !a.ip().is_loopback() && self.admin_token.is_none() {
+            if !a.ip().is_loopback() && self.admin_token.is_none() && self.admin_client_ca.is_none() {
                 return Err(ConfigError::new(
                     "admin-listen",
-                    format!("{a} is not loopback: /metrics shows spend by tenant, department and project; give --admin-token-file or a loopback address"),
+                    format!("{a} is not loopback: /metrics and the dashboard show spend by tenant, department and project; give --admin-token-file, or --admin-tls-cert/--admin-tls-key with --admin-client-ca, or a loopback address"),
                 ));
             }
         }

@@ -91,14 +91,29 @@ async fn dashboard(head: &crate::http::request::RequestHead, shard: &Rc<Shard>, 
     out
 }
 
-/// Serves one connection of the admin listener: `/metrics` and `/healthz` only.
+/// Serves one connection of the admin listener (`/metrics`, `/healthz`, the dashboard),
+/// over TLS when `--admin-tls-cert` is given.
 pub async fn serve_admin(stream: TcpStream, shard: Rc<Shard>) {
     let _ = stream.set_nodelay(true);
-    let peer = Peer {
-        admin: true,
-        ..Peer::default()
+    let Some(cfg) = shard.admin_tls_server() else {
+        let peer = Peer {
+            admin: true,
+            ..Peer::default()
+        };
+        return serve_connection(stream, shard, peer).await;
     };
-    serve_connection(stream, shard, peer).await;
+    // Over TLS (`--admin-tls-cert`); with `--admin-client-ca` rustls refuses a handshake
+    // without an operator's certificate.
+    match crate::tls::accept(stream, cfg, TLS_HANDSHAKE_TIMEOUT).await {
+        Ok((tls, info)) => {
+            let peer = Peer {
+                mtls_subject: info.peer_subject,
+                admin: true,
+            };
+            serve_connection(tls, shard, peer).await;
+        }
+        Err(e) => shard.stats.tls_failure(e.reason()),
+    }
 }
 
 /// Whether `head` carries `Authorization: Bearer <token>` (compared in constant time).

@@ -55,10 +55,31 @@ pub fn load(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
         }
         _ => (None, None),
     };
+    let admin_tls = match (&cfg.admin_tls_cert, &cfg.admin_tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::server_config(cert, key, cfg.admin_client_ca.as_deref()).map_err(|e| {
+                let flag = match &e {
+                    crate::tls::TlsConfigError::Key { .. } | crate::tls::TlsConfigError::Mismatch(_) => "admin-tls-key",
+                    crate::tls::TlsConfigError::Read { path, .. } | crate::tls::TlsConfigError::NoCertificate(path)
+                        if cfg
+                            .admin_client_ca
+                            .as_deref()
+                            .is_some_and(|c| c.display().to_string() == *path) =>
+                    {
+                        "admin-client-ca"
+                    }
+                    _ => "admin-tls-cert",
+                };
+                ConfigError::new(flag, e.to_string())
+            })?,
+        ),
+        _ => None,
+    };
     Ok(Reloadable {
         keys: Arc::new(keys),
         prices: Arc::new(prices),
         routes: Arc::new(routes),
+        admin_tls,
         tls,
         cert_not_after,
     })
