@@ -384,3 +384,46 @@ fn the_admin_listener_can_be_exposed_over_mutual_tls() {
     // Plain HTTP to the TLS listener gets nothing either.
     assert!(raw(admin, b"GET /api/summary HTTP/1.1\r\nHost: a\r\n\r\n").is_none_or(|r| r.status != 200));
 }
+
+#[test]
+fn demo_serve_keeps_the_dashboard_up_until_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(["demo", "--serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut url = None;
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.trim().strip_prefix("dashboard: ") {
+            url = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+        line.clear();
+    }
+    let url = url.expect("the demo prints the dashboard's URL");
+    let addr: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/dashboard")
+        .parse()
+        .unwrap();
+    assert_eq!(get(addr, "/dashboard", &[]).status, 200);
+    // The demo's traffic is on it (16 requests), while the proxy stays up.
+    assert!(wait_for(Duration::from_secs(5), || get(addr, "/api/summary", &[])
+        .text()
+        .contains(r#""requests":16,"#)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(addr, "/api/groups?by=route", &[]).status, 200, "still up");
+    // Ctrl-C: the proxy stops, and the demo prints its tables.
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.contains("TOTAL") && rest.contains("savings: $"), "{rest}");
+}

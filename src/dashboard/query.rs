@@ -5,8 +5,8 @@
 //!
 //! - `/api/groups?by=DIM`: sums per value of one dimension, highest cost first, with the
 //!   same sums over the period just before (`previous_cost_usd`, the trend);
-//! - `/api/series?bucket=hour|day&stack=DIM`: spend per time bucket, stacked by the top
-//!   values of a dimension (the rest summed as `(other)`);
+//! - `/api/series?bucket=hour|day&stack=DIM`: spend, requests, errors and tokens per time
+//!   bucket, stacked by the top values of a dimension (the rest summed as `(other)`);
 //! - `/api/dimensions`: the values each dimension takes in the period (the filters' lists);
 //! - `/api/summary`: the period's totals and the data's freshness.
 //!
@@ -278,6 +278,9 @@ pub fn groups(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
     Ok(j.0)
 }
 
+/// One integer measure of a bucket's sums.
+type Measure = fn(&Sums) -> i128;
+
 /// `/api/series`.
 pub fn series(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
     let stack = q.dim("stack", Dim::Department)?;
@@ -294,20 +297,20 @@ pub fn series(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
             "{n} buckets: choose a shorter period or bucket=day"
         )));
     }
-    let mut by_value: HashMap<u32, Vec<i128>> = HashMap::new();
+    // Per stacked value: the sums of each bucket.
+    let mut by_value: HashMap<u32, Vec<Sums>> = HashMap::new();
     let mut totals: HashMap<u32, i128> = HashMap::new();
     for ((h, dims), s) in cells(cube, q, 0) {
         let v = dims[stack as usize];
         let i = (h.div_euclid(width) - first) as usize;
-        let slot = &mut by_value.entry(v).or_insert_with(|| vec![0; n as usize])[i];
-        *slot = slot.saturating_add(s.cost);
+        by_value.entry(v).or_insert_with(|| vec![Sums::default(); n as usize])[i].merge(s);
         let t = totals.entry(v).or_default();
         *t = t.saturating_add(s.cost);
     }
     let mut order: Vec<(u32, i128)> = totals.into_iter().collect();
     order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| cube.dict.name(a.0).cmp(cube.dict.name(b.0))));
-    let mut series: Vec<(&str, Vec<i128>)> = Vec::new();
-    let mut rest = vec![0i128; n as usize];
+    let mut series: Vec<(&str, Vec<Sums>)> = Vec::new();
+    let mut rest = vec![Sums::default(); n as usize];
     let mut has_rest = false;
     for (i, (v, _)) in order.iter().enumerate() {
         let values = by_value.remove(v).unwrap_or_default();
@@ -316,14 +319,14 @@ pub fn series(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
         } else {
             has_rest = true;
             for (r, x) in rest.iter_mut().zip(values) {
-                *r = r.saturating_add(x);
+                r.merge(&x);
             }
         }
     }
     if has_rest {
         series.push((OTHER, rest));
     }
-    let mut j = Json(Vec::with_capacity(256 + series.len() * n as usize * 16));
+    let mut j = Json(Vec::with_capacity(256 + series.len() * n as usize * 64));
     j.raw("{").key("bucket").str(if width == 1 { "hour" } else { "day" });
     j.key("stack").str(stack.name());
     period(&mut j, q);
@@ -335,7 +338,19 @@ pub fn series(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
     for (k, values) in &series {
         j.comma().raw("{").key("key").str(k).key("cost_usd").raw("[");
         for v in values {
-            j.comma().str(&format_usd(*v));
+            j.comma().str(&format_usd(v.cost));
+        }
+        let ints: [(&str, Measure); 4] = [
+            ("requests", |s| i128::from(s.requests)),
+            ("errors", |s| i128::from(s.errors)),
+            ("input_tokens", |s| i128::from(s.input_tokens)),
+            ("output_tokens", |s| i128::from(s.output_tokens)),
+        ];
+        for (name, f) in ints {
+            j.raw("]").key(name).raw("[");
+            for v in values {
+                j.comma().raw(&f(v).to_string());
+            }
         }
         j.raw("]}");
     }
@@ -468,7 +483,7 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains(r#"{"key":"ops","cost_usd":["0.000000","0.000000000004","0.000000"]}"#),
+            t.contains(r#"{"key":"ops","cost_usd":["0.000000","0.000000000004","0.000000"],"requests":[0,1,0],"errors":[0,0,0],"input_tokens":[0,0,0],"output_tokens":[0,10,0]}"#),
             "{t}"
         );
         let q = Query::parse(&format!("from={}&to={}&bucket=day", day - 86_400 * 400, day), 0).unwrap();
