@@ -105,12 +105,14 @@ impl BlockSet {
 }
 
 impl BlockSet {
-    /// The highest downgrade threshold that `budget`'s key for this request has reached
-    /// (a value past [`MAX_TRACKED_VALUES`] shares the [`OTHER_VALUE`] key's).
+    /// The highest downgrade threshold that `budget`'s key for this request has reached.
+    /// Only a value's own key counts: a value past [`MAX_TRACKED_VALUES`], whose spend is
+    /// summed under [`OTHER_VALUE`], is never downgraded on the shared key's account (a
+    /// tracked value under its own threshold would be too).
     pub fn crossed(&self, budget: &str, r: &UsageRecord) -> Option<Ratio> {
         let (b, values) = self.crossed.get(budget)?;
         let v = b.key_for(r)?;
-        values.get(&*v).or_else(|| values.get(OTHER_VALUE)).copied()
+        values.get(&*v).copied()
     }
 
     /// The first `block` budget that matches the request and refuses what cannot be
@@ -556,6 +558,20 @@ mod tests {
         assert_eq!(set.crossed("p", &row("a", 0, noon)), Some(800_000));
         // An alert budget never blocks.
         assert!(set.check(&row("a", 0, noon), noon).is_none());
+
+        // Past the tracked values: the shared key crossing downgrades nobody, neither a
+        // tracked value under its own threshold nor an untracked one.
+        let mut t = Tracker::new(budgets(&alert));
+        t.set_thresholds(vec![("p".into(), 500_000)]);
+        let tracked: Vec<UsageRecord> = (0..MAX_TRACKED_VALUES)
+            .map(|i| row(&format!("v{i}"), 1, noon))
+            .collect();
+        t.observe(&tracked);
+        t.observe(&[row("overflow", USD, noon)]);
+        let set = t.evaluate(noon).expect("the shared key crossed");
+        assert_eq!(set.crossed.get("p").map(|c| c.1.contains_key(OTHER_VALUE)), Some(true));
+        assert_eq!(set.crossed("p", &row("v7", 0, noon)), None);
+        assert_eq!(set.crossed("p", &row("brand-new", 0, noon)), None);
     }
 
     #[test]
