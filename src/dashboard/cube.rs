@@ -143,7 +143,8 @@ pub struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, r: &UsageRecord) {
+    /// The sums of one row.
+    fn of(r: &UsageRecord) -> Sums {
         let mut one = Sums {
             requests: 1,
             errors: u64::from(r.status >= 400 || r.error_type.is_some()),
@@ -163,7 +164,7 @@ impl Sums {
         if let Some(t) = r.upstream_ttfb_ms {
             one.ttfb.add(t);
         }
-        self.merge(&one);
+        one
     }
 
     /// Adds `o` (saturating: figures an upstream reported cannot overflow a sum).
@@ -197,25 +198,25 @@ pub struct Dict {
 
 impl Dict {
     fn id(&mut self, s: &str) -> u32 {
-        if let Some(i) = self.ids.get(s) {
-            return *i;
+        match self.ids.get(s) {
+            Some(i) => *i,
+            None if self.names.len() >= MAX_STRINGS => self.id_other(),
+            None => self.insert(s),
         }
-        if self.names.len() >= MAX_STRINGS {
-            return self.id_other();
+    }
+
+    /// The id of [`OTHER`] (interned past the bound: the fold needs it).
+    fn id_other(&mut self) -> u32 {
+        match self.ids.get(OTHER) {
+            Some(i) => *i,
+            None => self.insert(OTHER),
         }
+    }
+
+    fn insert(&mut self, s: &str) -> u32 {
         let i = self.names.len() as u32;
         self.names.push(s.to_string());
         self.ids.insert(s.to_string(), i);
-        i
-    }
-
-    fn id_other(&mut self) -> u32 {
-        if let Some(i) = self.ids.get(OTHER) {
-            return *i;
-        }
-        let i = self.names.len() as u32;
-        self.names.push(OTHER.to_string());
-        self.ids.insert(OTHER.to_string(), i);
         i
     }
 
@@ -250,13 +251,7 @@ impl Cube {
             *slot = self.dict.id(d.of(r));
         }
         self.rows += 1;
-        let key = if self.cells.contains_key(&(hour, dims)) || self.cells.len() < MAX_CELLS {
-            (hour, dims)
-        } else {
-            self.overflow_rows += 1;
-            (hour, [self.dict.id_other(); 6])
-        };
-        self.cells.entry(key).or_default().add(r);
+        self.put((hour, dims), &Sums::of(r));
     }
 
     /// Adds every cell of `other` (a cube built elsewhere: the live rows).
@@ -268,14 +263,19 @@ impl Cube {
             for (slot, id) in mine.iter_mut().zip(dims) {
                 *slot = self.dict.id(other.dict.name(id));
             }
-            let key = if self.cells.contains_key(&(hour, mine)) || self.cells.len() < MAX_CELLS {
-                (hour, mine)
-            } else {
-                self.overflow_rows += sums.requests;
-                (hour, [self.dict.id_other(); 6])
-            };
-            self.cells.entry(key).or_default().merge(&sums);
+            self.put((hour, mine), &sums);
         }
+    }
+
+    /// Adds `sums` to the cell `key`, or past [`MAX_CELLS`] to its hour's overflow cell.
+    fn put(&mut self, key: Key, sums: &Sums) {
+        let key = if self.cells.contains_key(&key) || self.cells.len() < MAX_CELLS {
+            key
+        } else {
+            self.overflow_rows += sums.requests;
+            (key.0, [self.dict.id_other(); 6])
+        };
+        self.cells.entry(key).or_default().merge(sums);
     }
 }
 

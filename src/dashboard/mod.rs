@@ -164,54 +164,19 @@ fn answer(cube: &Cube, target: &str, loading: bool, budgets: Option<&crate::budg
         "/api/series" => query::series(cube, &q),
         "/api/dimensions" => query::dimensions(cube, &q),
         "/api/summary" => query::summary(cube, &q, loading, now),
-        "/api/budgets" => Ok(budgets_json(budgets, now)),
+        "/api/budgets" => {
+            let status = budgets.map(|h| lock(&h.tracker).status(now)).unwrap_or_default();
+            Ok(query::budgets(&status))
+        }
         _ => Err(query::QueryError(
             "unknown API path; use /api/summary, /api/groups, /api/series, /api/dimensions or /api/budgets".into(),
         )),
     });
     match result {
         Ok(body) => Answer { status: 200, body },
-        Err(e) => {
-            let mut body = b"{\"message\":\"".to_vec();
-            crate::http::head::push_json_str(&mut body, &e.0);
-            body.extend_from_slice(b"\",\"code\":\"BadRequest\"}");
-            Answer { status: 400, body }
-        }
+        Err(e) => Answer {
+            status: 400,
+            body: crate::http::head::error_body(&e.0, "BadRequest"),
+        },
     }
-}
-
-/// `/api/budgets`: each budget key's spend in its current period.
-fn budgets_json(budgets: Option<&crate::budget::Hook>, now: i64) -> Vec<u8> {
-    use crate::usage::record::format_usd;
-    let mut out = b"{\"budgets\":[".to_vec();
-    if let Some(h) = budgets {
-        let t = lock(&h.tracker);
-        let mut first = true;
-        for s in t.status(now) {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            let ratio = if s.limit > 0 {
-                s.spent as f64 / s.limit as f64
-            } else {
-                0.0
-            };
-            out.extend_from_slice(b"{\"budget\":\"");
-            crate::http::head::push_json_str(&mut out, &s.budget);
-            out.extend_from_slice(b"\",\"value\":\"");
-            crate::http::head::push_json_str(&mut out, &s.value);
-            out.extend_from_slice(
-                format!(
-                    "\",\"spent_usd\":\"{}\",\"limit_usd\":\"{}\",\"ratio\":{ratio},\"blocked_requests\":{}}}",
-                    format_usd(s.spent),
-                    format_usd(s.limit),
-                    s.blocked_requests
-                )
-                .as_bytes(),
-            );
-        }
-    }
-    out.extend_from_slice(b"]}");
-    out
 }

@@ -163,10 +163,7 @@ impl Json {
         self
     }
     fn key(&mut self, k: &str) -> &mut Self {
-        if !matches!(self.0.last(), Some(b'{' | b'[') | None) {
-            self.0.push(b',');
-        }
-        self.str(k).raw(":")
+        self.comma().str(k).raw(":")
     }
     fn usd(&mut self, k: &str, pico: i128) -> &mut Self {
         let v = format_usd(pico);
@@ -387,6 +384,33 @@ pub fn dimensions(cube: &Cube, q: &Query) -> Result<Vec<u8>, QueryError> {
     }
     j.raw("}");
     Ok(j.0)
+}
+
+/// `/api/budgets`: each budget key's spend in its current period (`status`: the
+/// tracker's, read on the dashboard thread).
+pub fn budgets(status: &[crate::budget::tracker::Status]) -> Vec<u8> {
+    let mut j = Json(Vec::with_capacity(64 + status.len() * 160));
+    j.raw("{").key("budgets").raw("[");
+    for s in status {
+        let ratio = if s.limit > 0 {
+            s.spent as f64 / s.limit as f64
+        } else {
+            0.0
+        };
+        j.comma()
+            .raw("{")
+            .key("budget")
+            .str(&s.budget)
+            .key("value")
+            .str(&s.value);
+        j.usd("spent_usd", s.spent)
+            .usd("limit_usd", s.limit)
+            .num("ratio", ratio)
+            .num("blocked_requests", s.blocked_requests)
+            .raw("}");
+    }
+    j.raw("]}");
+    j.0
 }
 
 /// `/api/summary`: totals, and how fresh and complete the data is.

@@ -147,26 +147,23 @@ pub async fn fall_back<S: AsyncReadRent + AsyncWriteRent>(
         }
         // The next alternative the budgets allow (they apply to the effective model).
         let prev = (call.rec.model_effective.clone(), call.rec.region_effective.clone());
-        let mut chosen = false;
+        let mut chosen = None;
         for alt in next.by_ref() {
             // Each alternative is relative to the request: its region, its model.
             let region = alt.region.clone().unwrap_or_else(|| call.rec.region.clone());
             let model = alt.model.as_deref().unwrap_or(&call.rec.model_requested);
             call.rec.model_effective = shard.shared.settings.geo.effective(model, &region);
-            call.rec.region_effective = Some(region);
+            call.rec.region_effective = Some(region.clone());
             if super::budget::check(shard, &call.rec).is_ok() {
-                chosen = true;
+                chosen = Some(region);
                 break;
             }
             (call.rec.model_effective, call.rec.region_effective) = prev.clone();
         }
-        if !chosen {
-            break;
-        }
+        let Some(region) = chosen else { break };
         super::stats::ShardStats::inc(&shard.stats.fallbacks[reason]);
         call.rec.route_rule = Some(rule.name.clone());
         call.rec.route_action = Some(rule.action.name());
-        let region = call.rec.region_effective.clone().unwrap_or_default();
         let body = std::mem::take(&mut ex.body);
         let what = sign::Unsigned {
             v: &retry.v,

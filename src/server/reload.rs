@@ -33,21 +33,12 @@ pub fn load(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
     let routes = load_routes(cfg)?;
     let (tls, cert_not_after) = match (&cfg.listen_tls, &cfg.tls_cert, &cfg.tls_key) {
         (Some(_), Some(cert), Some(key)) => {
-            let sc = crate::tls::server_config(cert, key, cfg.client_ca.as_deref()).map_err(|e| {
-                let flag = match &e {
-                    crate::tls::TlsConfigError::Key { .. } | crate::tls::TlsConfigError::Mismatch(_) => "tls-key",
-                    crate::tls::TlsConfigError::Read { path, .. } | crate::tls::TlsConfigError::NoCertificate(path)
-                        if cfg
-                            .client_ca
-                            .as_deref()
-                            .is_some_and(|c| c.display().to_string() == *path) =>
-                    {
-                        "client-ca"
-                    }
-                    _ => "tls-cert",
-                };
-                ConfigError::new(flag, e.to_string())
-            })?;
+            let sc = server_tls(
+                cert,
+                key,
+                cfg.client_ca.as_deref(),
+                ["tls-cert", "tls-key", "client-ca"],
+            )?;
             let not_after = crate::tls::load_certs(cert)
                 .ok()
                 .and_then(|c| c.first().and_then(|c| crate::tls::not_after(c.as_ref())));
@@ -56,23 +47,12 @@ pub fn load(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
         _ => (None, None),
     };
     let admin_tls = match (&cfg.admin_tls_cert, &cfg.admin_tls_key) {
-        (Some(cert), Some(key)) => Some(
-            crate::tls::server_config(cert, key, cfg.admin_client_ca.as_deref()).map_err(|e| {
-                let flag = match &e {
-                    crate::tls::TlsConfigError::Key { .. } | crate::tls::TlsConfigError::Mismatch(_) => "admin-tls-key",
-                    crate::tls::TlsConfigError::Read { path, .. } | crate::tls::TlsConfigError::NoCertificate(path)
-                        if cfg
-                            .admin_client_ca
-                            .as_deref()
-                            .is_some_and(|c| c.display().to_string() == *path) =>
-                    {
-                        "admin-client-ca"
-                    }
-                    _ => "admin-tls-cert",
-                };
-                ConfigError::new(flag, e.to_string())
-            })?,
-        ),
+        (Some(cert), Some(key)) => Some(server_tls(
+            cert,
+            key,
+            cfg.admin_client_ca.as_deref(),
+            ["admin-tls-cert", "admin-tls-key", "admin-client-ca"],
+        )?),
         _ => None,
     };
     Ok(Reloadable {
@@ -82,6 +62,29 @@ pub fn load(cfg: &ServeConfig) -> Result<Reloadable, ConfigError> {
         admin_tls,
         tls,
         cert_not_after,
+    })
+}
+
+/// A listener's TLS configuration; an error names the flag of the file at fault
+/// (`flags`: the certificate's, the key's, the client CA's).
+fn server_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: Option<&std::path::Path>,
+    flags: [&'static str; 3],
+) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+    use crate::tls::TlsConfigError;
+    crate::tls::server_config(cert, key, client_ca).map_err(|e| {
+        let flag = match &e {
+            TlsConfigError::Key { .. } | TlsConfigError::Mismatch(_) => flags[1],
+            TlsConfigError::Read { path, .. } | TlsConfigError::NoCertificate(path)
+                if client_ca.is_some_and(|c| c.display().to_string() == *path) =>
+            {
+                flags[2]
+            }
+            _ => flags[0],
+        };
+        ConfigError::new(flag, e.to_string())
     })
 }
 
