@@ -64,6 +64,14 @@ for f in "$work"/cg.out*; do
 done
 echo "requests: $N (status codes: $(grep -A3 'Status code distribution' "$work/oha.txt" | tail -n +2 | tr -s ' ' | tr '\n' ' '))"
 echo "instructions: $total total, $((total / N)) per request (all threads: shards, usage writer)"
+# The shard's allocator counts (src/util/alloc): blocks from its lists vs calls into glibc,
+# over its whole life (start-up and the 200 warm-up requests included).
+alloc_line=$(grep -o 'shard_allocations.*' "$work/proxy.log" | head -1)
+if [ -n "$alloc_line" ]; then
+  cached=$(sed -n 's/.*cached=\([0-9]*\).*/\1/p' <<<"$alloc_line")
+  system=$(sed -n 's/.*system=\([0-9]*\).*/\1/p' <<<"$alloc_line")
+  echo "shard allocations: $cached from its lists ($((cached / (N + 200))) per request), $system from glibc in all (start-up and warm-up included)"
+fi
 rm -f bench/.callgrind-*.out
 for f in "$work"/cg.out*; do
   t=$(instructions "$f")

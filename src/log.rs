@@ -90,8 +90,7 @@ impl<'a> Line<'a> {
             out.push(b' ');
             out.extend_from_slice(k.as_bytes());
             out.push(b'=');
-            let needs_quotes = v.is_empty() || v.contains([' ', '"', '=']) || v.contains(|c: char| c.is_control());
-            if needs_quotes {
+            if v.is_empty() || needs_quotes(v.as_bytes()) {
                 out.push(b'"');
                 push_json_str(out, v);
                 out.push(b'"');
@@ -114,6 +113,20 @@ impl<'a> Line<'a> {
             self.out.push(b'}');
         }
     }
+}
+
+/// Whether a text value must be quoted: a space, `"`, `=` or a control character (C0,
+/// DEL, or C1: U+0080..U+009F, `C2 80..9F` in UTF-8), found in one pass over the bytes.
+fn needs_quotes(v: &[u8]) -> bool {
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b' ' | b'"' | b'=' | 0..=0x1f | 0x7f => return true,
+            0xc2 if matches!(v.get(i + 1), Some(0x80..=0x9f)) => return true,
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 /// Most bytes of log lines queued for the logger thread; more are dropped and counted.
@@ -211,4 +224,34 @@ pub fn warn(event: &str, fields: &[(&str, &str)]) {
 
 pub fn error(event: &str, fields: &[(&str, &str)]) {
     emit("ERROR", event, fields);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_quotes;
+
+    #[test]
+    fn quoting_is_decided_on_bytes_as_it_was_on_chars() {
+        let by_chars = |v: &str| v.contains([' ', '"', '=']) || v.contains(|c: char| c.is_control());
+        let mut samples: Vec<String> = [
+            "plain",
+            "a b",
+            "a\"b",
+            "k=v",
+            "tab\there",
+            "é-ünï",
+            "日本",
+            "\u{7f}",
+            "ok\u{a0}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for c in (0u32..0x250).filter_map(char::from_u32) {
+            samples.push(format!("x{c}y"));
+        }
+        for v in &samples {
+            assert_eq!(needs_quotes(v.as_bytes()), by_chars(v), "{v:?}");
+        }
+    }
 }

@@ -171,9 +171,12 @@ impl IdleRead for monoio::net::TcpStream {
             Err(e) if e.raw_os_error() == Some(libc::ECANCELED) || e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return None,
         }
-        // The buffer is empty (nothing was read): freeing it leaves no secret behind.
-        crate::util::memory::released(buf.capacity());
-        drop(buf);
+        // The buffer is empty (nothing was read): freeing it leaves no secret behind. A
+        // slot's pages go straight back to the OS; a glibc block waits for the trim.
+        let bytes = buf.capacity();
+        if !crate::util::alloc::release_pages(buf) {
+            crate::util::memory::released(bytes);
+        }
         match monoio::time::timeout_at(deadline.into(), self.readable(false)).await {
             Ok(Ok(())) => {}
             _ => return None,

@@ -65,6 +65,7 @@ pub struct ShardStart {
 /// The body of a shard thread: builds its runtime and serves until the drain ends.
 pub fn run_shard(start: ShardStart) {
     crate::log::never_block_this_thread();
+    let cache = crate::util::alloc::cache_this_thread();
     let id = start.id;
     let fallback = |e: &std::io::Error| {
         crate::log::warn(
@@ -80,6 +81,18 @@ pub fn run_shard(start: ShardStart) {
     if let Err(e) = crate::util::runtime::block_on(URING_ENTRIES, fallback, |driver| shard_main(start, driver)) {
         let _ = done.send(Err(format!("shard {id}: cannot build a runtime: {e}")));
     }
+    // What the shard's allocations cost over its life: once warm, requests take their
+    // blocks from the shard's lists (bench/profile.sh reads this line).
+    let counts = crate::util::alloc::counts();
+    crate::log::info(
+        "shard_allocations",
+        &[
+            ("shard", &id.to_string()),
+            ("cached", &counts.cached.to_string()),
+            ("system", &counts.system.to_string()),
+        ],
+    );
+    drop(cache);
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

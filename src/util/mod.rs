@@ -1,7 +1,8 @@
 //! Small shared helpers with no better home: UTC calendar arithmetic, hex, base64, integers as
 //! text, CRC-32 tables, building a monoio runtime, publishing snapshots to the shards,
-//! giving idle memory back to the OS.
+//! giving idle memory back to the OS, the allocator.
 
+pub mod alloc;
 pub mod base64;
 pub mod crc;
 pub mod hex;

@@ -216,10 +216,10 @@ impl WriterHandle {
 /// Starts the writer thread.
 pub fn spawn(mut w: Writer, observer: Observer) -> std::io::Result<WriterHandle> {
     let (tx, rx): (Sender<()>, Receiver<()>) = crossbeam_channel::bounded(1);
-    let thread = std::thread::Builder::new()
-        .name("usage-writer".into())
-        .spawn(move || loop {
-            crate::log::never_block_this_thread();
+    let thread = std::thread::Builder::new().name("usage-writer".into()).spawn(move || {
+        crate::log::never_block_this_thread();
+        let _cache = crate::util::alloc::cache_this_thread();
+        loop {
             let stop = !matches!(
                 rx.recv_timeout(WRITER_TICK),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout)
@@ -229,7 +229,8 @@ pub fn spawn(mut w: Writer, observer: Observer) -> std::io::Result<WriterHandle>
                 return;
             }
             w.pass(&observer);
-        })?;
+        }
+    })?;
     Ok(WriterHandle {
         control: tx,
         thread: Some(thread),
