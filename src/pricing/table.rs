@@ -12,7 +12,7 @@
 //! Resolution allocates nothing: map lookups by `&str`, a scan of the entry's few cards,
 //! integer arithmetic. `explain` runs the same code with a trace that records each step.
 
-use std::collections::HashMap;
+use crate::util::hash::FastMap;
 use std::sync::Arc;
 
 use super::decimal::{femto_to_pico, format_factor, format_price, FACTOR_ONE};
@@ -338,8 +338,8 @@ pub struct Alias {
 /// The table.
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
-    pub entries: HashMap<Box<str>, Entry>,
-    pub aliases: HashMap<Box<str>, Alias>,
+    pub entries: FastMap<Box<str>, Entry>,
+    pub aliases: FastMap<Box<str>, Alias>,
     /// Femto-USD per unit.
     pub meters: [Option<i128>; METERS],
     /// Recorded in every priced row's `price_version`.

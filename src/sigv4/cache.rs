@@ -7,7 +7,7 @@
 //! itself is never stored, and two secrets behind one access key id never share a key.
 //! Keys are zeroed when evicted or dropped.
 
-use std::collections::HashMap;
+use crate::util::hash::FastMap;
 
 use ring::hmac;
 use zeroize::Zeroize;
@@ -62,7 +62,7 @@ pub(crate) struct CacheStats {
 /// The cache. One per shard.
 pub struct SigningKeyCache {
     fingerprint_key: hmac::Key,
-    map: HashMap<[u8; 32], DerivedKey>,
+    map: FastMap<[u8; 32], DerivedKey>,
     capacity: usize,
     stats: CacheStats,
 }
@@ -86,7 +86,7 @@ impl SigningKeyCache {
         });
         SigningKeyCache {
             fingerprint_key,
-            map: HashMap::new(),
+            map: FastMap::default(),
             capacity: capacity.max(1),
             stats: CacheStats::default(),
         }

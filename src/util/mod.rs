@@ -1,10 +1,11 @@
 //! Small shared helpers with no better home: UTC calendar arithmetic, hex, base64, integers as
-//! text, CRC-32 tables, building a monoio runtime, publishing snapshots to the shards,
-//! giving idle memory back to the OS, the allocator.
+//! text, CRC-32 tables, a fast hasher for maps no client fills, building a monoio runtime,
+//! publishing snapshots to the shards, giving idle memory back to the OS, the allocator.
 
 pub mod alloc;
 pub mod base64;
 pub mod crc;
+pub mod hash;
 pub mod hex;
 pub(crate) mod memory;
 pub mod num;

@@ -7,8 +7,7 @@
 //! The reader can be rewound to its last checkpoint (after a failed write); rows emitted
 //! again are marked stale, so metrics, budgets and the access log see each row once.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::checkpoint::Carried;
@@ -16,24 +15,7 @@ use crate::usage::journal::codec::{decode, decode_with, next_frame, Corrupt, Int
 use crate::usage::journal::segment::{Segment, HEADER_BYTES};
 use crate::usage::journal::Pos;
 use crate::usage::UsageRecord;
-
-/// Hashes a request key (a sequence number) with one multiplication.
-#[derive(Default)]
-pub struct KeyHash(u64);
-
-impl Hasher for KeyHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
+use crate::util::hash::FastMap;
 
 /// Where a reader stood at a checkpoint.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +46,7 @@ pub struct ShardReader {
     pub read: Pos,
     /// Rows waiting for their end record, by request key (keys are a shard's sequence
     /// numbers: hashed by one multiplication, not SipHash).
-    pending: HashMap<u64, UsageRecord, BuildHasherDefault<KeyHash>>,
+    pending: FastMap<u64, UsageRecord>,
     /// End of the furthest record whose row was emitted (rows emitted by records before
     /// it are stale when read again).
     emitted_upto: Pos,
@@ -102,7 +84,7 @@ impl ShardReader {
             shard,
             segs: segs.into(),
             read: mark.pos,
-            pending: HashMap::default(),
+            pending: FastMap::default(),
             emitted_upto: mark.pos,
             backlog_rows: 0,
             backlog_oldest: None,
