@@ -9,10 +9,10 @@
 //!
 //! Every block up to [`MAX_CACHED`] gets its size class's size (at most a quarter more than
 //! asked) on every thread, so a block freed with a layout of a class can join that class's
-//! list without a check; a listed block is a glibc block, so any thread may `free` it. A
-//! list is bounded ([`LIST_BYTES`], [`THREAD_BYTES`] for all of a thread's) and emptied
-//! when its thread stops. Threads that did
-//! not ask, and blocks over [`MAX_CACHED`], go straight to glibc.
+//! list without a check; a listed block is a glibc block (or a slot, below), so any thread
+//! may free it. A list is bounded ([`LIST_BYTES`], [`THREAD_BYTES`] for all of a thread's)
+//! and emptied when its thread stops. Threads that did not ask, and blocks over
+//! [`MAX_CACHED`], go straight to glibc.
 //!
 //! The 8 KiB class (a connection's read buffer) comes, on the caching threads, from
 //! page-aligned slots (`pages`) instead of glibc, so an idle connection's buffer can give
