@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Allocations per request on a shard in steady state, from the shard's allocator counts
-# (src/util/alloc: blocks from its lists vs calls into glibc, logged as
-# `shard_allocations` when it stops). Two runs of SHORT and LONG requests (32
-# connections, io_uring, against the mock); the difference divided by LONG - SHORT is
-# what one more request costs once warm, start-up and warm-up cancelled out.
+# (src/util/alloc: blocks from its lists vs the rest, "from glibc": calls into glibc or
+# fresh read-buffer slots; logged as `shard_allocations` when the shard stops). Two runs
+# of SHORT and LONG requests (32 connections, io_uring, against the mock); the difference
+# divided by LONG - SHORT is what one more request costs once warm, start-up and warm-up
+# cancelled out.
 # Usage: bash bench/allocs.sh [SHORT] [LONG]   (default 2000 22000). Needs oha.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # the load's credentials and headers

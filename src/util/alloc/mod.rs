@@ -178,7 +178,7 @@ impl Cached {
     }
 
     /// Keeps a freed block in this thread's list when it caches and the list has room;
-    /// `false` sends it to glibc.
+    /// `false` sends it on to [`release`] (the slots or glibc).
     unsafe fn keep(&self, p: *mut u8, layout: Layout) -> bool {
         let Some(s) = slot(layout) else {
             return false;
@@ -256,10 +256,10 @@ fn count_system() {
     });
 }
 
-// SAFETY: every block comes from glibc (malloc or posix_memalign) with at least the
-// layout's size and alignment (its class's, for a layout the lists cover), and goes back
-// to it with free, or to the list of its class, from which only layouts of that class
-// take it.
+// SAFETY: every block comes from glibc (malloc or posix_memalign) or is a slot, with at
+// least the layout's size and alignment (its class's, for a layout the lists cover), and
+// goes back where it came from (free, or the slots' stack), or to the list of its class,
+// from which only layouts of that class take it.
 unsafe impl GlobalAlloc for Cached {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded.
@@ -320,7 +320,7 @@ unsafe impl GlobalAlloc for Cached {
 pub struct Counts {
     /// Allocations served from the lists.
     pub cached: u64,
-    /// Allocations that went to glibc.
+    /// Allocations the lists could not serve (glibc's, or a fresh read-buffer slot).
     pub system: u64,
 }
 
