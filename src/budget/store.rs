@@ -246,11 +246,7 @@ impl Conn {
             .map_err(|e| StoreError::Io(e.to_string()))?
             .next()
             .ok_or_else(|| StoreError::Io(format!("{} has no address", url.host)))?;
-        let target = crate::upstream::endpoint::Target {
-            tls: url.tls,
-            host: url.host.clone(),
-            port: url.port,
-        };
+        let target = crate::upstream::endpoint::Target::new(url.tls, url.host.clone(), url.port);
         let s = crate::upstream::connection::UpstreamStream::connect(
             &target,
             addr,

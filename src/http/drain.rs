@@ -3,7 +3,6 @@
 //! connection closes at once. No timers, no polling, no extra syscall per request.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -13,7 +12,8 @@ use std::task::{Context, Poll, Waker};
 pub(crate) struct DrainSignal {
     fired: Cell<bool>,
     next_id: Cell<u64>,
-    waiters: RefCell<HashMap<u64, Waker>>,
+    /// Keyed by ids this signal hands out: no client picks them.
+    waiters: RefCell<crate::util::hash::FastMap<u64, Waker>>,
 }
 
 impl DrainSignal {

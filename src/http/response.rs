@@ -119,7 +119,7 @@ pub(crate) fn parse_response_head(buf: &[u8]) -> Result<Option<ResponseHead>, Ht
         } else if hd.name.eq_ignore_ascii_case("x-amzn-requestid") {
             h.request_id = std::str::from_utf8(v)
                 .ok()
-                .map(|s| s.chars().take(MAX_REQUEST_ID_CHARS).collect());
+                .map(|s| crate::util::text::truncate_chars(s, MAX_REQUEST_ID_CHARS));
         } else if hd.name.eq_ignore_ascii_case("x-amzn-errortype") {
             h.error_type = Some(v.to_vec());
         } else if hd.name.len() > BEDROCK_PREFIX.len()

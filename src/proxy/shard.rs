@@ -220,7 +220,8 @@ impl Shard {
         put(0, 8, self.shared.instance as u64);
         put(8, 4, self.id as u64);
         put(12, 12, n);
-        (out.iter().map(|&b| b as char).collect(), n)
+        // Hex digits: ASCII.
+        (std::str::from_utf8(&out).map(str::to_owned).unwrap_or_default(), n)
     }
 
     /// The current keys, borrowed.

@@ -15,6 +15,7 @@ use crate::sigv4::{Credentials, SecretString};
 use crate::tenant::KeyError;
 use crate::usage::record::MAX_TAG_CHARS;
 use crate::usage::UsageRecord;
+use crate::util::text::lossy_truncate;
 
 /// Longest region value recorded when it is invalid.
 const MAX_RECORDED_REGION: usize = 64;
@@ -104,11 +105,11 @@ pub fn validate(
     let decoded = decode_model_id(raw_model);
     rec.model_requested = match &decoded {
         Ok(m) => m.clone(),
-        Err(_) => String::from_utf8_lossy(raw_model).chars().take(256).collect(),
+        Err(_) => lossy_truncate(raw_model, 256),
     };
     rec.region = match head.header("x-aws-region") {
         None => DEFAULT_REGION.to_string(),
-        Some(r) => String::from_utf8_lossy(r).chars().take(MAX_RECORDED_REGION).collect(),
+        Some(r) => lossy_truncate(r, MAX_RECORDED_REGION),
     };
     rec.model_effective = rec.model_requested.clone();
 

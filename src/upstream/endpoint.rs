@@ -11,28 +11,43 @@ pub enum Endpoint {
     Fixed { tls: bool, host: String, port: u16 },
 }
 
-/// One concrete destination; also the pool key.
+/// One concrete destination; also the pool key. Its `Host` value is written once, when
+/// the target is made.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
     pub tls: bool,
     pub host: String,
     pub port: u16,
+    host_header: String,
 }
 
 impl Target {
-    /// The `Host` header value (and SigV4 host).
-    pub fn host_header(&self) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
+    pub fn new(tls: bool, host: String, port: u16) -> Target {
+        let default = if tls { 443 } else { 80 };
+        let mut host_header = String::with_capacity(host.len() + 8);
+        let v6 = host.contains(':');
+        if v6 {
+            host_header.push('[');
         }
+        host_header.push_str(&host);
+        if v6 {
+            host_header.push(']');
+        }
+        if port != default {
+            host_header.push(':');
+            host_header.push_str(&port.to_string());
+        }
+        Target {
+            tls,
+            host,
+            port,
+            host_header,
+        }
+    }
+
+    /// The `Host` header value (and SigV4 host).
+    pub fn host_header(&self) -> &str {
+        &self.host_header
     }
 }
 
@@ -111,16 +126,8 @@ impl Endpoint {
     /// The destination for a (validated) region.
     pub fn target(&self, region: &str) -> Target {
         match self {
-            Endpoint::AwsRegional => Target {
-                tls: true,
-                host: format!("bedrock-runtime.{region}.amazonaws.com"),
-                port: 443,
-            },
-            Endpoint::Fixed { tls, host, port } => Target {
-                tls: *tls,
-                host: host.clone(),
-                port: *port,
-            },
+            Endpoint::AwsRegional => Target::new(true, format!("bedrock-runtime.{region}.amazonaws.com"), 443),
+            Endpoint::Fixed { tls, host, port } => Target::new(*tls, host.clone(), *port),
         }
     }
 

@@ -3,8 +3,8 @@
 //! connections per key, idle expiry, and a liveness check before reuse (a connection
 //! the server closed while idle is dropped, not used). No locks: one pool per shard.
 
+use crate::util::hash::FastMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,8 @@ pub struct PoolCounters {
 /// The pool.
 #[derive(Default)]
 pub struct Pool {
-    idle: RefCell<HashMap<Target, Vec<Idle>>>,
+    /// Only targets that answered get a key, so no client fills it: the fast hash.
+    idle: RefCell<FastMap<Target, Vec<Idle>>>,
     counters: Arc<PoolCounters>,
 }
 
@@ -68,7 +69,11 @@ impl Pool {
     /// Returns a connection whose last exchange ended cleanly.
     pub fn put(&self, target: &Target, stream: UpstreamStream) {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(target.clone()).or_default();
+        // The key is cloned only the first time a target is seen.
+        let list = match idle.get_mut(target) {
+            Some(l) => l,
+            None => idle.entry(target.clone()).or_default(),
+        };
         if list.len() >= MAX_IDLE_PER_KEY {
             list.remove(0);
         }

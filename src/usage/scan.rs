@@ -11,6 +11,7 @@ use simd_json::prelude::*;
 
 use crate::pricing::dims::{Meter, METERS};
 use crate::pricing::{Latency, Metered, Tier};
+use crate::util::text::truncate_chars;
 
 /// Longest `stopReason` kept.
 pub const MAX_STOP_REASON: usize = 64;
@@ -157,7 +158,7 @@ pub(crate) fn usage_from_tape(v: TapeValue<'_, '_>) -> Usage {
         },
         total_tokens: u("totalTokens"),
         latency_ms: tape_int(metrics.as_ref().and_then(|m| m.get("latencyMs"))),
-        stop_reason: tape_str(v.get("stopReason")).map(|s| s.chars().take(MAX_STOP_REASON).collect()),
+        stop_reason: tape_str(v.get("stopReason")).map(|s| truncate_chars(s, MAX_STOP_REASON)),
         tier: tape_str(v.get("serviceTier").and_then(|t| t.get("type"))).and_then(Tier::parse),
         latency: tape_str(v.get("performanceConfig").and_then(|p| p.get("latency"))).and_then(Latency::parse),
         invoked_model: tape_str(

@@ -1,5 +1,6 @@
 //! A fast, unkeyed hasher for maps whose keys no client chooses (configured model ids and
-//! aliases, the journal's record keys, HMAC fingerprints of signing inputs): a
+//! aliases, the journal's record keys, HMAC fingerprints of signing inputs, a shard's own
+//! connection ids, upstream targets that answered): a
 //! multiply-rotate over 8-byte words, a few instructions per word where std's keyed
 //! SipHash costs a few hundred per lookup. Maps a client can fill (budget values, metric
 //! labels) keep SipHash: this one does not resist chosen collisions.

@@ -1,6 +1,6 @@
 //! Small shared helpers with no better home: UTC calendar arithmetic, hex, base64, integers as
 //! text, CRC-32 tables, a fast hasher for maps no client fills, building a monoio runtime,
-//! publishing snapshots to the shards, giving idle memory back to the OS, the allocator.
+//! publishing snapshots to the shards, bounded copies of client text, giving idle memory back to the OS, the allocator.
 
 pub mod alloc;
 pub mod base64;
@@ -11,4 +11,5 @@ pub(crate) mod memory;
 pub mod num;
 pub(crate) mod runtime;
 pub(crate) mod snapshot;
+pub mod text;
 pub mod time;
