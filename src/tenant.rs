@@ -184,9 +184,12 @@ impl KeyStore {
 
 /// `trk:` + first 12 hex digits of the token's SHA-256.
 pub fn fingerprint_tenant(sha256: &[u8; 32]) -> String {
-    let mut s = String::from("trk:");
-    s.push_str(&crate::util::hex::encode(&sha256[..FINGERPRINT_HEX / 2]));
-    s
+    // One allocation of the exact size.
+    let mut out = Vec::with_capacity(4 + FINGERPRINT_HEX);
+    out.extend_from_slice(b"trk:");
+    crate::util::hex::push_hex(&sha256[..FINGERPRINT_HEX / 2], &mut out);
+    // ASCII only.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -42,6 +42,14 @@ pub const SEGMENTS_PER_SHARD: u64 = 8;
 pub const MAX_ROWS_PER_POLL: usize = 64 * 1024;
 /// The writer's pass interval when idle.
 pub const WRITER_TICK: Duration = Duration::from_millis(20);
+/// Rows the writer gathers, over passes, before it hands them to Parquet: Arrow and
+/// Parquet cost a fixed amount per call and column, so a pass's few hundred rows cost
+/// about twice as much per row as a few thousand. Files are invisible until they commit,
+/// and a commit writes what was gathered first, so nothing is seen later.
+pub const WRITE_BATCH_ROWS: usize = 4096;
+/// Longest a gathered row waits for its batch (a quiet proxy's rows still reach the open
+/// file, whose age decides when it commits).
+pub const WRITE_BATCH_WAIT: Duration = Duration::from_millis(250);
 /// First and longest wait before a failed write is retried (doubling between).
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 pub const RETRY_MAX: Duration = Duration::from_secs(30);

@@ -31,10 +31,29 @@ pub const DEFAULT_ROLL_BYTES: usize = 256 * 1024 * 1024;
 /// zstd level: 1, zstd's fastest standard level. On usage rows it compresses within a few
 /// per cent of level 3 for about half the writer's compression time.
 pub const ZSTD_LEVEL: i32 = 1;
-/// Columns whose values are unique per row: no dictionary (every value would be a new
-/// entry, hashed and compared, before Parquet gives up on the dictionary) and, for the ids,
-/// no min/max statistics (a random id's range prunes nothing).
-pub const UNIQUE_COLUMNS: [(&str, bool); 3] = [("ts", true), ("request_id", false), ("upstream_request_id", false)];
+/// Text columns whose values are unique per row. Dictionaries are kept for the other text
+/// columns (tenants, tags, models, regions: few values, read back as dictionaries); a
+/// number or a unique id gains nothing from one (every value a new entry, hashed and
+/// compared before Parquet gives up on it), and an id's min/max prunes nothing.
+pub const UNIQUE_TEXT_COLUMNS: [&str; 2] = ["request_id", "upstream_request_id"];
+
+/// The writer properties: zstd, bounded row groups, dictionaries only for the repeated
+/// text columns, no statistics for the unique ids.
+fn properties(schema: &arrow_schema::Schema) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_enabled(false);
+    for f in schema.fields() {
+        let path = ColumnPath::from(f.name().as_str());
+        if UNIQUE_TEXT_COLUMNS.contains(&f.name().as_str()) {
+            props = props.set_column_statistics_enabled(path, EnabledStatistics::None);
+        } else if f.data_type() == &arrow_schema::DataType::Utf8 {
+            props = props.set_column_dictionary_enabled(path, true);
+        }
+    }
+    props.build()
+}
 
 /// When files close and where they go.
 #[derive(Debug, Clone)]
@@ -148,21 +167,11 @@ fn day_of(ts_micros: i64) -> i64 {
 
 impl ParquetSink {
     pub fn new(cfg: WriterConfig) -> Self {
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-        for (name, statistics) in UNIQUE_COLUMNS {
-            let path = ColumnPath::from(name);
-            props = props.set_column_dictionary_enabled(path.clone(), false);
-            if !statistics {
-                props = props.set_column_statistics_enabled(path, EnabledStatistics::None);
-            }
-        }
-        let props = props.build();
+        let schema = schema();
         ParquetSink {
             cfg,
-            schema: schema(),
-            props,
+            props: properties(&schema),
+            schema,
             open: Vec::new(),
             seq: 0,
         }
@@ -382,6 +391,38 @@ mod tests {
         assert_eq!(s.close().unwrap(), 1000);
         assert_eq!(list_files(&d).len(), 1);
         assert_eq!(read_dir(&d).unwrap().len(), 1000);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn dictionaries_for_repeated_text_only_and_no_statistics_for_ids() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let d = dir("encodings");
+        let mut s = ParquetSink::new(cfg(&d));
+        let mut r = rows(200, 20 * DAY);
+        for (i, row) in r.iter_mut().enumerate() {
+            row.department = Some(["eng", "ops"][i % 2].into());
+            row.input_tokens = Some(i as i64);
+        }
+        s.write(&r).unwrap();
+        s.close().unwrap();
+        let f = File::open(&list_files(&d)[0]).unwrap();
+        let meta = SerializedFileReader::new(f).unwrap().metadata().clone();
+        let rg = meta.row_group(0);
+        let col = |name: &str| {
+            (0..rg.num_columns())
+                .map(|i| rg.column(i))
+                .find(|c| c.column_path().string() == name)
+                .unwrap()
+        };
+        assert!(col("department").dictionary_page_offset().is_some());
+        assert!(col("model_effective").dictionary_page_offset().is_some());
+        for plain in ["request_id", "ts", "input_tokens", "latency_ms"] {
+            assert!(col(plain).dictionary_page_offset().is_none(), "{plain}");
+        }
+        assert!(col("request_id").statistics().is_none());
+        assert!(col("ts").statistics().is_some(), "time stays prunable");
+        assert_eq!(read_dir(&d).unwrap().len(), 200);
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -24,6 +24,7 @@ use super::recovery::{prepare, replay};
 use super::sink::{publish, sync_dir, Finished, ParquetSink};
 use super::{
     LedgerConfig, LedgerError, LedgerShared, LedgerStats, MAX_ROWS_PER_POLL, RETRY_FIRST, RETRY_MAX, WRITER_TICK,
+    WRITE_BATCH_ROWS, WRITE_BATCH_WAIT,
 };
 use crate::usage::journal::segment::Segment;
 use crate::usage::journal::{JournalShared, Pos, ShardJournal, SPARES};
@@ -66,7 +67,10 @@ pub struct Writer {
     provision_error: Option<String>,
     next_sync: Instant,
     stats: Arc<LedgerStats>,
+    /// Rows read and observed, not yet handed to Parquet (see [`WRITE_BATCH_ROWS`]).
     rows: Vec<UsageRecord>,
+    /// When the oldest of `rows` was read.
+    gathering_since: Option<Instant>,
     /// Rows read this pass, added to `rows_read` only after the backlog gauges are
     /// published: a scrape that sees the count sees the backlog that goes with it.
     read_unpublished: u64,
@@ -152,6 +156,7 @@ pub fn open(cfg: LedgerConfig) -> Result<Opened, LedgerError> {
         provision_error: None,
         stats,
         rows: Vec::new(),
+        gathering_since: None,
         read_unpublished: 0,
         _lock: found.lock,
     };
@@ -253,7 +258,7 @@ impl Writer {
         if faults::check(Op::SlowPublish).is_err() {
             std::thread::sleep(faults::SLOW_PUBLISH_PAUSE);
         }
-        self.write();
+        self.write(false);
         let backlog_full = self.backlog_bytes() >= self.cfg.max_bytes / 4;
         if self.writing && (self.sink.due() || backlog_full || (self.failing.is_some() && self.caught_up())) {
             self.commit();
@@ -265,9 +270,8 @@ impl Writer {
     /// Reads what the shards published (up to what the open files may take) and observes
     /// the rows not seen before.
     fn read(&mut self, observer: &Observer) {
-        self.rows.clear();
         let mut budget = if self.writing {
-            self.sink.room()
+            self.sink.room().saturating_sub(self.rows.len())
         } else {
             MAX_ROWS_PER_POLL * self.sides.len()
         };
@@ -300,18 +304,40 @@ impl Writer {
             // Budgets roll their periods at midnight even without traffic.
             observer.observe(&[]);
         }
+        if !self.rows.is_empty() && self.gathering_since.is_none() {
+            self.gathering_since = Some(Instant::now());
+        }
     }
 
-    /// Writes the rows just read (dropped while a failure waits for its retry: they are
-    /// read again from the journal).
-    fn write(&mut self) {
-        if !self.writing || self.rows.is_empty() {
+    /// Hands the gathered rows to Parquet once a batch is full, its oldest row has waited
+    /// [`WRITE_BATCH_WAIT`], the open files have no more room, or `flush` (a commit or
+    /// the shutdown). While a failure waits for its retry the rows are dropped: they are
+    /// read again from the journal.
+    fn write(&mut self, flush: bool) {
+        if !self.writing {
+            self.drop_gathered();
+            return;
+        }
+        if self.rows.is_empty() {
+            return;
+        }
+        let due = flush
+            || self.rows.len() >= WRITE_BATCH_ROWS.min(self.sink.room())
+            || self.gathering_since.is_some_and(|t| t.elapsed() >= WRITE_BATCH_WAIT);
+        if !due {
             return;
         }
         self.rows.sort_by_key(|r| r.ts_micros);
-        if let Err(e) = self.sink.write(&self.rows) {
+        let res = self.sink.write(&self.rows);
+        self.drop_gathered();
+        if let Err(e) = res {
             self.fail("write", &e.to_string());
         }
+    }
+
+    fn drop_gathered(&mut self) {
+        self.rows.clear();
+        self.gathering_since = None;
     }
 
     fn caught_up(&self) -> bool {
@@ -330,6 +356,11 @@ impl Writer {
 
     /// Closes the open files, checkpoints, publishes and retires (see the module doc).
     fn commit(&mut self) {
+        // The checkpoint covers every row read: the gathered ones go in first.
+        self.write(true);
+        if !self.writing {
+            return;
+        }
         let files = match self.sink.finish() {
             Ok(f) => f,
             Err(e) => return self.fail("close", &e.to_string()),
@@ -417,6 +448,8 @@ impl Writer {
     /// Abandons the open files and schedules a retry from the last checkpoint.
     fn fail(&mut self, what: &str, error: &str) {
         self.sink.abandon();
+        // Read after the checkpoint: the retry reads them again.
+        self.drop_gathered();
         self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
         let attempts = self.failing.as_ref().map_or(0, |f| f.attempts) + 1;
         let wait = RETRY_FIRST.saturating_mul(1 << (attempts - 1).min(5)).min(RETRY_MAX);
@@ -439,6 +472,7 @@ impl Writer {
 
     /// Goes back to the last checkpoint to write again what the failure lost.
     fn rewind(&mut self) {
+        self.drop_gathered();
         for side in &mut self.sides {
             side.reader.rewind(&side.last);
         }
@@ -558,7 +592,7 @@ impl Writer {
         loop {
             let before: Vec<Pos> = self.sides.iter().map(|s| s.reader.read).collect();
             self.read(observer);
-            self.write();
+            self.write(true);
             if self.sink.due() && self.writing {
                 self.commit();
             }
@@ -567,7 +601,7 @@ impl Writer {
                 break;
             }
         }
-        self.rows.clear();
+        self.drop_gathered();
         for side in &mut self.sides {
             side.reader.drain_pending(&mut self.rows);
         }
@@ -577,7 +611,7 @@ impl Writer {
                 .rows_read
                 .fetch_add(self.rows.len() as u64, Ordering::Relaxed);
         }
-        self.write();
+        self.write(true);
         if self.writing {
             self.commit();
         }
@@ -608,5 +642,87 @@ impl Writer {
         if ckpt.write(&self.cfg.journal_dir).is_ok() {
             self.retire();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::ledger::FullPolicy;
+
+    fn config(dir: &std::path::Path) -> LedgerConfig {
+        LedgerConfig {
+            usage_dir: dir.to_path_buf(),
+            journal_dir: dir.join(crate::usage::ledger::JOURNAL_DIR),
+            roll_interval: std::time::Duration::from_secs(3600),
+            roll_rows: 1_000_000,
+            roll_bytes: usize::MAX,
+            fsync_interval: std::time::Duration::from_secs(3600),
+            max_bytes: 64 << 20,
+            on_full: FullPolicy::Refuse,
+            shards: 1,
+            host: "t".into(),
+        }
+    }
+
+    fn journal_rows(j: &mut ShardJournal, from: u64, n: u64) {
+        for key in from..from + n {
+            let rec = UsageRecord {
+                ts_micros: 1_764_000_000_000_000 + key as i64,
+                request_id: format!("r{key}"),
+                operation: "converse",
+                status: 200,
+                ..Default::default()
+            };
+            assert!(j.reserve());
+            assert!(j.append_row(key, &rec, true));
+            assert!(j.append_end(key, 1.0, true));
+        }
+    }
+
+    #[test]
+    fn rows_gather_over_passes_and_a_commit_writes_them_all() {
+        let dir = std::env::temp_dir().join(format!("llmops-writer-gather-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let Opened {
+            mut journals,
+            mut writer,
+            ..
+        } = open(config(&dir)).unwrap();
+        let observer = Observer::default();
+        let mut j = journals.remove(0);
+        // A few passes' worth, below a batch: read and observed, not yet in Parquet.
+        for pass in 0..3 {
+            journal_rows(&mut j, pass * 100, 100);
+            writer.pass(&observer);
+        }
+        assert_eq!(writer.rows.len(), 300, "gathered");
+        assert_eq!(writer.sink.rows(), 0, "one batch, not one per pass");
+        // A full batch goes at once.
+        journal_rows(&mut j, 300, WRITE_BATCH_ROWS as u64);
+        writer.pass(&observer);
+        assert_eq!(writer.sink.rows(), 300 + WRITE_BATCH_ROWS);
+        assert!(writer.rows.is_empty());
+        // The rest waits at most WRITE_BATCH_WAIT.
+        journal_rows(&mut j, 300 + WRITE_BATCH_ROWS as u64, 7);
+        writer.pass(&observer);
+        assert_eq!(writer.rows.len(), 7);
+        std::thread::sleep(WRITE_BATCH_WAIT);
+        writer.pass(&observer);
+        assert_eq!(writer.sink.rows(), 307 + WRITE_BATCH_ROWS);
+        // A commit takes what is gathered first: every row read is in the files it closes.
+        journal_rows(&mut j, 307 + WRITE_BATCH_ROWS as u64, 5);
+        writer.pass(&observer);
+        assert_eq!(writer.rows.len(), 5);
+        writer.commit();
+        assert!(writer.rows.is_empty());
+        assert_eq!(
+            crate::usage::read::read_dir(&dir).unwrap().len(),
+            312 + WRITE_BATCH_ROWS,
+            "published, each row once"
+        );
+        drop(j);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
