@@ -289,7 +289,7 @@ impl Conn {
         match monoio::time::timeout_at(deadline.into(), self.stream.write_all(out)).await {
             Err(_) => return Err(StoreError::Timeout),
             Ok((res, mut written)) => {
-                zeroize::Zeroize::zeroize(&mut written);
+                crate::util::wipe::wipe_vec(&mut written);
                 res.map_err(|e| StoreError::Io(e.to_string()))?;
             }
         }

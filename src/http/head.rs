@@ -33,13 +33,27 @@ pub(crate) struct HeadWriter<'a> {
     out: &'a mut Vec<u8>,
 }
 
-/// Appends `v` with every CR and LF replaced by a space.
+/// Appends `v` with every CR and LF replaced by a space: a copy, then a look at the copy
+/// eight bytes at a time, and byte by byte only in a word that holds a CR or LF (none, in
+/// practice).
 fn push_scrubbed(out: &mut Vec<u8>, v: &[u8]) {
-    // A copy, then a pass without early exit over what was copied (the compiler
-    // vectorises it): cheaper than choosing each byte as it is pushed.
+    use crate::util::swar::{has_byte, word};
     let start = out.len();
     out.extend_from_slice(v);
-    for b in &mut out[start..] {
+    let copy = &mut out[start..];
+    let mut at = 0;
+    while at + 8 <= copy.len() {
+        let w = word(&copy[at..]);
+        if has_byte(w, b'\r') || has_byte(w, b'\n') {
+            scrub(&mut copy[at..at + 8]);
+        }
+        at += 8;
+    }
+    scrub(&mut copy[at..]);
+}
+
+fn scrub(bytes: &mut [u8]) {
+    for b in bytes {
         if *b == b'\r' || *b == b'\n' {
             *b = b' ';
         }
@@ -155,5 +169,28 @@ mod tests {
             .header("Host", b"h\nX: y")
             .end();
         assert_eq!(req, b"POST /model/x  Evil: 1/converse HTTP/1.1\r\nHost: h X: y\r\n\r\n");
+    }
+
+    #[test]
+    fn every_cr_and_lf_is_scrubbed_wherever_it_falls() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..base.len() {
+            for at in 0..len {
+                for bad in [b'\r', b'\n'] {
+                    let mut v = base[..len].to_vec();
+                    v[at] = bad;
+                    if at + 1 < len {
+                        v[len - 1] = b'\n';
+                    }
+                    let mut out = b"x: ".to_vec();
+                    push_scrubbed(&mut out, &v);
+                    let want: Vec<u8> = v
+                        .iter()
+                        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+                        .collect();
+                    assert_eq!(&out[3..], &want[..], "len {len}, {bad} at {at}");
+                }
+            }
+        }
     }
 }

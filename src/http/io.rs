@@ -44,7 +44,7 @@ pub(crate) fn consume(buf: &mut Vec<u8>, n: usize) {
 pub(crate) fn grow_wiped(buf: &mut Vec<u8>, more: usize) {
     let mut bigger = Vec::with_capacity((buf.len() + more).max(buf.capacity() * 2));
     bigger.extend_from_slice(buf);
-    zeroize::Zeroize::zeroize(buf);
+    crate::util::wipe::wipe_vec(buf);
     *buf = bigger;
 }
 
@@ -54,7 +54,7 @@ struct WipeOnDrop(Vec<u8>);
 
 impl Drop for WipeOnDrop {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
+        crate::util::wipe::wipe_vec(&mut self.0);
     }
 }
 
@@ -222,7 +222,7 @@ pub(crate) async fn next_head<S: IdleRead>(
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    zeroize::Zeroize::zeroize(&mut buf);
+                    crate::util::wipe::wipe_vec(&mut buf);
                     return NextHead::Invalid(e);
                 }
             }
@@ -233,14 +233,14 @@ pub(crate) async fn next_head<S: IdleRead>(
                     // A cancelled read (timeout) took the buffer with it; a failed one
                     // gives it back to be zeroed.
                     if let Some(mut b) = b {
-                        zeroize::Zeroize::zeroize(&mut b);
+                        crate::util::wipe::wipe_vec(&mut b);
                     }
                     return NextHead::Closed;
                 }
             }
         } else {
             if drain.is_fired() {
-                zeroize::Zeroize::zeroize(&mut buf);
+                crate::util::wipe::wipe_vec(&mut buf);
                 return NextHead::Closed;
             }
             // Idle: the read races the drain signal. If draining wins, the read is

@@ -197,17 +197,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
 /// bytes at a time: a word with neither a NUL nor an LF (most of a head) costs a few
 /// instructions, and only a word holding one is looked at byte by byte.
 fn check_head_bytes(head: &[u8]) -> Result<(), HttpError> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Exact for "some byte of w is zero" (which byte is not needed).
-    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    use crate::util::swar::{has_byte, has_zero, word};
     let words = head.chunks_exact(8);
     let tail = head.len() - words.remainder().len();
     for (n, c) in words.enumerate() {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        let w = u64::from_le_bytes(b);
-        if has_zero(w) || has_zero(w ^ (ONES * u64::from(b'\n'))) {
+        let w = word(c);
+        if has_zero(w) || has_byte(w, b'\n') {
             check_bytes_at(head, n * 8, n * 8 + 8)?;
         }
     }
@@ -291,8 +286,7 @@ impl RequestHead {
 
     /// Zeroes the head bytes (they hold credentials) before the memory is freed.
     pub(crate) fn wipe(&mut self) {
-        use zeroize::Zeroize;
-        self.bytes.zeroize();
+        crate::util::wipe::wipe_vec(&mut self.bytes);
     }
 }
 

@@ -90,13 +90,38 @@ pub(crate) fn format_scaled(v: i128, decimals: u32, min_frac: u32) -> String {
     if v < 0 {
         out.push('-');
     }
-    out.push_str(&(a / scale).to_string());
-    let mut frac = a % scale;
+    // The integer part's digits without `to_string` (one allocation, not two).
+    let mut int = a / scale;
+    let mut int_digits = [b'0'; 40];
+    let mut first = int_digits.len();
+    loop {
+        first -= 1;
+        int_digits[first] = b'0' + (int % 10) as u8;
+        int /= 10;
+        if int == 0 {
+            break;
+        }
+    }
+    out.extend(int_digits[first..].iter().map(|&b| b as char));
     let mut digits = [b'0'; 38];
     let d = &mut digits[..decimals as usize];
-    for x in d.iter_mut().rev() {
-        *x = b'0' + (frac % 10) as u8;
-        frac /= 10;
+    let frac = a % scale;
+    match u64::try_from(frac) {
+        // Below 10^decimals: a u64 for every scale this crate uses (divisions by 10 in
+        // 64 bits, not 128).
+        Ok(mut f) => {
+            for x in d.iter_mut().rev() {
+                *x = b'0' + (f % 10) as u8;
+                f /= 10;
+            }
+        }
+        Err(_) => {
+            let mut f = frac;
+            for x in d.iter_mut().rev() {
+                *x = b'0' + (f % 10) as u8;
+                f /= 10;
+            }
+        }
     }
     let mut end = decimals as usize;
     while end > min_frac as usize && d[end - 1] == b'0' {
@@ -153,6 +178,29 @@ mod tests {
         assert!(parse_factor("1.00001").is_err());
         assert_eq!(parse_usd("50.00").unwrap(), 50_000_000_000_000);
         assert_eq!(parse_meter("0.15").unwrap(), 150_000_000_000);
+    }
+
+    #[test]
+    fn formatting_equals_the_plain_rule_on_every_magnitude() {
+        // The rule written plainly: integer part by `to_string`, then the trimmed fraction.
+        fn plain(v: i128, decimals: u32, min_frac: u32) -> String {
+            let scale = 10u128.pow(decimals);
+            let a = v.unsigned_abs();
+            let frac = format!("{:0w$}", a % scale, w = decimals as usize);
+            let keep = frac.trim_end_matches('0').len().max(min_frac as usize);
+            let sign = if v < 0 { "-" } else { "" };
+            let dot = if keep > 0 { "." } else { "" };
+            format!("{sign}{}{dot}{}", a / scale, &frac[..keep])
+        }
+        let mut v: i128 = 1;
+        for _ in 0..38 {
+            for x in [v, v - 1, v + 7, -v, v * 3 / 2, 0, i128::MAX, i128::MIN + 1] {
+                for (d, m) in [(12, 6), (12, 0), (15, 6), (15, 0), (4, 0), (0, 0)] {
+                    assert_eq!(format_scaled(x, d, m), plain(x, d, m), "{x} at {d}/{m}");
+                }
+            }
+            v = v.saturating_mul(10);
+        }
     }
 
     #[test]

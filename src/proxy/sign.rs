@@ -133,6 +133,6 @@ pub fn sign(shard: &Shard, c: &Unsigned<'_>, client_head: &RequestHead) -> Resul
         .header("User-Agent", USER_AGENT.as_bytes())
         .end();
     let mut auth = auth;
-    zeroize::Zeroize::zeroize(&mut auth);
+    crate::util::wipe::wipe_string(&mut auth);
     Ok(Signed { target, head })
 }

@@ -294,7 +294,7 @@ fn secret_file(s: &Sources<'_>, flag: &str) -> Result<Option<crate::sigv4::Secre
     let mut text =
         std::fs::read(&p).map_err(|e| ConfigError::new(flag, format!("cannot read {}: {e}", p.display())))?;
     let secret = text.trim_ascii_end().to_vec();
-    zeroize::Zeroize::zeroize(&mut text);
+    crate::util::wipe::wipe_vec(&mut text);
     Ok(Some(crate::sigv4::SecretString::new(secret)))
 }
 

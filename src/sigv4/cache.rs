@@ -10,7 +10,6 @@
 use crate::util::hash::FastMap;
 
 use ring::hmac;
-use zeroize::Zeroize;
 
 /// Most derived keys one shard keeps at once.
 pub const MAX_CACHED_KEYS: usize = 4096;
@@ -23,7 +22,7 @@ pub(crate) struct DerivedKey {
 
 impl Drop for DerivedKey {
     fn drop(&mut self) {
-        self.bytes.zeroize();
+        crate::util::wipe::wipe(&mut self.bytes);
     }
 }
 
@@ -39,7 +38,7 @@ pub(crate) fn derive_signing_key(secret: &[u8], day: &[u8; 8], region: &str, ser
     k_secret.extend_from_slice(b"AWS4");
     k_secret.extend_from_slice(secret);
     let k_date = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &k_secret), day);
-    k_secret.zeroize();
+    crate::util::wipe::wipe_vec(&mut k_secret);
     let k_region = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k_date.as_ref()), region.as_bytes());
     let k_service = hmac::sign(
         &hmac::Key::new(hmac::HMAC_SHA256, k_region.as_ref()),

@@ -7,7 +7,6 @@
 use std::fmt;
 
 use ring::{digest, hmac};
-use zeroize::Zeroize;
 
 use super::cache::SigningKeyCache;
 use super::canonical::{self, PathEncoding};
@@ -40,7 +39,7 @@ impl From<&str> for SecretString {
 
 impl Drop for SecretString {
     fn drop(&mut self) {
-        self.0.zeroize();
+        crate::util::wipe::wipe_vec(&mut self.0);
     }
 }
 
@@ -126,7 +125,7 @@ pub struct Signer {
 
 impl Drop for Signer {
     fn drop(&mut self) {
-        self.canonical.zeroize();
+        crate::util::wipe::wipe_vec(&mut self.canonical);
     }
 }
 
@@ -168,7 +167,7 @@ impl Signer {
         let most =
             req.method.len() + 5 * req.path.len() + 3 * req.query.len() + 2 * headers + req.payload_hash.len() + 64;
         if self.canonical.capacity() < most {
-            self.canonical.zeroize();
+            crate::util::wipe::wipe_vec(&mut self.canonical);
             self.canonical = Vec::with_capacity(most.next_power_of_two());
         }
         let c = &mut self.canonical;
@@ -238,7 +237,7 @@ impl Signer {
         out.extend_from_slice(b", Signature=");
         out.extend_from_slice(&sig);
         // The canonical request held the session token.
-        self.canonical.zeroize();
+        crate::util::wipe::wipe_vec(&mut self.canonical);
         // Every piece is ASCII or came from &str.
         Ok(String::from_utf8(out).unwrap_or_default())
     }

@@ -94,7 +94,7 @@ impl Client {
     ) -> Exchange {
         let mut head = head;
         let ex = self.send_inner(target, &mut head, body, streaming, deadline).await;
-        zeroize::Zeroize::zeroize(&mut head);
+        crate::util::wipe::wipe_vec(&mut head);
         if let Err(e) = &ex.outcome {
             self.counters.failed(e);
         }
@@ -141,7 +141,7 @@ impl Client {
                 .await;
         }
         if let Some(mut h) = unsent_head {
-            zeroize::Zeroize::zeroize(&mut h);
+            crate::util::wipe::wipe_vec(&mut h);
         }
         let outcome = res.map(|answer| match answer {
             Answer::Whole(resp) => {

@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use monoio::io::AsyncWriteRentExt;
-use zeroize::Zeroize;
 
 use super::connection::UpstreamStream;
 use super::UpstreamError;
@@ -130,7 +129,7 @@ pub async fn write_request(conn: &mut UpstreamStream, head: Vec<u8>, body: Vec<u
     } else {
         match monoio::time::timeout_at(deadline.into(), conn.write_all(body)).await {
             Err(_) => {
-                head.zeroize();
+                crate::util::wipe::wipe_vec(&mut head);
                 return Written {
                     sent: Err(UpstreamError::Deadline),
                     body: Vec::new(),
@@ -141,7 +140,7 @@ pub async fn write_request(conn: &mut UpstreamStream, head: Vec<u8>, body: Vec<u
             Ok((Ok(_), b)) => b,
         }
     };
-    head.zeroize();
+    crate::util::wipe::wipe_vec(&mut head);
     Written {
         sent: Ok(started_at),
         body,
