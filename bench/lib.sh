@@ -440,6 +440,8 @@ cpu_seconds() { python3 "$BENCH_DIR/benchlib.py" cpu "$@"; }
 
 # measure SCENARIO LABEL PID URL [oha args...]: warm-up, then a timed oha run; the CPU
 # seconds of PID and its children over the timed run go with oha's JSON into results.jsonl.
+# With SPLIT_WRITER set and PID the proxy, the usage-writer thread's CPU over the timed run
+# goes in too (a `writer` record: what of the proxy's CPU per request is the writer's).
 measure() {
     local scenario="$1" label="$2" pid="$3" url="$4"
     shift 4
@@ -450,13 +452,20 @@ measure() {
     record_cmd "# ($scenario) $label"
     record_cmd "$(printf '%q ' oha "${cmd[@]:1}" | sed "s#$WORK/payload/##g")"
     log "($scenario) $label: oha ${DURATION}s -c $CONC ${extra[*]:+(${extra[*]})}"
-    local c0 c1
+    local c0 c1 w0="" w1=""
+    if [ -n "${SPLIT_WRITER:-}" ] && [ "$pid" = "${PROXY_PID:-}" ]; then
+        w0="$(python3 "$BENCH_DIR/benchlib.py" thread-cpu "$pid" usage-writer)"
+    fi
     c0="$(cpu_seconds "$pid")"
     "${cmd[@]}" >"$out" 2>"$WORK/oha-$scenario.err" || die "oha failed for ($scenario): $(tail -n 3 "$WORK/oha-$scenario.err")"
     c1="$(cpu_seconds "$pid")"
+    [ -n "$w0" ] && w1="$(python3 "$BENCH_DIR/benchlib.py" thread-cpu "$pid" usage-writer)"
     [ "$pid" = "${PROXY_PID:-}" ] && PROXY_SENT_FILES+=("$out")
     python3 "$BENCH_DIR/benchlib.py" oha "$scenario" "$label" "$out" "$c0" "$c1" >>"$WORK/results.jsonl" \
         || die "($scenario) $label: fewer than 99% of responses were 200 (see $out)"
+    if [ -n "$w0" ]; then
+        python3 "$BENCH_DIR/benchlib.py" writer "$WORK/results.jsonl" "$scenario" "$w0" "$w1" >>"$WORK/results.jsonl"
+    fi
     python3 "$BENCH_DIR/benchlib.py" show "$WORK/results.jsonl" "$scenario" >&2
 }
 

@@ -39,7 +39,7 @@ measure b "nginx reverse proxy → stub (1 worker, keepalive 64)" "$RPROXY_PID" 
 # (c) llmops-proxy, one shard, default driver (io_uring).
 start_proxy c 1
 PROXY_URL="http://127.0.0.1:$PROXY_PORT/bedrock/model/$MODEL_ID/converse"
-measure c "llmops-proxy --threads 1 → stub (io_uring)" "$PROXY_PID" "$PROXY_URL" "${PROXY_HEADERS_OHA[@]}"
+SPLIT_WRITER=1 measure c "llmops-proxy --threads 1 → stub (io_uring)" "$PROXY_PID" "$PROXY_URL" "${PROXY_HEADERS_OHA[@]}"
 
 # Fixed rate at half of (c)'s rate: stub direct, then the same proxy.
 FIXED_RATE="$(python3 "$BENCH_DIR/benchlib.py" rate "$WORK/results.jsonl" c)"

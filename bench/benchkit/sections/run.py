@@ -135,6 +135,14 @@ def limits(recs, lines):
             f"- Small requests, 32 connections: {ratio(c['rps'], b['rps'])} nginx's requests/s (goal ≥ 0.85x); "
             f"CPU per request +{extra:.1f} µs over nginx's (goal ≤ +5 µs)"
         )
+        w = find(recs, "c", "writer")
+        if w and w.get("cpu_us_per_row") is not None:
+            total = c["cpu_s_per_1k"] * 1000
+            lines.append(
+                f"  - of the proxy's {total:.1f} µs per request, the usage writer thread's (Parquet, access log, "
+                f"metrics, one row per request): {w['cpu_us_per_row']:.1f} µs; the shard and the rest: "
+                f"{total - w['cpu_us_per_row']:.1f} µs (nginx: {b['cpu_s_per_1k'] * 1000:.1f} µs)"
+            )
     if bn and bp and bn.get("cpu_s_per_1k") and bp.get("cpu_s_per_1k"):
         extra = (bp["cpu_s_per_1k"] - bn["cpu_s_per_1k"]) * 1000
         lines.append(

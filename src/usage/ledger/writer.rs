@@ -223,7 +223,7 @@ pub fn spawn(mut w: Writer, observer: Observer) -> std::io::Result<WriterHandle>
     let (tx, rx): (Sender<()>, Receiver<()>) = crossbeam_channel::bounded(1);
     let thread = std::thread::Builder::new().name("usage-writer".into()).spawn(move || {
         crate::log::never_block_this_thread();
-        let _cache = crate::util::alloc::cache_this_thread();
+        let _cache = crate::util::alloc::cache_this_thread_for_batches();
         loop {
             let stop = !matches!(
                 rx.recv_timeout(WRITER_TICK),

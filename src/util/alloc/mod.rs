@@ -10,8 +10,9 @@
 //! Every block up to [`MAX_CACHED`] gets its size class's size (at most a quarter more than
 //! asked) on every thread, so a block freed with a layout of a class can join that class's
 //! list without a check; a listed block is a glibc block (or a slot, below), so any thread
-//! may free it. A list is bounded ([`LIST_BYTES`], [`THREAD_BYTES`] for all of a thread's)
-//! and emptied when its thread stops. Threads that did not ask, and blocks over
+//! may free it. A list is bounded ([`LIST_BYTES`], [`THREAD_BYTES`] for all of a thread's;
+//! [`BATCH_SCALE`] times longer lists on the usage writer, which frees a batch of rows at
+//! once) and emptied when its thread stops. Threads that did not ask, and blocks over
 //! [`MAX_CACHED`], go straight to glibc.
 //!
 //! The 8 KiB class (a connection's read buffer) comes, on the caching threads, from
@@ -37,6 +38,13 @@ pub const THREAD_BYTES: usize = 4 * 1024 * 1024;
 
 /// The most blocks one list holds (the small classes).
 pub const MAX_BLOCKS: usize = 1024;
+
+/// How many times the per-list bounds are on a batching thread ([`cache_this_thread_for_batches`]).
+pub const BATCH_SCALE: usize = 32;
+
+/// What all of a batching thread's lists may hold together, in bytes (a batch of 4,096
+/// usage rows frees ~2 MB of small blocks at once).
+pub const BATCH_THREAD_BYTES: usize = 32 * 1024 * 1024;
 
 /// Size classes: 16, 32, 48, 64, then four per power of two (80, 96, 112, 128, 160, ...
 /// 57344, 65536), so a block is at most a quarter bigger than asked (a connection's
@@ -100,6 +108,11 @@ fn limit(size: usize) -> usize {
 /// word points to the next), their lengths, and what the thread asked of glibc.
 struct Lists {
     on: Cell<bool>,
+    /// Each list's bounds are this many times [`LIST_BYTES`] and [`MAX_BLOCKS`]: 1, or
+    /// [`BATCH_SCALE`] on a batching thread.
+    scale: Cell<usize>,
+    /// The bound of all the thread's lists together.
+    thread_bytes: Cell<usize>,
     head: [Cell<*mut u8>; LISTS],
     len: [Cell<u32>; LISTS],
     held: Cell<usize>,
@@ -111,6 +124,8 @@ thread_local! {
     static LISTS_OF_THIS_THREAD: Lists = const {
         Lists {
             on: Cell::new(false),
+            scale: Cell::new(1),
+            thread_bytes: Cell::new(THREAD_BYTES),
             head: [const { Cell::new(ptr::null_mut()) }; LISTS],
             len: [const { Cell::new(0) }; LISTS],
             held: Cell::new(0),
@@ -186,7 +201,10 @@ impl Cached {
         LISTS_OF_THIS_THREAD
             .try_with(|l| {
                 let n = l.len[s.list].get();
-                if !l.on.get() || n as usize >= limit(s.size) || l.held.get() + s.size > THREAD_BYTES {
+                if !l.on.get()
+                    || n as usize >= limit(s.size) * l.scale.get()
+                    || l.held.get() + s.size > l.thread_bytes.get()
+                {
                     return false;
                 }
                 // SAFETY: p is a live slot or glibc block (every block of this allocator is).
@@ -327,7 +345,22 @@ pub struct Counts {
 /// Turns the cache on for this thread until the guard drops (then the lists go back to
 /// glibc).
 pub fn cache_this_thread() -> CacheGuard {
-    let _ = LISTS_OF_THIS_THREAD.try_with(|l| l.on.set(true));
+    cache_with(1, THREAD_BYTES)
+}
+
+/// [`cache_this_thread`] for a thread that frees a batch of thousands of blocks at once and
+/// allocates them again for the next (the usage writer), which the usual bounds would send
+/// to glibc: lists [`BATCH_SCALE`] times longer, [`BATCH_THREAD_BYTES`] in all.
+pub fn cache_this_thread_for_batches() -> CacheGuard {
+    cache_with(BATCH_SCALE, BATCH_THREAD_BYTES)
+}
+
+fn cache_with(scale: usize, thread_bytes: usize) -> CacheGuard {
+    let _ = LISTS_OF_THIS_THREAD.try_with(|l| {
+        l.scale.set(scale);
+        l.thread_bytes.set(thread_bytes);
+        l.on.set(true);
+    });
     CacheGuard(())
 }
 
@@ -508,6 +541,37 @@ mod tests {
             assert_eq!(after.system, warm.system, "no glibc call once warm");
             assert_eq!(after.cached - warm.cached, 100 * sizes.len() as u64);
         });
+    }
+
+    #[test]
+    fn a_batching_thread_keeps_a_whole_batch_of_small_blocks() {
+        // A batch of 5,000 32-byte blocks freed at once, then allocated again: a shard's
+        // bounds keep 1,024 of them (the rest go back to glibc and are asked for again); a
+        // batching thread's keep them all.
+        fn glibc_calls_of_the_second_batch(guard: fn() -> CacheGuard) -> u64 {
+            std::thread::spawn(move || {
+                let _g = guard();
+                let a = Cached;
+                let layout = Layout::from_size_align(32, 8).unwrap();
+                let batch = || unsafe {
+                    let blocks: Vec<*mut u8> = (0..5000).map(|_| a.alloc(layout)).collect();
+                    for p in blocks {
+                        a.dealloc(p, layout);
+                    }
+                };
+                batch();
+                let before = counts().system;
+                batch();
+                counts().system - before
+            })
+            .join()
+            .unwrap()
+        }
+        assert_eq!(
+            glibc_calls_of_the_second_batch(cache_this_thread),
+            5000 - MAX_BLOCKS as u64
+        );
+        assert_eq!(glibc_calls_of_the_second_batch(cache_this_thread_for_batches), 0);
     }
 
     #[test]
