@@ -116,7 +116,14 @@ fn block_alert_per_value_restart_and_reload() {
     assert_eq!(call(a, "alice", "p5").status, 200);
     settle(a, 7);
     // The alert budget never blocked anyone but logged its thresholds.
-    assert!(p.logs().contains("budget_threshold budget=watch"));
+    // Log lines reach stderr through the logger thread: the line may trail the rows.
+    assert!(
+        wait_for(Duration::from_secs(10), || p
+            .logs()
+            .contains("budget_threshold budget=watch")),
+        "{}",
+        p.logs()
+    );
     assert_eq!(
         metric(a, "llmops_budget_blocked_requests_total{budget=\"bot-daily\"}"),
         Some(1.0)
@@ -258,7 +265,11 @@ fn two_proxies_share_one_limit_through_redis_and_survive_its_loss() {
         p1.addr,
         "llmops_budget_store_up"
     ) == Some(0.0)));
-    assert!(p1.logs().contains("budget_store_down"));
+    assert!(
+        wait_for(Duration::from_secs(10), || p1.logs().contains("budget_store_down")),
+        "{}",
+        p1.logs()
+    );
     assert_eq!(p1.terminate(), Some(0));
     assert_eq!(p2.terminate(), Some(0));
     let rows = read_dir(&u1).unwrap().len() + read_dir(&u2).unwrap().len();

@@ -436,7 +436,12 @@ fn a_full_disk_keeps_rows_refuses_at_the_bound_and_writes_them_when_space_return
         p.addr,
         "llmops_ledger_degraded"
     ) == 0.0));
-    assert!(p.logs().contains("usage_writes_resumed"));
+    // Log lines reach stderr through the logger thread: the line may trail the metric.
+    assert!(
+        wait_for(Duration::from_secs(10), || p.logs().contains("usage_writes_resumed")),
+        "{}",
+        p.logs()
+    );
     let r = try_call(p.addr, true, 99).unwrap();
     assert_eq!(r.status, 200);
     ok.push(r.header("x-request-id").unwrap().into());
