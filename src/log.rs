@@ -116,9 +116,19 @@ impl<'a> Line<'a> {
 }
 
 /// Whether a text value must be quoted: a space, `"`, `=` or a control character (C0,
-/// DEL, or C1: U+0080..U+009F, `C2 80..9F` in UTF-8), found in one pass over the bytes.
+/// DEL, or C1: U+0080..U+009F, `C2 80..9F` in UTF-8), found in one pass over the bytes:
+/// eight at a time while they are plain printable ASCII (ids, models, regions, tags), then
+/// byte by byte from the first word that is not.
 fn needs_quotes(v: &[u8]) -> bool {
+    use crate::util::swar::{has_byte, has_less, is_ascii, word};
     let mut i = 0;
+    while i + 8 <= v.len() {
+        let w = word(&v[i..]);
+        if !is_ascii(w) || has_less(w, b' ' + 1) || has_byte(w, b'"') || has_byte(w, b'=') || has_byte(w, 0x7f) {
+            break;
+        }
+        i += 8;
+    }
     while i < v.len() {
         match v[i] {
             b' ' | b'"' | b'=' | 0..=0x1f | 0x7f => return true,
@@ -249,6 +259,13 @@ mod tests {
         .collect();
         for c in (0u32..0x250).filter_map(char::from_u32) {
             samples.push(format!("x{c}y"));
+            // At every offset of a word, after plain words and before more.
+            for pad in 0..17 {
+                samples.push(format!(
+                    "{}{c}us-east-1.amazon",
+                    "abcdefghijklmnopq".get(..pad).unwrap_or("")
+                ));
+            }
         }
         for v in &samples {
             assert_eq!(needs_quotes(v.as_bytes()), by_chars(v), "{v:?}");

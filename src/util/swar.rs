@@ -24,6 +24,19 @@ pub fn has_byte(w: u64, b: u8) -> bool {
     has_zero(w ^ (ONES * u64::from(b)))
 }
 
+/// Whether every byte of `w` is ASCII (below 0x80).
+#[inline]
+pub fn is_ascii(w: u64) -> bool {
+    w & HIGHS == 0
+}
+
+/// Whether some byte of `w` is below `n`; exact for an ASCII word and `n` at most 128.
+#[inline]
+pub fn has_less(w: u64, n: u8) -> bool {
+    debug_assert!(n <= 128);
+    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,12 +50,18 @@ mod tests {
             seed ^= seed << 17;
             // Bytes drawn from a small alphabet so that hits are common.
             let bytes: Vec<u8> = (0..8)
-                .map(|i| [0u8, b'\r', b'\n', b'a', 0x80, 0xff][(seed >> (i * 5)) as usize % 6])
+                .map(|i| [0u8, b'\r', b'\n', b'a', 0x80, 0xff, b' ', b'!', 0x7f][(seed >> (i * 5)) as usize % 9])
                 .collect();
             let w = word(&bytes);
             assert_eq!(has_zero(w), bytes.contains(&0), "{bytes:?}");
             for b in [b'\r', b'\n', 0x80, 0xff, b'a'] {
                 assert_eq!(has_byte(w, b), bytes.contains(&b), "{b} in {bytes:?}");
+            }
+            assert_eq!(is_ascii(w), bytes.iter().all(u8::is_ascii));
+            if is_ascii(w) {
+                for n in [1u8, b'\n', b'\r', b' ' + 1, b'a', 128] {
+                    assert_eq!(has_less(w, n), bytes.iter().any(|&b| b < n), "< {n} in {bytes:?}");
+                }
             }
         }
     }
