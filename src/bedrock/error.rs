@@ -58,7 +58,7 @@ pub(crate) fn aws_message(body: &[u8], max_chars: usize) -> Option<String> {
     let mut scratch = body.to_vec();
     let v = simd_json::to_borrowed_value(&mut scratch).ok()?;
     let m = v.get("message").or_else(|| v.get("Message"))?.as_str()?;
-    Some(scrub(m).chars().take(max_chars).collect())
+    Some(crate::util::text::truncate_chars(&scrub(m), max_chars))
 }
 
 /// Where a signature error's message starts echoing what was signed.

@@ -171,7 +171,7 @@ fn parse_at(b: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, StoreError
     let after = nl + 2;
     match b.first() {
         Some(b'+') => Ok(Some((Reply::Simple(line.to_string()), after))),
-        Some(b'-') => Err(StoreError::Server(line.chars().take(200).collect())),
+        Some(b'-') => Err(StoreError::Server(crate::util::text::truncate_chars(line, 200))),
         Some(b':') => Ok(Some((
             Reply::Int(line.parse().map_err(|_| StoreError::Protocol("bad integer"))?),
             after,

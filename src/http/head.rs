@@ -40,16 +40,14 @@ fn push_scrubbed(out: &mut Vec<u8>, v: &[u8]) {
     use crate::util::swar::{has_byte, word};
     let start = out.len();
     out.extend_from_slice(v);
-    let copy = &mut out[start..];
-    let mut at = 0;
-    while at + 8 <= copy.len() {
-        let w = word(&copy[at..]);
+    let mut words = out[start..].chunks_exact_mut(8);
+    for c in &mut words {
+        let w = word(c);
         if has_byte(w, b'\r') || has_byte(w, b'\n') {
-            scrub(&mut copy[at..at + 8]);
+            scrub(c);
         }
-        at += 8;
     }
-    scrub(&mut copy[at..]);
+    scrub(words.into_remainder());
 }
 
 fn scrub(bytes: &mut [u8]) {

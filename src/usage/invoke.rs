@@ -67,7 +67,7 @@ fn anthropic_usage(usage: TapeValue<'_, '_>, u: &mut Usage) {
 
 fn stop_reason(s: Option<&str>) -> Option<String> {
     s.filter(|s| !s.is_empty())
-        .map(|s| s.chars().take(MAX_STOP_REASON).collect())
+        .map(|s| crate::util::text::truncate_chars(s, MAX_STOP_REASON))
 }
 
 /// The usage in a parsed InvokeModel body or stream event of any family. The second

@@ -180,7 +180,7 @@ pub(crate) const MAX_TAG_CHARS: usize = 128;
 
 /// Cuts a message to [`MAX_ERROR_MESSAGE_CHARS`] characters.
 pub(crate) fn cut_message(s: &str) -> String {
-    s.chars().take(MAX_ERROR_MESSAGE_CHARS).collect()
+    crate::util::text::truncate_chars(s, MAX_ERROR_MESSAGE_CHARS)
 }
 
 /// Formats 1e-12 USD units as a decimal string with 12 fractional digits trimmed to at
